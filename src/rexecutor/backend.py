@@ -1,0 +1,307 @@
+"""The backend protocol: where jobs are stored and how they are claimed.
+
+Storage for jobs; implemented by ``InMemoryBackend``, ``SqliteBackend`` and
+``PostgresBackend``. The seam is made of domain operations, not SQL: enqueue, an atomic claim of
+ready jobs, fenced ``mark_job_*`` transitions, query, update, rerun, cancel, prune, wake-ups,
+heartbeats and rescue. The runner owns the loop, concurrency and shutdown; a backend only stores
+and claims. The behaviour every backend must have is fixed by the conformance suite in
+``tests/backends``. Provisional until 1.0.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import socket
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+
+from rexecutor._notify import Subscription, WakeHub
+from rexecutor.errors import ConfigurationError
+from rexecutor.job import ErrorType, Job, JobId, JobStatus
+from rexecutor.query import QueryNode
+from rexecutor.uniqueness import UniquenessCriteria
+
+__all__ = [
+    "Backend",
+    "EnqueuableJob",
+    "EnqueueResult",
+    "FailureRecord",
+    "Lease",
+    "NodeInfo",
+    "PruneSpec",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueuableJob:
+    """A job ready to be stored: data and metadata already encoded as JSON values.
+
+    ``scheduled_at=None`` means now, by the backend's clock.
+    """
+
+    executor: str
+    data: Any
+    metadata: Any = None
+    max_attempts: int = 5
+    scheduled_at: datetime | None = None
+    tags: tuple[str, ...] = ()
+    priority: int = 0
+    uniqueness: UniquenessCriteria | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    """What ``enqueue`` did: the job's id and whether it was a duplicate of a stored job."""
+
+    job_id: JobId
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """What a node holds after claiming a job: every write it makes later is fenced by it.
+
+    A write applies only while the job is still executing, claimed by ``node_id``, at
+    ``attempt``; a zombie's late write changes nothing.
+    """
+
+    node_id: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class FailureRecord:
+    """An error to append to a job; the backend adds the attempt and the time."""
+
+    error_type: ErrorType
+    details: str
+    name: str | None = None
+    traceback: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PruneSpec:
+    """Delete finished jobs of one terminal status, by age or beyond a count.
+
+    ``max_age``: delete jobs that finished more than this long ago. ``max_length``: keep the
+    ``max_length`` most recently finished jobs and delete the rest. ``only`` restricts to these
+    executors; ``exclude`` leaves these executors alone.
+    """
+
+    status: JobStatus
+    max_age: timedelta | None = None
+    max_length: int | None = None
+    only: frozenset[str] | None = None
+    exclude: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if not JobStatus(self.status).is_terminal:
+            raise ConfigurationError(
+                f"cannot prune status {self.status!s}: only complete, cancelled and "
+                "discarded jobs can be pruned"
+            )
+        if (self.max_age is None) == (self.max_length is None):
+            raise ConfigurationError("a prune spec needs exactly one of max_age and max_length")
+        if self.max_length is not None and self.max_length < 0:
+            raise ConfigurationError(f"max_length must be >= 0, got {self.max_length}")
+
+    def applies_to(self, executor: str) -> bool:
+        """Whether jobs of ``executor`` are covered."""
+        if self.only is not None and executor not in self.only:
+            return False
+        return executor not in self.exclude
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """A running ``Rexecutor`` instance, as recorded by its heartbeats."""
+
+    node_id: str
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    started_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+
+
+class Backend(abc.ABC):
+    """Storage for jobs; implemented by InMemoryBackend, SqliteBackend and PostgresBackend.
+
+    Usable after ``await backend.connect()`` (idempotent); ``await backend.close()`` releases
+    it; ``async with backend:`` does both.
+    """
+
+    #: Seconds between polls for work that no wake-up announces (other processes, due jobs).
+    poll_interval: float = 1.0
+
+    def __init__(self) -> None:
+        self._hub = WakeHub()
+
+    async def connect(self) -> None:  # noqa: B027 - optional hook
+        """Open connections and apply migrations; idempotent."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the backend may be connected again later."""
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def subscribe(self, executors: Collection[str] | None = None) -> Subscription:
+        """Register for wake-ups about ready jobs of ``executors``; call from a running loop."""
+        return self._hub.subscribe(executors)
+
+    def notify(self, executor: str | None = None) -> None:
+        """Wake local subscribers interested in ``executor`` (None: all)."""
+        self._hub.notify(executor)
+
+    # -- enqueue -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def enqueue(self, job: EnqueuableJob) -> EnqueueResult:
+        """Store ``job``, or resolve its uniqueness conflict; atomic and concurrency-safe."""
+
+    async def enqueue_many(self, jobs: Sequence[EnqueuableJob]) -> list[EnqueueResult]:
+        """Store many jobs; backends override this to use one round trip."""
+        return [await self.enqueue(job) for job in jobs]
+
+    # -- claiming and transitions ------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def claim_ready_jobs(self, executor: str, limit: int, node_id: str) -> list[Job[Any, Any]]:
+        """Atomically claim up to ``limit`` due jobs of ``executor`` for ``node_id``.
+
+        Ready means scheduled or retryable with ``scheduled_at <= now``; claim order is
+        priority, scheduled_at, id. Claimed jobs become executing, their attempt goes up by
+        one and ``attempted_at``/``attempted_by`` are set. No job is ever claimed twice.
+        """
+
+    @abc.abstractmethod
+    async def next_scheduled_at(self, executors: Collection[str]) -> datetime | None:
+        """The earliest ``scheduled_at`` of a scheduled or retryable job of ``executors``."""
+
+    @abc.abstractmethod
+    async def mark_job_complete(self, job_id: int, lease: Lease) -> bool:
+        """Executing → complete. Returns False (and changes nothing) if the lease is stale."""
+
+    async def complete_jobs(self, completions: Sequence[tuple[int, Lease]]) -> list[bool]:
+        """Mark many executing jobs complete at once (fenced one by one).
+
+        The runner batches acknowledgements through this; backends override it to use one
+        transaction or statement.
+        """
+        return [await self.mark_job_complete(job_id, lease) for job_id, lease in completions]
+
+    @abc.abstractmethod
+    async def mark_job_retryable(
+        self, job_id: int, lease: Lease, delay: timedelta, error: FailureRecord
+    ) -> bool:
+        """Executing → retryable at now + ``delay``, appending ``error``; fenced."""
+
+    @abc.abstractmethod
+    async def mark_job_discarded(self, job_id: int, lease: Lease, error: FailureRecord) -> bool:
+        """Executing → discarded, appending ``error``; fenced."""
+
+    @abc.abstractmethod
+    async def mark_job_snoozed(
+        self, job_id: int, lease: Lease, delay: timedelta, error: FailureRecord | None = None
+    ) -> bool:
+        """Executing → scheduled (attempt back to 0) or retryable at now + ``delay``.
+
+        The attempt is given back; ``error`` (used when a shutting-down node hands a job
+        back) is appended if given. Fenced.
+        """
+
+    @abc.abstractmethod
+    async def mark_job_cancelled(
+        self, job_id: int, lease: Lease | None, error: FailureRecord
+    ) -> bool:
+        """→ cancelled, appending ``error``.
+
+        With a lease (the job's own ``Cancel`` result): fenced like the other marks. Without
+        (an external cancel): applies to any job that is not already finished, executing
+        ones included, and returns False for a finished job. Raises ``JobNotFound``.
+        """
+
+    @abc.abstractmethod
+    async def rerun_job(self, job_id: int) -> None:
+        """Run a job again now.
+
+        Complete, cancelled or discarded: back to scheduled (attempt 0) or retryable, terminal
+        timestamps cleared, one more attempt granted if none is left. Scheduled or retryable:
+        moved to now. Executing: ``InvalidTransition``. Unknown: ``JobNotFound``.
+        """
+
+    @abc.abstractmethod
+    async def update_job(self, job: Job[Any, Any]) -> None:
+        """Write data, metadata, max_attempts, priority, tags and scheduled_at; nothing else.
+
+        ``job.data`` and ``job.metadata`` must already be JSON values. Raises ``JobNotFound``.
+        """
+
+    # -- reading and housekeeping ------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def query(
+        self,
+        where: QueryNode,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[Job[Any, Any]]:
+        """Jobs matching ``where``, oldest first by id (or newest first), with paging."""
+
+    async def get_job(self, job_id: int) -> Job[Any, Any]:
+        """The job with this id, or ``JobNotFound``."""
+        from rexecutor.errors import JobNotFound
+        from rexecutor.query import IdIn
+
+        found = await self.query(IdIn((int(job_id),)))
+        if not found:
+            raise JobNotFound(job_id)
+        return found[0]
+
+    @abc.abstractmethod
+    async def prune_jobs(self, spec: PruneSpec, batch_size: int = 1000) -> int:
+        """Delete what ``spec`` selects, ``batch_size`` rows per statement; returns the count."""
+
+    @abc.abstractmethod
+    async def record_heartbeat(self, node: NodeInfo) -> None:
+        """Record that ``node`` is alive now (inserting it on its first beat)."""
+
+    @abc.abstractmethod
+    async def remove_node(self, node_id: str) -> None:
+        """Forget a node that stopped cleanly."""
+
+    @abc.abstractmethod
+    async def list_nodes(self) -> list[NodeInfo]:
+        """Nodes that have recorded a heartbeat, most recent first."""
+
+    @abc.abstractmethod
+    async def rescue_orphaned_jobs(self, dead_after: timedelta) -> list[JobId]:
+        """Hand back jobs held by nodes silent for longer than ``dead_after``.
+
+        Such jobs become retryable now (discarded when out of attempts) with an ``ORPHANED``
+        error; the silent nodes are forgotten. A job whose node is unknown counts as orphaned
+        once ``attempted_at`` is older than ``dead_after``. Returns the rescued ids.
+        """
+
+    @abc.abstractmethod
+    async def lost_jobs(self, node_id: str, leases: dict[int, int]) -> list[int]:
+        """Of the jobs ``node_id`` runs (id → attempt), those it no longer holds.
+
+        A job is lost when it was cancelled, rescued or otherwise moved on; the runner stops
+        such jobs.
+        """

@@ -1,0 +1,112 @@
+"""Logic that every backend shares: uniqueness matching, query evaluation and transitions
+computed in Python (the SQL backends mirror these rules in their statements)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rexecutor.backend import EnqueuableJob, FailureRecord
+from rexecutor.errors import ConfigurationError
+from rexecutor.job import Job, JobError, JobStatus
+from rexecutor.query import (
+    And,
+    DataEquals,
+    ExecutorEquals,
+    IdIn,
+    MetadataEquals,
+    Not,
+    Or,
+    QueryNode,
+    ScheduledAt,
+    StatusIn,
+    TagsAllOf,
+    TagsOneOf,
+)
+
+
+def validate_enqueuable(job: EnqueuableJob) -> None:
+    """Reject values no backend can store, with a message that says what to change."""
+    if job.max_attempts < 1:
+        raise ConfigurationError(f"max_attempts must be at least 1, got {job.max_attempts}")
+    if job.scheduled_at is not None and job.scheduled_at.tzinfo is None:
+        raise ConfigurationError("scheduled_at must be timezone-aware (UTC)")
+    if not -(2**31) < job.priority < 2**31:
+        raise ConfigurationError(f"priority {job.priority} is out of range")
+
+
+def unique_match(job: EnqueuableJob, key: int | None, candidate: Job[Any, Any], ckey: int | None,
+                 scheduled_at: datetime) -> bool:
+    """Whether stored ``candidate`` (with uniqueness key ``ckey``) conflicts with ``job``."""
+    criteria = job.uniqueness
+    assert criteria is not None
+    if key is not None and ckey != key:
+        return False
+    if criteria.executor and candidate.executor != job.executor:
+        return False
+    if candidate.status not in criteria.statuses:
+        return False
+    return criteria.window is None or abs(candidate.scheduled_at - scheduled_at) <= criteria.window
+
+
+def apply_replace(job: EnqueuableJob, existing: Job[Any, Any], scheduled_at: datetime) -> bool:
+    """Overwrite ``existing``'s fields as the criteria's ``Replace`` says; True if it did."""
+    criteria = job.uniqueness
+    if criteria is None or criteria.replace is None:
+        return False
+    if existing.status not in criteria.replace.statuses:
+        return False
+    fields = criteria.replace.fields
+    if "scheduled_at" in fields:
+        existing.scheduled_at = scheduled_at
+    if "data" in fields:
+        existing.data = job.data
+    if "metadata" in fields:
+        existing.metadata = job.metadata
+    if "priority" in fields:
+        existing.priority = job.priority
+    if "max_attempts" in fields:
+        existing.max_attempts = job.max_attempts
+    return True
+
+
+def matches(node: QueryNode, job: Job[Any, Any]) -> bool:
+    """Evaluate a query tree against one job (the reference semantics)."""
+    match node:
+        case And(children):
+            return all(matches(c, job) for c in children)
+        case Or(children):
+            return any(matches(c, job) for c in children)
+        case Not(child):
+            return not matches(child, job)
+        case ExecutorEquals(executor):
+            return job.executor == executor
+        case DataEquals(value):
+            return bool(job.data == value)
+        case MetadataEquals(value):
+            return bool(job.metadata == value)
+        case IdIn(ids):
+            return job.id in ids
+        case StatusIn(statuses):
+            return job.status in statuses
+        case TagsAllOf(tags):
+            return all(t in job.tags for t in tags)
+        case TagsOneOf(tags):
+            return any(t in job.tags for t in tags)
+        case ScheduledAt(op, moment):
+            if op == "<":
+                return job.scheduled_at < moment
+            if op == ">":
+                return job.scheduled_at > moment
+            return job.scheduled_at == moment
+    raise TypeError(f"unknown query node {node!r}")
+
+
+def error_entry(job: Job[Any, Any], error: FailureRecord, now: datetime) -> JobError:
+    """The stored form of ``error`` for ``job``'s current attempt."""
+    return JobError(job.attempt, error.error_type, error.details, now, error.name, error.traceback)
+
+
+def status_after_giving_back(attempt: int) -> JobStatus:
+    """The ready status of a job whose last attempt was given back (snooze, rerun)."""
+    return JobStatus.SCHEDULED if attempt == 0 else JobStatus.RETRYABLE

@@ -1,0 +1,164 @@
+"""The job model: :class:`Job`, :class:`JobId`, :class:`JobStatus` and :class:`JobError`.
+
+Pure data: nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+__all__ = ["ErrorType", "Job", "JobError", "JobId", "JobStatus"]
+
+D = TypeVar("D")
+M = TypeVar("M")
+
+
+class JobId(int):
+    """The identifier of a stored job: an ``int`` that prints as ``JobId(42)``.
+
+    Example:
+        >>> JobId(42)
+        JobId(42)
+        >>> JobId(42) == 42
+        True
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"JobId({int(self)})"
+
+
+class JobStatus(enum.StrEnum):
+    """Where a job is in its life.
+
+    ``SCHEDULED`` (waiting for its first attempt), ``EXECUTING`` (claimed by a node),
+    ``RETRYABLE`` (attempted, waiting for another attempt), and the terminal ``COMPLETE``,
+    ``CANCELLED`` and ``DISCARDED`` (out of attempts). ``JobStatus.ALL`` lists all six.
+    """
+
+    SCHEDULED = "scheduled"
+    EXECUTING = "executing"
+    RETRYABLE = "retryable"
+    COMPLETE = "complete"
+    CANCELLED = "cancelled"
+    DISCARDED = "discarded"
+
+    ALL: ClassVar[tuple[JobStatus, ...]]
+    TERMINAL: ClassVar[frozenset[JobStatus]]
+    READY: ClassVar[frozenset[JobStatus]]
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether no further transition happens without a rerun."""
+        return self in JobStatus.TERMINAL
+
+
+JobStatus.ALL = tuple(JobStatus)
+JobStatus.TERMINAL = frozenset({JobStatus.COMPLETE, JobStatus.CANCELLED, JobStatus.DISCARDED})
+JobStatus.READY = frozenset({JobStatus.SCHEDULED, JobStatus.RETRYABLE})
+
+
+class ErrorType(enum.StrEnum):
+    """Why an attempt failed, as recorded in :class:`JobError`.
+
+    ``EXCEPTION``: ``execute`` raised (the seed's *panic*). ``TIMEOUT``: the attempt outran
+    ``timeout``. ``CANCELLED``: the job was cancelled (by its result or from outside).
+    ``USER``: ``execute`` returned ``ExecutionResult.Error``; :attr:`JobError.name` holds the
+    user's error type. ``INVALID_DATA``: the stored data no longer validates. ``ORPHANED``: the
+    node running the job died. ``SHUTDOWN``: the node stopped before the attempt finished and
+    handed the job back.
+    """
+
+    EXCEPTION = "exception"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    USER = "user"
+    INVALID_DATA = "invalid_data"
+    ORPHANED = "orphaned"
+    SHUTDOWN = "shutdown"
+
+
+@dataclass(frozen=True, slots=True)
+class JobError:
+    """One failed attempt, appended to :attr:`Job.errors` and never cleared.
+
+    Attributes:
+        attempt: the job's attempt number when the error was recorded.
+        error_type: the kind of failure.
+        details: a human-readable description (the exception text, the reason, ...).
+        recorded_at: when it was recorded (UTC).
+        name: the exception class or user-defined error type, when there is one.
+        traceback: the formatted traceback of a raised exception.
+    """
+
+    attempt: int
+    error_type: ErrorType
+    details: str
+    recorded_at: datetime
+    name: str | None = None
+    traceback: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Encode for storage."""
+        return {
+            "attempt": self.attempt,
+            "type": self.error_type.value,
+            "details": self.details,
+            "at": self.recorded_at.isoformat(),
+            "name": self.name,
+            "traceback": self.traceback,
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> JobError:
+        """Decode a stored error."""
+        return cls(
+            attempt=int(value["attempt"]),
+            error_type=ErrorType(value["type"]),
+            details=str(value["details"]),
+            recorded_at=datetime.fromisoformat(value["at"]),
+            name=value.get("name"),
+            traceback=value.get("traceback"),
+        )
+
+
+@dataclass(slots=True)
+class Job(Generic[D, M]):
+    """A stored job, with its data and metadata typed as the executor declares.
+
+    Mutable: change ``data``, ``metadata``, ``max_attempts``, ``priority``, ``tags`` or
+    ``scheduled_at`` and pass it to ``Executor.update_job`` to write them back.
+    Backends hand out ``Job[Any, Any]`` whose data is plain JSON; the executor validates it.
+    """
+
+    id: JobId
+    status: JobStatus
+    executor: str
+    data: D
+    metadata: M | None
+    attempt: int
+    max_attempts: int
+    priority: int
+    tags: list[str]
+    errors: list[JobError]
+    inserted_at: datetime
+    scheduled_at: datetime
+    attempted_at: datetime | None = None
+    completed_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    discarded_at: datetime | None = None
+    attempted_by: str | None = field(default=None, repr=False)
+
+    @property
+    def finished_at(self) -> datetime | None:
+        """When the job reached its terminal status, if it has."""
+        return self.completed_at or self.cancelled_at or self.discarded_at
+
+    @property
+    def is_final_attempt(self) -> bool:
+        """Whether a failure of the current attempt discards the job."""
+        return self.attempt >= self.max_attempts
