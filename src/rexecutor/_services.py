@@ -1,0 +1,124 @@
+"""Background loops of a running node: cron ticks, pruning, heartbeats, rescue and the
+watch that stops jobs cancelled elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from rexecutor import _clock
+from rexecutor.backend import Backend, NodeInfo
+from rexecutor.cron import CronSchedule
+from rexecutor.errors import RexecutorError
+from rexecutor.executor import Executor
+from rexecutor.pruner import PrunerConfig
+from rexecutor.runner import JobRunner
+from rexecutor.uniqueness import UniquenessCriteria
+from rexecutor.job import JobStatus
+
+log = logging.getLogger("rexecutor")
+
+#: How early a cron tick's job is enqueued, so that it is waiting when the tick comes.
+CRON_LEAD = timedelta(milliseconds=50)
+
+
+async def _sleep_until(moment: datetime) -> None:
+    await asyncio.sleep(max(0.0, (moment - _clock.now()).total_seconds()))
+
+
+async def run_cron(
+    executor: type[Executor[Any, Any]] | Executor[Any, Any],
+    schedule: CronSchedule,
+    data: Any,
+    metadata: Any,
+    backend: Backend,
+) -> None:
+    """Enqueue one job per tick of ``schedule``, exactly once across every node.
+
+    Each tick's job carries a uniqueness key made of the executor, the schedule, the data and
+    the tick time, matched against jobs in every status: whichever node enqueues first wins
+    and the others get the same id back. Ticks missed while no node ran are not back-filled.
+    """
+    cls = type(executor) if isinstance(executor, Executor) else executor
+    after = _clock.now()
+    while True:
+        tick = schedule.next_after(after)
+        await _sleep_until(tick - CRON_LEAD)
+        key = ["cron", cls.name, schedule.expression, schedule.timezone, data, tick.isoformat()]
+        criteria = UniquenessCriteria.by_key(key).and_statuses(JobStatus.ALL)
+        builder = cls.builder().unique(criteria).schedule_at(tick)
+        if data is not None:
+            builder = builder.with_data(data)
+        if metadata is not None:
+            builder = builder.with_metadata(metadata)
+        try:
+            await builder.enqueue_to_backend(backend)
+        except RexecutorError as exc:
+            log.error("cron %s (%s): enqueueing the tick at %s failed: %s",
+                      cls.name, schedule.expression, tick, exc)
+        after = tick
+
+
+async def run_pruner(config: PrunerConfig, backend: Backend) -> None:
+    """Run ``config``'s rules on its schedule, at most ``max_concurrency`` at once."""
+    limit = asyncio.Semaphore(config.max_concurrency)
+
+    async def prune_one(index: int) -> None:
+        spec = config.pruners[index].spec
+        async with limit:
+            try:
+                deleted = await backend.prune_jobs(spec, config.batch_size)
+            except RexecutorError as exc:
+                log.error("pruning %s jobs failed: %s", spec.status, exc)
+                return
+        if deleted:
+            log.info("pruned %d %s jobs", deleted, spec.status)
+
+    after = _clock.now()
+    while True:
+        tick = config.schedule.next_after(after)
+        await _sleep_until(tick)
+        await asyncio.gather(*(prune_one(i) for i in range(len(config.pruners))))
+        after = tick
+
+
+async def run_heartbeat(
+    backend: Backend, node: NodeInfo, interval: timedelta, rescue_after: timedelta
+) -> None:
+    """Record this node's heartbeat every ``interval`` and rescue dead nodes' jobs."""
+    while True:
+        try:
+            await backend.record_heartbeat(node)
+            rescued = await backend.rescue_orphaned_jobs(rescue_after)
+            if rescued:
+                log.warning("rescued %d jobs of dead nodes: %s", len(rescued), rescued)
+        except RexecutorError as exc:
+            log.warning("heartbeat failed: %s", exc)
+        await asyncio.sleep(interval.total_seconds())
+
+
+async def watch_lost_jobs(
+    backend: Backend, node_id: str, runners: Callable[[], list[JobRunner]], interval: float
+) -> None:
+    """Stop running jobs that this node no longer holds (cancelled, or rescued elsewhere)."""
+    while True:
+        await asyncio.sleep(interval)
+        leases: dict[int, int] = {}
+        owners: dict[int, JobRunner] = {}
+        for runner in runners():
+            for job_id, (_task, attempt) in list(runner.running.items()):
+                leases[job_id] = attempt
+                owners[job_id] = runner
+        if not leases:
+            continue
+        try:
+            lost = await backend.lost_jobs(node_id, leases)
+        except RexecutorError as exc:
+            log.warning("checking for cancelled jobs failed: %s", exc)
+            continue
+        for job_id in lost:
+            log.info("job %s was cancelled or moved elsewhere; stopping it", job_id)
+            owners[job_id].abort(job_id, "lost")

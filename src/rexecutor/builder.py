@@ -1,0 +1,156 @@
+"""Enqueuing: :class:`JobBuilder` collects a job's settings, then stores it.
+
+Example:
+    >>> from datetime import timedelta
+    >>> builder = (
+    ...     EmailJob.builder()                            # doctest: +SKIP
+    ...     .with_data("bob@example.com")
+    ...     .with_tags(["signup"])
+    ...     .schedule_in(timedelta(hours=3))
+    ... )
+    >>> job_id = await builder.enqueue()                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+
+from rexecutor import _clock, _global
+from rexecutor.backend import Backend, EnqueuableJob, EnqueueResult
+from rexecutor.errors import ConfigurationError, ValidationError
+from rexecutor.job import JobId
+from rexecutor.uniqueness import UniquenessCriteria
+
+if TYPE_CHECKING:
+    from rexecutor.executor import Executor
+
+__all__ = ["JobBuilder"]
+
+D = TypeVar("D")
+M = TypeVar("M")
+
+_UNSET: Any = object()
+
+
+class JobBuilder(Generic[D, M]):
+    """Settings for one new job of an executor; every ``with_*`` returns a new builder.
+
+    Defaults: no metadata, the executor's ``max_attempts`` and ``uniqueness_criteria``, no
+    tags, priority 0 (lower runs first), scheduled now.
+    """
+
+    __slots__ = ("_data", "_executor", "_max_attempts", "_metadata", "_priority",
+                 "_scheduled_at", "_tags", "_unique")
+
+    def __init__(self, executor: type[Executor[D, M]]) -> None:
+        self._executor = executor
+        self._data: Any = _UNSET
+        self._metadata: M | None = None
+        self._max_attempts: int | None = None
+        self._tags: tuple[str, ...] = ()
+        self._priority = 0
+        self._scheduled_at: datetime | None = None
+        self._unique: UniquenessCriteria | None = _UNSET
+
+    def _with(self, **changes: Any) -> Self:
+        clone = copy.copy(self)
+        for name, value in changes.items():
+            setattr(clone, f"_{name}", value)
+        return clone
+
+    def with_data(self, data: D) -> Self:
+        """Set the job's data (validated against the executor's Data type on enqueue)."""
+        return self._with(data=data)
+
+    def with_metadata(self, metadata: M) -> Self:
+        """Set the job's metadata."""
+        return self._with(metadata=metadata)
+
+    def with_max_attempts(self, max_attempts: int) -> Self:
+        """Override the executor's ``max_attempts`` for this job (at least 1)."""
+        if not isinstance(max_attempts, int) or max_attempts < 1:
+            raise ConfigurationError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
+        return self._with(max_attempts=max_attempts)
+
+    def with_tags(self, tags: Iterable[str]) -> Self:
+        """Replace the job's tags."""
+        values = tuple(tags)
+        if not all(isinstance(t, str) for t in values):
+            raise ValidationError(f"tags must be strings, got {values!r}")
+        return self._with(tags=values)
+
+    def add_tag(self, tag: str) -> Self:
+        """Add one tag."""
+        if not isinstance(tag, str):
+            raise ValidationError(f"a tag must be a string, got {tag!r}")
+        return self._with(tags=(*self._tags, tag))
+
+    def with_priority(self, priority: int) -> Self:
+        """Set the priority: lower numbers run first (0 is the default and the highest)."""
+        if not isinstance(priority, int) or priority < 0:
+            raise ConfigurationError(f"priority must be an int >= 0, got {priority!r}")
+        return self._with(priority=priority)
+
+    def schedule_at(self, moment: datetime) -> Self:
+        """Run no earlier than ``moment`` (timezone-aware; past times run at once)."""
+        if moment.tzinfo is None:
+            raise ConfigurationError(
+                f"schedule_at needs a timezone-aware datetime, got {moment!r}; "
+                "use datetime.now(UTC) or attach tzinfo"
+            )
+        return self._with(scheduled_at=moment)
+
+    def schedule_in(self, delay: timedelta) -> Self:
+        """Run no earlier than ``delay`` from now."""
+        return self._with(scheduled_at=_clock.now() + delay)
+
+    def unique(self, criteria: UniquenessCriteria | None) -> Self:
+        """Use ``criteria`` for this job instead of the executor's; None turns uniqueness off."""
+        return self._with(unique=criteria)
+
+    def build(self) -> EnqueuableJob:
+        """Validate and encode the job without storing it (``enqueue`` calls this)."""
+        executor = self._executor
+        if self._data is _UNSET:
+            try:
+                data = executor.encode_data(None)
+            except ValidationError:
+                raise ValidationError(
+                    f"executor {executor.name!r} needs data: call .with_data(...) before enqueue"
+                ) from None
+        else:
+            data = executor.encode_data(self._data)
+        unique = executor.uniqueness_criteria if self._unique is _UNSET else self._unique
+        return EnqueuableJob(
+            executor=executor.name,
+            data=data,
+            metadata=executor.encode_metadata(self._metadata),
+            max_attempts=self._max_attempts or executor.max_attempts,
+            scheduled_at=self._scheduled_at,
+            tags=self._tags,
+            priority=self._priority,
+            uniqueness=unique,
+        )
+
+    async def enqueue(self) -> JobId:
+        """Store the job on the global backend; returns its id (the existing one if a duplicate)."""
+        return (await self.enqueue_with_result()).job_id
+
+    async def enqueue_to_backend(self, backend: Backend) -> JobId:
+        """Store the job on ``backend``; returns its id (the existing one if a duplicate)."""
+        return (await self.enqueue_with_result(backend)).job_id
+
+    async def enqueue_with_result(self, backend: Backend | None = None) -> EnqueueResult:
+        """Store the job and report whether it was a duplicate of a stored job.
+
+        Example:
+            >>> result = await EmailJob.builder().with_data("x").enqueue_with_result()  # doctest: +SKIP
+            >>> result.duplicate                                                       # doctest: +SKIP
+            False
+        """
+        job = self.build()
+        target = backend if backend is not None else _global.get_global_backend()
+        return await target.enqueue(job)

@@ -1,0 +1,249 @@
+"""Defining executors: subclass :class:`Executor` with your data and metadata types.
+
+Example:
+    >>> from rexecutor import Executor, ExecutionResult, Job
+    >>> class EmailJob(Executor[str, str]):
+    ...     name = "email_job"
+    ...     max_attempts = 2
+    ...
+    ...     async def execute(self, job: Job[str, str]) -> ExecutionResult | None:
+    ...         return ExecutionResult.Done()
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any, ClassVar, Generic, Optional, TypeVar, get_args, get_origin
+
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+
+from rexecutor import _global
+from rexecutor.backend import Backend, FailureRecord
+from rexecutor.backoff import DEFAULT_BACKOFF
+from rexecutor.builder import JobBuilder
+from rexecutor.errors import ConfigurationError, ValidationError
+from rexecutor.job import ErrorType, Job, JobId
+from rexecutor.query import And, ExecutorEquals, Where
+from rexecutor.result import ExecutionResult
+from rexecutor.uniqueness import UniquenessCriteria
+
+__all__ = ["Executor"]
+
+D = TypeVar("D")
+M = TypeVar("M")
+
+
+class Executor(Generic[D, M]):
+    """A kind of job: its name, limits, and the code that runs it.
+
+    Subclass ``Executor[Data, Metadata]``; the two types drive validation with pydantic when a
+    job is enqueued (bad data is refused, nothing stored) and when it runs (``job.data``
+    arrives as ``Data``). Any type pydantic can validate and dump to JSON works.
+
+    Class attributes:
+        name: required; the routing key stored with every job, unique per backend.
+        max_attempts: attempts before a failing job is discarded (default 5).
+        max_concurrency: jobs of this executor running at once on one node (None: no limit).
+        blocking: run ``execute`` in a worker thread so it cannot stall the event loop.
+        uniqueness_criteria: default uniqueness for every job of this executor.
+
+    A class meant only as a base for other executors passes ``abstract=True``:
+    ``class Base(Executor[D, M], abstract=True)``.
+    """
+
+    name: ClassVar[str]
+    max_attempts: ClassVar[int] = 5
+    max_concurrency: ClassVar[int | None] = None
+    blocking: ClassVar[bool] = False
+    uniqueness_criteria: ClassVar[UniquenessCriteria | None] = None
+
+    _adapters: ClassVar[tuple[TypeAdapter[Any], TypeAdapter[Any]] | None] = None
+
+    def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._adapters = None
+        if abstract:
+            return
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(
+                f"executor class {cls.__qualname__} has no name: add a class attribute such as "
+                f'name = "{cls.__name__.lower()}" (the key stored with its jobs)'
+            )
+        if not isinstance(cls.max_attempts, int) or cls.max_attempts < 1:
+            raise ConfigurationError(
+                f"executor {name!r}: max_attempts must be an int >= 1, got {cls.max_attempts!r}"
+            )
+        limit = cls.max_concurrency
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            raise ConfigurationError(
+                f"executor {name!r}: max_concurrency must be None or an int >= 1, got {limit!r}"
+            )
+        if cls.execute is Executor.execute:
+            raise ConfigurationError(f"executor {name!r} must define execute(self, job)")
+
+    async def execute(self, job: Job[D, M]) -> ExecutionResult | None:
+        """Run one attempt of ``job``; async or plain ``def``.
+
+        Return ``None`` or ``ExecutionResult.Done()`` to complete, ``Error`` to retry (or
+        discard after the last attempt), ``Snooze`` to run again later without using an
+        attempt, ``Cancel`` to stop for good. Raising an exception is an error attempt.
+        """
+        raise NotImplementedError
+
+    def backoff(self, job: Job[D, M]) -> timedelta:
+        """The delay before retrying ``job`` if this attempt fails (computed before it runs).
+
+        Default: ``4^attempt`` seconds, capped at 7 days, ±10 % jitter.
+        """
+        return DEFAULT_BACKOFF.backoff(job.attempt)
+
+    def timeout(self, job: Job[D, M]) -> timedelta | None:
+        """The longest this attempt may run (None, the default: no limit)."""
+        return None
+
+    # -- typed data -----------------------------------------------------------------------
+
+    @classmethod
+    def _types(cls) -> tuple[TypeAdapter[Any], TypeAdapter[Any]]:
+        if cls._adapters is None:
+            data_type, meta_type = _type_arguments(cls)
+            meta: Any = Optional[meta_type]  # noqa: UP045 - meta_type is a runtime value
+            cls._adapters = (TypeAdapter(data_type), TypeAdapter(meta))
+        return cls._adapters
+
+    @classmethod
+    def encode_data(cls, data: Any) -> Any:
+        """Validate ``data`` as this executor's Data type and return its JSON form."""
+        return _encode(cls._types()[0], data, f"data for executor {cls.name!r}")
+
+    @classmethod
+    def encode_metadata(cls, metadata: Any) -> Any:
+        """Validate ``metadata`` as this executor's Metadata type and return its JSON form."""
+        return _encode(cls._types()[1], metadata, f"metadata for executor {cls.name!r}")
+
+    @classmethod
+    def decode_job(cls, job: Job[Any, Any]) -> Job[D, M]:
+        """Turn a stored job (JSON data) into a typed one; ``ValidationError`` if it no longer fits."""
+        data_adapter, meta_adapter = cls._types()
+        try:
+            data = data_adapter.validate_python(job.data)
+            metadata = meta_adapter.validate_python(job.metadata)
+        except PydanticValidationError as exc:
+            raise ValidationError(
+                f"stored data of job {int(job.id)} no longer validates for executor "
+                f"{cls.name!r}: {_summary(exc)}. Fix the job with update_job, or make the "
+                "executor's types accept the old shape."
+            ) from exc
+        return replace(job, data=data, metadata=metadata)
+
+    # -- the class-level API ----------------------------------------------------------------
+
+    @classmethod
+    def builder(cls) -> JobBuilder[D, M]:
+        """A :class:`JobBuilder` for a new job of this executor."""
+        return JobBuilder(cls)
+
+    @classmethod
+    async def cancel_job(cls, job_id: int, reason: object) -> bool:
+        """Cancel a job on the global backend; see :meth:`cancel_job_on_backend`."""
+        return await cls.cancel_job_on_backend(job_id, reason, _global.get_global_backend())
+
+    @classmethod
+    async def cancel_job_on_backend(cls, job_id: int, reason: object, backend: Backend) -> bool:
+        """Cancel a job for good, recording ``str(reason)``.
+
+        A running job is stopped on the node that runs it. Returns False when the job had
+        already finished (complete, cancelled or discarded), which it leaves alone.
+        """
+        error = FailureRecord(ErrorType.CANCELLED, str(reason))
+        return await backend.mark_job_cancelled(job_id, None, error)
+
+    @classmethod
+    async def rerun_job(cls, job_id: int) -> None:
+        """Rerun a job on the global backend; see :meth:`rerun_job_on_backend`."""
+        await cls.rerun_job_on_backend(job_id, _global.get_global_backend())
+
+    @classmethod
+    async def rerun_job_on_backend(cls, job_id: int, backend: Backend) -> None:
+        """Run a complete, cancelled or discarded job again now (one more attempt if needed).
+
+        A scheduled or retryable job is moved to now; an executing one is an
+        ``InvalidTransition`` error.
+        """
+        await backend.rerun_job(job_id)
+
+    @classmethod
+    async def query_jobs(cls, where: Where[Any, Any] | None = None) -> list[Job[D, M]]:
+        """This executor's jobs matching ``where`` on the global backend, oldest first."""
+        return await cls.query_jobs_on_backend(where, _global.get_global_backend())
+
+    @classmethod
+    async def query_jobs_on_backend(
+        cls, where: Where[Any, Any] | None, backend: Backend
+    ) -> list[Job[D, M]]:
+        """This executor's jobs matching ``where`` (None: all), oldest first."""
+        scope = ExecutorEquals(cls.name)
+        node = And((scope,)) if where is None else And((scope, where.node))
+        return [cls.decode_job(job) for job in await backend.query(node)]
+
+    @classmethod
+    async def update_job(cls, job: Job[D, M]) -> None:
+        """Write back a job's data, metadata, max_attempts, priority, tags and scheduled_at."""
+        await cls.update_job_on_backend(job, _global.get_global_backend())
+
+    @classmethod
+    async def update_job_on_backend(cls, job: Job[D, M], backend: Backend) -> None:
+        """Write back a job's data, metadata, max_attempts, priority, tags and scheduled_at."""
+        if job.max_attempts < 1:
+            raise ConfigurationError(f"max_attempts must be at least 1, got {job.max_attempts}")
+        encoded: Job[Any, Any] = replace(
+            job,
+            data=cls.encode_data(job.data),
+            metadata=cls.encode_metadata(job.metadata),
+        )
+        await backend.update_job(encoded)
+
+    @classmethod
+    async def get_job(cls, job_id: int, backend: Backend | None = None) -> Job[D, M]:
+        """The job with ``job_id``, typed (global backend unless one is given)."""
+        target = backend or _global.get_global_backend()
+        return cls.decode_job(await target.get_job(JobId(job_id)))
+
+
+def _type_arguments(cls: type) -> tuple[Any, Any]:
+    """Find the (Data, Metadata) arguments a subclass gave to ``Executor`` or a generic base."""
+    for klass in cls.__mro__:
+        for base in getattr(klass, "__orig_bases__", ()):
+            origin = get_origin(base)
+            if isinstance(origin, type) and issubclass(origin, Executor):
+                args = get_args(base)
+                if len(args) == 2 and not any(isinstance(a, TypeVar) for a in args):
+                    return args[0], args[1]
+    return Any, Any
+
+
+def _summary(exc: PydanticValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(p) for p in err["loc"]) or "value"
+        parts.append(f"{where}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _encode(adapter: TypeAdapter[Any], value: Any, what: str) -> Any:
+    try:
+        return adapter.dump_python(adapter.validate_python(value), mode="json")
+    except PydanticValidationError as exc:
+        raise ValidationError(f"{what} is invalid: {_summary(exc)}") from exc
+    except Exception as exc:  # pydantic raises plain errors for values it cannot serialise
+        raise ValidationError(f"{what} cannot be stored as JSON: {exc}") from exc
+
+
+def is_async_execute(executor: Executor[Any, Any]) -> bool:
+    """Whether ``execute`` is a coroutine function (else it runs in a worker thread)."""
+    return inspect.iscoroutinefunction(executor.execute)

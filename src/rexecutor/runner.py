@@ -1,0 +1,334 @@
+"""The job runner: claims ready jobs of one executor, runs them, and records the outcome.
+
+One :class:`JobRunner` per registered executor and node. It claims in batches sized to its
+free capacity, runs each job in its own task (or worker thread), and hands outcomes to an
+:class:`Acker` that batches completions and retries writes while the database is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import traceback
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from rexecutor import _clock
+from rexecutor.backend import Backend, FailureRecord, Lease
+from rexecutor.errors import BackendError, RexecutorError, ValidationError
+from rexecutor.executor import Executor, is_async_execute
+from rexecutor.job import ErrorType, Job
+from rexecutor.result import ExecutionResult
+
+log = logging.getLogger("rexecutor")
+
+#: Jobs claimed per round trip at most, and in flight per executor when it sets no limit.
+CLAIM_BATCH = 100
+UNLIMITED_IN_FLIGHT = 1000
+
+
+class _Abort(Exception):
+    """Why the runner stopped a job: it was lost (cancelled, rescued) or the node shuts down."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Acker:
+    """Writes job outcomes: completions batched, every write retried with backoff.
+
+    Completions wait in a list that one flusher drains with ``complete_jobs``; under load the
+    batch grows by itself, when idle a completion is written at once. A write that fails with
+    a ``BackendError`` (the database is down) is retried with capped exponential backoff
+    until it succeeds or the node gives up at shutdown; the pending list is bounded, and the
+    jobs stay executing in the database meanwhile, so nothing is lost: at worst they are
+    rescued and run again.
+    """
+
+    def __init__(self, backend: Backend, max_pending: int = 10_000) -> None:
+        self._backend = backend
+        self._pending: list[tuple[int, Lease]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._space = asyncio.Semaphore(max_pending)
+        self._writes: set[asyncio.Task[None]] = set()
+        self.stale = 0
+
+    async def complete(self, job_id: int, lease: Lease) -> None:
+        """Queue a completion."""
+        await self._space.acquire()
+        self._pending.append((job_id, lease))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            results = await self._retry(lambda b=batch: self._backend.complete_jobs(b))  # type: ignore[misc]
+            for _ in batch:
+                self._space.release()
+            for (job_id, _lease), applied in zip(batch, results or [], strict=False):
+                if not applied:
+                    self._stale(job_id, "complete")
+
+    async def write(self, what: str, job_id: int, call: Callable[[], Awaitable[bool]]) -> None:
+        """Run one fenced write, retried while the database is unavailable."""
+        applied = await self._retry(call)
+        if applied is False:
+            self._stale(job_id, what)
+
+    def _stale(self, job_id: int, what: str) -> None:
+        self.stale += 1
+        log.info(
+            "job %s: %s not recorded, the job is no longer held by this node "
+            "(cancelled or rescued meanwhile)", job_id, what,
+            extra={"job_id": job_id},
+        )
+
+    async def _retry(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        delay = 0.05
+        while True:
+            try:
+                return await call()
+            except BackendError as exc:
+                log.warning("writing a job outcome failed (%s); retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def drain(self) -> None:
+        """Wait until every queued write is done."""
+        while (self._flusher is not None and not self._flusher.done()) or self._pending:
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.create_task(self._flush())
+            await asyncio.shield(self._flusher)
+
+
+class JobRunner:
+    """Runs the jobs of one executor on one node."""
+
+    def __init__(
+        self,
+        executor: Executor[Any, Any],
+        backend: Backend,
+        node_id: str,
+        acker: Acker,
+        threads: ThreadPoolExecutor,
+        stats: Counter[str],
+        poll_interval: float,
+    ) -> None:
+        self.executor = executor
+        self.name = executor.name
+        self._backend = backend
+        self._node_id = node_id
+        self._acker = acker
+        self._threads = threads
+        self._stats = stats
+        self._poll = poll_interval
+        self._limit = executor.max_concurrency or UNLIMITED_IN_FLIGHT
+        self._async = is_async_execute(executor) and not executor.blocking
+        self.running: dict[int, tuple[asyncio.Task[None], int]] = {}
+        self._aborts: dict[int, str] = {}
+        self._stopping = False
+        self._sub = backend.subscribe([self.name])
+
+    # -- claiming --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Claim and start jobs until :meth:`stop` is called."""
+        failures = 0
+        try:
+            while not self._stopping:
+                free = self._limit - len(self.running)
+                wait = self._poll
+                if free > 0:
+                    want = min(free, CLAIM_BATCH)
+                    try:
+                        jobs = await self._backend.claim_ready_jobs(self.name, want, self._node_id)
+                        failures = 0
+                    except BackendError as exc:
+                        failures += 1
+                        wait = min(0.1 * 2**failures, 10.0)
+                        log.warning("claiming %s jobs failed (%s); retrying in %.1fs",
+                                    self.name, exc, wait)
+                        jobs = []
+                    if self._stopping:
+                        # Claimed during shutdown: hand them back untouched.
+                        await self._hand_back(jobs)
+                        break
+                    for job in jobs:
+                        self._start(job)
+                    if len(jobs) == want:
+                        await asyncio.sleep(0)
+                        continue
+                    if failures == 0:
+                        wait = await self._idle_wait()
+                await self._sub.wait(wait)
+        finally:
+            self._sub.close()
+
+    async def _idle_wait(self) -> float:
+        try:
+            next_at = await self._backend.next_scheduled_at([self.name])
+        except BackendError:
+            return self._poll
+        if next_at is None:
+            return self._poll
+        return max(0.0, min(self._poll, (next_at - _clock.now()).total_seconds()))
+
+    def stop(self) -> None:
+        """Stop claiming (running jobs go on)."""
+        self._stopping = True
+        self._sub.notify()
+
+    def _start(self, job: Job[Any, Any]) -> None:
+        task = asyncio.create_task(self._run_job(job), name=f"rexecutor:{self.name}:{job.id}")
+        self.running[int(job.id)] = (task, job.attempt)
+
+    async def _hand_back(self, jobs: list[Job[Any, Any]]) -> None:
+        for job in jobs:
+            lease = Lease(self._node_id, job.attempt)
+            error = FailureRecord(ErrorType.SHUTDOWN, "the node shut down before the job started")
+            await self._acker.write(
+                "hand back", job.id,
+                functools.partial(self._backend.mark_job_snoozed, job.id, lease, timedelta(0), error),
+            )
+
+    def abort(self, job_id: int, reason: str) -> None:
+        """Stop a running job: ``"lost"`` (it was cancelled or rescued elsewhere: write
+        nothing) or ``"shutdown"`` (hand it back without using up an attempt)."""
+        entry = self.running.get(job_id)
+        if entry is not None and job_id not in self._aborts:
+            self._aborts[job_id] = reason
+            entry[0].cancel()
+
+    # -- executing -------------------------------------------------------------------------
+
+    async def _run_job(self, raw: Job[Any, Any]) -> None:
+        lease = Lease(self._node_id, raw.attempt)
+        job_id = int(raw.id)
+        delay = timedelta(0)
+        try:
+            outcome, delay = await self._execute(raw)
+        except asyncio.CancelledError:
+            reason = self._aborts.get(job_id)
+            if reason is None:
+                raise
+            outcome = _Abort(reason)
+        finally:
+            self.running.pop(job_id, None)
+            self._sub.notify()  # a slot is free
+        self._aborts.pop(job_id, None)
+        await self._record(raw, lease, outcome, delay)
+
+    async def _execute(self, raw: Job[Any, Any]) -> tuple[Any, timedelta]:
+        """Run one attempt; returns its result (or the exception it ended with) and the
+        backoff computed before it ran, as the seed does."""
+        executor = self.executor
+        delay = timedelta(0)
+        try:
+            job = executor.decode_job(raw)
+            delay = executor.backoff(job)
+            limit = executor.timeout(job)
+        except Exception as exc:
+            return exc, delay or timedelta(seconds=4)
+        call = executor.execute(job) if self._async else self._in_thread(executor, job)
+        try:
+            if limit is None:
+                return await call, delay
+            async with asyncio.timeout(limit.total_seconds()) as deadline:
+                return await call, delay
+        except TimeoutError as exc:
+            if limit is not None and deadline.expired():
+                return _Timeout(limit), delay
+            return exc, delay
+        except Exception as exc:
+            return exc, delay
+
+    def _in_thread(self, executor: Executor[Any, Any], job: Job[Any, Any]) -> asyncio.Future[Any]:
+        ctx = contextvars.copy_context()
+        if is_async_execute(executor):
+            fn = functools.partial(ctx.run, _run_coroutine, executor, job)
+        else:
+            fn = functools.partial(ctx.run, executor.execute, job)
+        return asyncio.get_running_loop().run_in_executor(self._threads, fn)
+
+    async def _record(
+        self, raw: Job[Any, Any], lease: Lease, outcome: Any, delay: timedelta
+    ) -> None:
+        backend, job_id = self._backend, int(raw.id)
+        write = self._acker.write
+        if outcome is None or isinstance(outcome, ExecutionResult.Done):
+            self._stats["done"] += 1
+            await self._acker.complete(job_id, lease)
+            return
+        if isinstance(outcome, ExecutionResult.Snooze):
+            self._stats["snoozed"] += 1
+            await write("snooze", job_id, functools.partial(
+                backend.mark_job_snoozed, job_id, lease, outcome.delay))
+            return
+        if isinstance(outcome, ExecutionResult.Cancel):
+            self._stats["cancelled"] += 1
+            error = FailureRecord(ErrorType.CANCELLED, str(outcome.reason))
+            await write("cancel", job_id, functools.partial(
+                backend.mark_job_cancelled, job_id, lease, error))
+            return
+        if isinstance(outcome, _Abort):
+            if outcome.reason == "shutdown":
+                self._stats["handed_back"] += 1
+                error = FailureRecord(
+                    ErrorType.SHUTDOWN, "the node shut down before the attempt finished; "
+                    "the job was handed back without using up an attempt")
+                await write("hand back", job_id, functools.partial(
+                    backend.mark_job_snoozed, job_id, lease, timedelta(0), error))
+            else:
+                self._stats["lost"] += 1
+            return
+        error = _failure(outcome)
+        if raw.attempt >= raw.max_attempts:
+            self._stats["discarded"] += 1
+            log.error("job %s (%s) discarded after attempt %s: %s", job_id, self.name,
+                      raw.attempt, error.details, extra={"job_id": job_id})
+            await write("discard", job_id, functools.partial(
+                backend.mark_job_discarded, job_id, lease, error))
+        else:
+            self._stats["retried"] += 1
+            log.warning("job %s (%s) attempt %s failed, retrying in %s: %s", job_id, self.name,
+                        raw.attempt, delay, error.details, extra={"job_id": job_id})
+            await write("retry", job_id, functools.partial(
+                backend.mark_job_retryable, job_id, lease, delay, error))
+
+
+class _Timeout:
+    def __init__(self, limit: timedelta) -> None:
+        self.limit = limit
+
+
+def _run_coroutine(executor: Executor[Any, Any], job: Job[Any, Any]) -> Any:
+    return asyncio.run(executor.execute(job))
+
+
+def _failure(outcome: Any) -> FailureRecord:
+    """Describe a failed attempt for the job's error list."""
+    if isinstance(outcome, _Timeout):
+        return FailureRecord(
+            ErrorType.TIMEOUT, f"job did not complete within its timeout of {outcome.limit}")
+    if isinstance(outcome, ExecutionResult.Error):
+        err = outcome.error
+        name = getattr(err, "error_type", None) or type(err).__name__
+        return FailureRecord(ErrorType.USER, str(err), name=str(name))
+    if isinstance(outcome, ValidationError):
+        return FailureRecord(ErrorType.INVALID_DATA, str(outcome), name="ValidationError")
+    if isinstance(outcome, BaseException):
+        tb = "".join(traceback.format_exception(outcome))
+        return FailureRecord(ErrorType.EXCEPTION, str(outcome) or type(outcome).__name__,
+                             name=type(outcome).__name__, traceback=tb)
+    return FailureRecord(
+        ErrorType.EXCEPTION,
+        f"execute returned {outcome!r}; return an ExecutionResult or None",
+        name=RexecutorError.__name__,
+    )
