@@ -112,7 +112,13 @@ class Executor(Generic[D, M]):
         if cls._adapters is None:
             data_type, meta_type = _type_arguments(cls)
             meta: Any = Optional[meta_type]  # noqa: UP045 - meta_type is a runtime value
-            cls._adapters = (TypeAdapter(data_type), TypeAdapter(meta))
+            try:
+                cls._adapters = (TypeAdapter(data_type), TypeAdapter(meta))
+            except Exception as exc:
+                raise ConfigurationError(
+                    f"executor {cls.name!r}: pydantic cannot validate its Data/Metadata types "
+                    f"({data_type!r}, {meta_type!r}): {exc}"
+                ) from exc
         return cls._adapters
 
     @classmethod

@@ -1,8 +1,82 @@
-"""Backends: where jobs live. ``InMemoryBackend`` (tests), ``SqliteBackend`` (the embedded
-default) and ``PostgresBackend`` (production); ``backend_from_url`` picks one from a URL."""
+"""Backends: where jobs live.
+
+``InMemoryBackend`` (tests), ``SqliteBackend`` (the embedded default) and ``PostgresBackend``
+(production). :func:`backend_from_url` picks one from a URL such as ``sqlite:///jobs.db`` or
+``postgresql://user@host/db``; the SQL backends are imported only when asked for.
+"""
 
 from __future__ import annotations
 
-from rexecutor.backends.memory import InMemoryBackend
+import os
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["InMemoryBackend"]
+from rexecutor.backend import Backend
+from rexecutor.backends.memory import InMemoryBackend
+from rexecutor.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from rexecutor.backends.postgres import PostgresBackend
+    from rexecutor.backends.sqlite import SqliteBackend
+
+__all__ = [
+    "DEFAULT_URL",
+    "ENV_VAR",
+    "InMemoryBackend",
+    "PostgresBackend",
+    "SqliteBackend",
+    "backend_from_url",
+]
+
+#: The environment variable that names the backend when no URL is given.
+ENV_VAR = "REXECUTOR_BACKEND"
+#: The backend used when neither a URL nor the environment variable is given.
+DEFAULT_URL = "sqlite:///rexecutor.db"
+
+
+def backend_from_url(url: str | None = None) -> Backend:
+    """Make a backend from a URL, else ``$REXECUTOR_BACKEND``, else ``sqlite:///rexecutor.db``.
+
+    Schemes: ``memory://``, ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``,
+    ``postgresql://...`` (or ``postgres://``).
+
+    Example:
+        >>> backend_from_url("memory://")  # doctest: +ELLIPSIS
+        <rexecutor.backends.memory.InMemoryBackend object at ...>
+    """
+    target = url or os.environ.get(ENV_VAR) or DEFAULT_URL
+    scheme, sep, rest = target.partition("://")
+    if not sep:
+        raise ConfigurationError(
+            f"backend URL {target!r} has no scheme: use sqlite:///path/to/jobs.db, "
+            "postgresql://user@host/db or memory://"
+        )
+    if scheme == "memory":
+        return InMemoryBackend()
+    if scheme == "sqlite":
+        if not rest.startswith("/") or rest == "/":
+            raise ConfigurationError(
+                f"SQLite URL {target!r} needs a path: sqlite:///relative.db or sqlite:////abs.db"
+            )
+        from rexecutor.backends.sqlite import SqliteBackend
+
+        return SqliteBackend(rest[1:])
+    if scheme in ("postgresql", "postgres"):
+        from rexecutor.backends.postgres import PostgresBackend
+
+        return PostgresBackend(target)
+    raise ConfigurationError(
+        f"unknown backend scheme {scheme!r} in {target!r}: use sqlite, postgresql or memory"
+    )
+
+
+def __getattr__(name: str) -> Any:
+    # The SQL backends import their drivers lazily, so that the in-memory backend needs none.
+    if name == "SqliteBackend":
+        from rexecutor.backends.sqlite import SqliteBackend
+
+        return SqliteBackend
+    if name == "PostgresBackend":
+        from rexecutor.backends.postgres import PostgresBackend
+
+        return PostgresBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

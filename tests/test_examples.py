@@ -1,0 +1,53 @@
+"""The examples run as written: the README's quick start, and the demo on a fresh SQLite file."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _python_blocks(markdown: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", markdown, re.S)
+
+
+def test_the_readme_quick_start_is_the_tested_example() -> None:
+    readme = (ROOT / "README.md").read_text()
+    example = (ROOT / "examples" / "quickstart.py").read_text()
+    quick = _python_blocks(readme)[0]
+
+    def code(text: str) -> list[str]:
+        lines = [line.split("#")[0].rstrip() for line in text.splitlines()]
+        return [line for line in lines if line and not line.startswith('"""')]
+
+    assert code(quick) == code(example)
+
+
+def test_the_quick_start_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "quickstart.py")],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    assert "sending to bob@example.com" in out.stdout
+
+
+def test_the_demo_runs_twice_and_keeps_the_first_runs_jobs(tmp_path: Path) -> None:
+    def demo() -> str:
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "demo.py")],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        return out.stdout
+
+    first = demo()
+    assert "0 jobs already stored" in first
+    assert re.search(r"done\s+330", first)
+    assert re.search(r"discarded\s+5", first)
+    assert re.search(r"retried\s+(2[5-9]|[3-9]\d)", first)  # 20 flaky + 5 doomed at least
+    assert (tmp_path / "rexecutor.db").exists()
+    second = demo()
+    assert re.search(r"rexecutor demo: (3[3-9]\d|[4-9]\d\d) jobs already stored", second)
