@@ -81,7 +81,10 @@ async def test_enqueuing_example(backend: InMemoryBackend) -> None:
     )
     assert job.id == job_id
     assert (job.metadata, job.max_attempts, job.tags, job.priority) == (
-        "signup", 3, ["initial_job", "delayed"], 1
+        "signup",
+        3,
+        ["initial_job", "delayed"],
+        1,
     )
 
 
@@ -93,7 +96,9 @@ async def test_seed_unique_job_example(backend: InMemoryBackend) -> None:
     await assert_enqueued(count=1, scheduled_before=datetime.now(UTC), for_executor=UniqueJob)
 
 
-async def test_running_example(backend: InMemoryBackend, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_running_example(
+    backend: InMemoryBackend, capsys: pytest.CaptureFixture[str]
+) -> None:
     rex = (
         Rexecutor(backend)
         .with_executor(EmailJob)  # a class, or an instance carrying dependencies
@@ -152,9 +157,21 @@ def test_every_api_name_imports_from_the_package() -> None:
     import rexecutor.testing
 
     names = [
-        "Executor", "Job", "JobId", "JobStatus", "JobError", "ExecutionResult", "JobBuilder",
-        "UniquenessCriteria", "Replace", "Where", "Rexecutor", "PrunerConfig", "Pruner",
-        "RexecutorError", "GlobalBackendNotSet",
+        "Executor",
+        "Job",
+        "JobId",
+        "JobStatus",
+        "JobError",
+        "ExecutionResult",
+        "JobBuilder",
+        "UniquenessCriteria",
+        "Replace",
+        "Where",
+        "Rexecutor",
+        "PrunerConfig",
+        "Pruner",
+        "RexecutorError",
+        "GlobalBackendNotSet",
     ]
     for name in names:
         assert hasattr(rexecutor, name), name

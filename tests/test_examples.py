@@ -29,7 +29,10 @@ def test_the_readme_quick_start_is_the_tested_example() -> None:
 def test_the_quick_start_runs() -> None:
     out = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "quickstart.py")],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     assert "sending to bob@example.com" in out.stdout
 
@@ -38,7 +41,10 @@ def test_the_demo_runs_twice_and_keeps_the_first_runs_jobs(tmp_path: Path) -> No
     def demo() -> str:
         out = subprocess.run(
             [sys.executable, str(ROOT / "examples" / "demo.py")],
-            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
         )
         assert out.returncode == 0, out.stdout + out.stderr
         return out.stdout

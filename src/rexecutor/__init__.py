@@ -6,7 +6,7 @@ Define an :class:`Executor`, enqueue jobs with its :class:`JobBuilder`, and run 
 
 from rexecutor.backend import Backend, EnqueueResult
 from rexecutor.backoff import BackoffStrategy, Jitter
-from rexecutor.builder import JobBuilder
+from rexecutor.builder import JobBuilder, enqueue_many
 from rexecutor.cron import CronSchedule
 from rexecutor.errors import (
     BackendError,
@@ -56,4 +56,5 @@ __all__ = [
     "UniquenessCriteria",
     "ValidationError",
     "Where",
+    "enqueue_many",
 ]

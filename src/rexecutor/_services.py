@@ -14,10 +14,10 @@ from rexecutor.backend import Backend, NodeInfo
 from rexecutor.cron import CronSchedule
 from rexecutor.errors import RexecutorError
 from rexecutor.executor import Executor
+from rexecutor.job import JobStatus
 from rexecutor.pruner import PrunerConfig
 from rexecutor.runner import JobRunner
 from rexecutor.uniqueness import UniquenessCriteria
-from rexecutor.job import JobStatus
 
 log = logging.getLogger("rexecutor")
 
@@ -57,8 +57,13 @@ async def run_cron(
         try:
             await builder.enqueue_to_backend(backend)
         except RexecutorError as exc:
-            log.error("cron %s (%s): enqueueing the tick at %s failed: %s",
-                      cls.name, schedule.expression, tick, exc)
+            log.error(
+                "cron %s (%s): enqueueing the tick at %s failed: %s",
+                cls.name,
+                schedule.expression,
+                tick,
+                exc,
+            )
         after = tick
 
 

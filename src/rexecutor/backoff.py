@@ -144,8 +144,6 @@ class BackoffStrategy:
 
 
 DEFAULT_BACKOFF = (
-    BackoffStrategy.power_of_base(4)
-    .with_max(timedelta(days=7))
-    .with_jitter(Jitter.relative(0.1))
+    BackoffStrategy.power_of_base(4).with_max(timedelta(days=7)).with_jitter(Jitter.relative(0.1))
 )
 """The default: ``4^n`` seconds (4 s, 16 s, 64 s, ...), capped at 7 days, ±10 % jitter."""

@@ -3,12 +3,12 @@
 Example:
     >>> from datetime import timedelta
     >>> builder = (
-    ...     EmailJob.builder()                            # doctest: +SKIP
+    ...     EmailJob.builder()
     ...     .with_data("bob@example.com")
     ...     .with_tags(["signup"])
     ...     .schedule_in(timedelta(hours=3))
     ... )
-    >>> job_id = await builder.enqueue()                  # doctest: +SKIP
+    >>> job_id = await builder.enqueue()
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from rexecutor.uniqueness import UniquenessCriteria
 if TYPE_CHECKING:
     from rexecutor.executor import Executor
 
-__all__ = ["JobBuilder"]
+__all__ = ["JobBuilder", "enqueue_many"]
 
 D = TypeVar("D")
 M = TypeVar("M")
@@ -42,8 +42,16 @@ class JobBuilder(Generic[D, M]):
     tags, priority 0 (lower runs first), scheduled now.
     """
 
-    __slots__ = ("_data", "_executor", "_max_attempts", "_metadata", "_priority",
-                 "_scheduled_at", "_tags", "_unique")
+    __slots__ = (
+        "_data",
+        "_executor",
+        "_max_attempts",
+        "_metadata",
+        "_priority",
+        "_scheduled_at",
+        "_tags",
+        "_unique",
+    )
 
     def __init__(self, executor: type[Executor[D, M]]) -> None:
         self._executor = executor
@@ -147,10 +155,26 @@ class JobBuilder(Generic[D, M]):
         """Store the job and report whether it was a duplicate of a stored job.
 
         Example:
-            >>> result = await EmailJob.builder().with_data("x").enqueue_with_result()  # doctest: +SKIP
-            >>> result.duplicate                                                       # doctest: +SKIP
+            >>> result = await Email.builder().with_data("x").enqueue_with_result()
+            >>> result.duplicate
             False
         """
         job = self.build()
         target = backend if backend is not None else _global.get_global_backend()
         return await target.enqueue(job)
+
+
+async def enqueue_many(
+    builders: Iterable[JobBuilder[Any, Any]], backend: Backend | None = None
+) -> list[EnqueueResult]:
+    """Store many jobs, of any executors, in one round trip where the backend allows it.
+
+    Every job is validated first, so a bad one stores none. Results come in the order given.
+
+    Example:
+        >>> builders = [EmailJob.builder().with_data(a) for a in addresses]
+        >>> results = await enqueue_many(builders)
+    """
+    jobs = [builder.build() for builder in builders]
+    target = backend if backend is not None else _global.get_global_backend()
+    return await target.enqueue_many(jobs)

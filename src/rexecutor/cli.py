@@ -59,6 +59,11 @@ def load_target(spec: str) -> Rexecutor:
             raise CliError(f"module {module_name!r} has no attribute {attribute!r}") from None
     if isinstance(target, Rexecutor):
         return target
+    if isinstance(target, type):
+        raise CliError(
+            f"{spec} is the class {target.__name__}, expected a Rexecutor instance or a "
+            "function that takes a backend and returns one"
+        )
     if callable(target):
         made = target(backend_from_url())
         if isinstance(made, Rexecutor):
@@ -78,8 +83,10 @@ async def _run_worker(rex: Rexecutor, shutdown_timeout: float) -> None:
         if signals > 1:
             log.warning("second signal: exiting at once")
             os._exit(128 + signum)
-        log.info("received %s: shutting down (send it again to exit at once)",
-                 signal.Signals(signum).name)
+        log.info(
+            "received %s: shutting down (send it again to exit at once)",
+            signal.Signals(signum).name,
+        )
         stop.set()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -103,7 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run a node until SIGINT/SIGTERM")
     worker.add_argument("target", help="MODULE:ATTRIBUTE naming a Rexecutor or a factory")
     worker.add_argument(
-        "--shutdown-timeout", type=float, default=30.0,
+        "--shutdown-timeout",
+        type=float,
+        default=30.0,
         help="seconds running jobs get to finish at shutdown before they are handed back",
     )
     commands.add_parser("migrate", help="create or upgrade the backend's schema")

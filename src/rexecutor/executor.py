@@ -133,7 +133,7 @@ class Executor(Generic[D, M]):
 
     @classmethod
     def decode_job(cls, job: Job[Any, Any]) -> Job[D, M]:
-        """Turn a stored job (JSON data) into a typed one; ``ValidationError`` if it no longer fits."""
+        """Turn a stored job (JSON data) into a typed one, or raise ``ValidationError``."""
         data_adapter, meta_adapter = cls._types()
         try:
             data = data_adapter.validate_python(job.data)

@@ -37,8 +37,8 @@ class Rexecutor:
     executing jobs are rescued by the others.
 
     Example:
-        >>> rex = Rexecutor(InMemoryBackend()).with_executor(EmailJob)  # doctest: +SKIP
-        >>> async with rex:                                           # doctest: +SKIP
+        >>> rex = Rexecutor(InMemoryBackend()).with_executor(EmailJob)
+        >>> async with rex:
         ...     await EmailJob.builder().with_data("x").enqueue_to_backend(rex.backend)
 
     Args:
@@ -87,7 +87,9 @@ class Rexecutor:
 
     # -- configuration ---------------------------------------------------------------------
 
-    def _register(self, executor: type[Executor[Any, Any]] | Executor[Any, Any]) -> Executor[Any, Any]:
+    def _register(
+        self, executor: type[Executor[Any, Any]] | Executor[Any, Any]
+    ) -> Executor[Any, Any]:
         if self._started:
             raise ConfigurationError("register executors before the node starts")
         if isinstance(executor, type):
@@ -168,23 +170,42 @@ class Rexecutor:
         node = NodeInfo(self.node_id)
         await self.backend.record_heartbeat(node)
         for executor in self._executors.values():
-            runner = JobRunner(executor, self.backend, self.node_id, self._acker, self._threads,
-                               self.stats, self.poll_interval)
+            runner = JobRunner(
+                executor,
+                self.backend,
+                self.node_id,
+                self._acker,
+                self._threads,
+                self.stats,
+                self.poll_interval,
+            )
             self._runners.append(runner)
             self._claimers.append(self._spawn(runner.run(), f"claim:{executor.name}"))
         for instance, schedule, data, metadata in self._crons:
-            self._services.append(self._spawn(
-                _services.run_cron(instance, schedule, data, metadata, self.backend),
-                f"cron:{instance.name}"))
+            self._services.append(
+                self._spawn(
+                    _services.run_cron(instance, schedule, data, metadata, self.backend),
+                    f"cron:{instance.name}",
+                )
+            )
         for config in self._pruners:
             self._services.append(self._spawn(_services.run_pruner(config, self.backend), "prune"))
-        self._services.append(self._spawn(
-            _services.run_heartbeat(self.backend, node, self.heartbeat_interval, self.rescue_after),
-            "heartbeat"))
-        self._services.append(self._spawn(
-            _services.watch_lost_jobs(self.backend, self.node_id, lambda: self._runners,
-                                      self.cancel_check_interval),
-            "watch"))
+        self._services.append(
+            self._spawn(
+                _services.run_heartbeat(
+                    self.backend, node, self.heartbeat_interval, self.rescue_after
+                ),
+                "heartbeat",
+            )
+        )
+        self._services.append(
+            self._spawn(
+                _services.watch_lost_jobs(
+                    self.backend, self.node_id, lambda: self._runners, self.cancel_check_interval
+                ),
+                "watch",
+            )
+        )
         log.info("node %s started with executors %s", self.node_id, sorted(self._executors))
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:

@@ -86,7 +86,9 @@ class Acker:
         self.stale += 1
         log.info(
             "job %s: %s not recorded, the job is no longer held by this node "
-            "(cancelled or rescued meanwhile)", job_id, what,
+            "(cancelled or rescued meanwhile)",
+            job_id,
+            what,
             extra={"job_id": job_id},
         )
 
@@ -153,8 +155,9 @@ class JobRunner:
                     except BackendError as exc:
                         failures += 1
                         wait = min(0.1 * 2**failures, 10.0)
-                        log.warning("claiming %s jobs failed (%s); retrying in %.1fs",
-                                    self.name, exc, wait)
+                        log.warning(
+                            "claiming %s jobs failed (%s); retrying in %.1fs", self.name, exc, wait
+                        )
                         jobs = []
                     if self._stopping:
                         # Claimed during shutdown: hand them back untouched.
@@ -194,8 +197,11 @@ class JobRunner:
             lease = Lease(self._node_id, job.attempt)
             error = FailureRecord(ErrorType.SHUTDOWN, "the node shut down before the job started")
             await self._acker.write(
-                "hand back", job.id,
-                functools.partial(self._backend.mark_job_snoozed, job.id, lease, timedelta(0), error),
+                "hand back",
+                job.id,
+                functools.partial(
+                    self._backend.mark_job_snoozed, job.id, lease, timedelta(0), error
+                ),
             )
 
     def abort(self, job_id: int, reason: str) -> None:
@@ -268,39 +274,69 @@ class JobRunner:
             return
         if isinstance(outcome, ExecutionResult.Snooze):
             self._stats["snoozed"] += 1
-            await write("snooze", job_id, functools.partial(
-                backend.mark_job_snoozed, job_id, lease, outcome.delay))
+            await write(
+                "snooze",
+                job_id,
+                functools.partial(backend.mark_job_snoozed, job_id, lease, outcome.delay),
+            )
             return
         if isinstance(outcome, ExecutionResult.Cancel):
             self._stats["cancelled"] += 1
             error = FailureRecord(ErrorType.CANCELLED, str(outcome.reason))
-            await write("cancel", job_id, functools.partial(
-                backend.mark_job_cancelled, job_id, lease, error))
+            await write(
+                "cancel",
+                job_id,
+                functools.partial(backend.mark_job_cancelled, job_id, lease, error),
+            )
             return
         if isinstance(outcome, _Abort):
             if outcome.reason == "shutdown":
                 self._stats["handed_back"] += 1
                 error = FailureRecord(
-                    ErrorType.SHUTDOWN, "the node shut down before the attempt finished; "
-                    "the job was handed back without using up an attempt")
-                await write("hand back", job_id, functools.partial(
-                    backend.mark_job_snoozed, job_id, lease, timedelta(0), error))
+                    ErrorType.SHUTDOWN,
+                    "the node shut down before the attempt finished; "
+                    "the job was handed back without using up an attempt",
+                )
+                await write(
+                    "hand back",
+                    job_id,
+                    functools.partial(backend.mark_job_snoozed, job_id, lease, timedelta(0), error),
+                )
             else:
                 self._stats["lost"] += 1
             return
         error = _failure(outcome)
         if raw.attempt >= raw.max_attempts:
             self._stats["discarded"] += 1
-            log.error("job %s (%s) discarded after attempt %s: %s", job_id, self.name,
-                      raw.attempt, error.details, extra={"job_id": job_id})
-            await write("discard", job_id, functools.partial(
-                backend.mark_job_discarded, job_id, lease, error))
+            log.error(
+                "job %s (%s) discarded after attempt %s: %s",
+                job_id,
+                self.name,
+                raw.attempt,
+                error.details,
+                extra={"job_id": job_id},
+            )
+            await write(
+                "discard",
+                job_id,
+                functools.partial(backend.mark_job_discarded, job_id, lease, error),
+            )
         else:
             self._stats["retried"] += 1
-            log.warning("job %s (%s) attempt %s failed, retrying in %s: %s", job_id, self.name,
-                        raw.attempt, delay, error.details, extra={"job_id": job_id})
-            await write("retry", job_id, functools.partial(
-                backend.mark_job_retryable, job_id, lease, delay, error))
+            log.warning(
+                "job %s (%s) attempt %s failed, retrying in %s: %s",
+                job_id,
+                self.name,
+                raw.attempt,
+                delay,
+                error.details,
+                extra={"job_id": job_id},
+            )
+            await write(
+                "retry",
+                job_id,
+                functools.partial(backend.mark_job_retryable, job_id, lease, delay, error),
+            )
 
 
 class _Timeout:
@@ -316,7 +352,8 @@ def _failure(outcome: Any) -> FailureRecord:
     """Describe a failed attempt for the job's error list."""
     if isinstance(outcome, _Timeout):
         return FailureRecord(
-            ErrorType.TIMEOUT, f"job did not complete within its timeout of {outcome.limit}")
+            ErrorType.TIMEOUT, f"job did not complete within its timeout of {outcome.limit}"
+        )
     if isinstance(outcome, ExecutionResult.Error):
         err = outcome.error
         name = getattr(err, "error_type", None) or type(err).__name__
@@ -325,8 +362,12 @@ def _failure(outcome: Any) -> FailureRecord:
         return FailureRecord(ErrorType.INVALID_DATA, str(outcome), name="ValidationError")
     if isinstance(outcome, BaseException):
         tb = "".join(traceback.format_exception(outcome))
-        return FailureRecord(ErrorType.EXCEPTION, str(outcome) or type(outcome).__name__,
-                             name=type(outcome).__name__, traceback=tb)
+        return FailureRecord(
+            ErrorType.EXCEPTION,
+            str(outcome) or type(outcome).__name__,
+            name=type(outcome).__name__,
+            traceback=tb,
+        )
     return FailureRecord(
         ErrorType.EXCEPTION,
         f"execute returned {outcome!r}; return an ExecutionResult or None",

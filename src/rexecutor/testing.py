@@ -1,8 +1,8 @@
 """Helpers for testing code that enqueues jobs.
 
 Example:
-    >>> await EmailJob.builder().with_data("bob@example.com").enqueue()   # doctest: +SKIP
-    >>> await assert_enqueued(for_executor=EmailJob, with_data="bob@example.com")  # doctest: +SKIP
+    >>> await EmailJob.builder().with_data("bob@example.com").enqueue()
+    >>> await assert_enqueued(for_executor=EmailJob, with_data="bob@example.com")
 """
 
 from __future__ import annotations
@@ -119,7 +119,9 @@ async def assert_enqueued(
             "scheduled_after": scheduled_after,
             "scheduled_before": scheduled_before,
         }
-        shown = ", ".join(f"{k}={v!r}" for k, v in filters.items() if v is not None and v is not _ANY)
+        shown = ", ".join(
+            f"{k}={v!r}" for k, v in filters.items() if v is not None and v is not _ANY
+        )
         everything = await target.query(And(()))
         raise AssertionError(
             f"expected {count} enqueued job(s) matching {shown or 'no filters'}, "

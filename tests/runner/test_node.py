@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -51,7 +51,9 @@ def _reset_counted() -> None:
     Counted.finished = []
 
 
-async def enqueue_many(backend: InMemoryBackend, executor: str, values: list[Any], **kw: Any) -> list[int]:
+async def enqueue_many(
+    backend: InMemoryBackend, executor: str, values: list[Any], **kw: Any
+) -> list[int]:
     results = await backend.enqueue_many([EnqueuableJob(executor, v, **kw) for v in values])
     return [int(r.job_id) for r in results]
 
@@ -177,9 +179,12 @@ async def test_cancelling_a_running_job_stops_it_and_the_cancel_wins() -> None:
 async def test_a_job_scheduled_in_the_future_runs_when_due() -> None:
     backend = InMemoryBackend()
     async with Rexecutor(backend).with_executor(Counted):
-        job_id = await Counted.builder().with_data(1).schedule_in(
-            timedelta(milliseconds=300)
-        ).enqueue_to_backend(backend)
+        job_id = (
+            await Counted.builder()
+            .with_data(1)
+            .schedule_in(timedelta(milliseconds=300))
+            .enqueue_to_backend(backend)
+        )
         await asyncio.sleep(0.1)
         assert (await backend.get_job(job_id)).status is JobStatus.SCHEDULED
         job = await wait_for_status(backend, job_id, JobStatus.COMPLETE, timeout=3)
@@ -224,8 +229,12 @@ def test_bad_cron_registration_fails_at_once(expression: str, zone: str) -> None
 async def test_the_pruner_deletes_old_finished_jobs_on_its_schedule() -> None:
     backend = InMemoryBackend()
     await enqueue_many(backend, "counted", [1] * 5)
-    rex = Rexecutor(backend).with_executor(Counted).with_job_pruner(
-        PrunerConfig("* * * * * *").with_pruner(Pruner.max_length(2, JobStatus.COMPLETE))
+    rex = (
+        Rexecutor(backend)
+        .with_executor(Counted)
+        .with_job_pruner(
+            PrunerConfig("* * * * * *").with_pruner(Pruner.max_length(2, JobStatus.COMPLETE))
+        )
     )
     async with rex:
         await eventually(lambda: len(Counted.finished) == 5)
@@ -253,7 +262,9 @@ async def test_jobs_of_a_dead_node_are_rescued() -> None:
     await backend.record_heartbeat(NodeInfo("dead-node"))
     [claimed] = await backend.claim_ready_jobs("counted", 1, "dead-node")
     rex = Rexecutor(
-        backend, heartbeat_interval=timedelta(milliseconds=50), rescue_after=timedelta(milliseconds=200)
+        backend,
+        heartbeat_interval=timedelta(milliseconds=50),
+        rescue_after=timedelta(milliseconds=200),
     ).with_executor(Counted)
     async with rex:
         job = await wait_for_status(backend, job_id, JobStatus.COMPLETE, timeout=5)
@@ -266,7 +277,9 @@ async def test_a_long_job_on_a_live_node_is_never_rescued() -> None:
     backend = InMemoryBackend()
     [job_id] = await enqueue_many(backend, "counted", [600])
     rex = Rexecutor(
-        backend, heartbeat_interval=timedelta(milliseconds=50), rescue_after=timedelta(milliseconds=150)
+        backend,
+        heartbeat_interval=timedelta(milliseconds=50),
+        rescue_after=timedelta(milliseconds=150),
     ).with_executor(Counted)
     async with rex:
         job = await wait_for_status(backend, job_id, JobStatus.COMPLETE, timeout=5)

@@ -96,8 +96,11 @@ async def test_an_exception_is_recorded_with_its_traceback_and_retried_after_bac
 
 
 async def test_the_last_failed_attempt_discards_the_job(node: Rexecutor) -> None:
-    job_id = await Outcome.builder().with_data("raise").with_max_attempts(1).enqueue_to_backend(
-        node.backend
+    job_id = (
+        await Outcome.builder()
+        .with_data("raise")
+        .with_max_attempts(1)
+        .enqueue_to_backend(node.backend)
     )
     job = await wait_for_status(node.backend, job_id, JobStatus.DISCARDED)
     assert job.discarded_at is not None
@@ -169,7 +172,9 @@ async def test_data_and_metadata_arrive_as_the_declared_types() -> None:
     backend = InMemoryBackend()
     async with Rexecutor(backend).with_executor(Typed):
         job_id = await (
-            Typed.builder().with_data(Point(x=1, y=2)).with_metadata(Meta("api"))
+            Typed.builder()
+            .with_data(Point(x=1, y=2))
+            .with_metadata(Meta("api"))
             .enqueue_to_backend(backend)
         )
         await wait_for_status(backend, job_id, JobStatus.COMPLETE)

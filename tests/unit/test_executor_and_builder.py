@@ -127,7 +127,11 @@ async def test_every_builder_setting_is_stored(backend: InMemoryBackend) -> None
     )
     job = await EmailJob.get_job(job_id)
     assert (job.metadata, job.max_attempts, job.tags, job.priority, job.scheduled_at) == (
-        "signup", 7, ["a", "b", "c"], 4, when
+        "signup",
+        7,
+        ["a", "b", "c"],
+        4,
+        when,
     )
 
 
@@ -145,9 +149,14 @@ async def test_bad_data_is_refused_with_a_clear_error_and_nothing_is_stored(
     with pytest.raises(ValidationError, match=r"data for executor 'email' is invalid: subject"):
         await EmailJob.builder().with_data({"to": "x"}).enqueue()  # type: ignore[typeddict-item]
     with pytest.raises(ValidationError, match="metadata for executor 'email'"):
-        await EmailJob.builder().with_data({"to": "x", "subject": "s"}).with_metadata(
-            object()  # type: ignore[arg-type]
-        ).enqueue()
+        await (
+            EmailJob.builder()
+            .with_data({"to": "x", "subject": "s"})
+            .with_metadata(
+                object()  # type: ignore[arg-type]
+            )
+            .enqueue()
+        )
     assert await backend.query(Where.everything().node) == []
 
 
@@ -195,7 +204,11 @@ async def test_update_job_writes_back_the_editable_fields(backend: InMemoryBacke
     job.tags = ["edited"]
     await EmailJob.update_job(job)
     stored = await EmailJob.get_job(job_id)
-    assert (stored.max_attempts, stored.data, stored.tags) == (9, {"to": "u", "subject": "s"}, ["edited"])
+    assert (stored.max_attempts, stored.data, stored.tags) == (
+        9,
+        {"to": "u", "subject": "s"},
+        ["edited"],
+    )
     job.data = {"nope": 1}  # type: ignore[typeddict-unknown-key]
     with pytest.raises(ValidationError):
         await EmailJob.update_job(job)
@@ -256,3 +269,14 @@ def test_types_pydantic_cannot_handle_give_a_configuration_error() -> None:
 
     with pytest.raises(ConfigurationError, match="pydantic cannot validate"):
         Bad.builder().with_data({"x": 1}).build()
+
+
+async def test_enqueue_many_validates_everything_first(backend: InMemoryBackend) -> None:
+    from rexecutor import enqueue_many
+
+    good = [NoData.builder(), EmailJob.builder().with_data({"to": "a", "subject": "s"})]
+    results = await enqueue_many(good)
+    assert [r.duplicate for r in results] == [False, False]
+    with pytest.raises(ValidationError):
+        await enqueue_many([NoData.builder(), EmailJob.builder()])
+    assert len(await backend.query(Where.everything().node)) == 2

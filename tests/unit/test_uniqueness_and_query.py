@@ -13,7 +13,10 @@ from rexecutor.query import And, IdIn, Not, Or, StatusIn, TagsOneOf
 
 
 def test_keys_hash_stably_across_processes() -> None:
-    code = "from rexecutor import UniquenessCriteria as U; print(U.by_key({'b': [1, 2], 'a': 'x'}).key)"
+    code = (
+        "from rexecutor import UniquenessCriteria as U; "
+        "print(U.by_key({'b': [1, 2], 'a': 'x'}).key)"
+    )
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     here = UniquenessCriteria.by_key({"a": "x", "b": [1, 2]}).key
     assert int(other.stdout) == here
