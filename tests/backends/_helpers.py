@@ -97,9 +97,7 @@ async def finished(
     return job.id
 
 
-async def find(
-    backend: Backend, where: Where[Any, Any] | QueryNode, **options: Any
-) -> list[int]:
+async def find(backend: Backend, where: Where[Any, Any] | QueryNode, **options: Any) -> list[int]:
     """The ids of the jobs matching ``where``, in the order the backend returns them."""
     node = where.node if isinstance(where, Where) else where
     return [int(job.id) for job in await backend.query(node, **options)]

@@ -139,9 +139,7 @@ async def test_limit_takes_the_first_jobs_in_claim_order(backend: Backend) -> No
     first = await enqueue(backend, priority=0)
     last = await enqueue(backend, priority=9)
     second = await enqueue(backend, priority=1)
-    assert sorted(ids(await backend.claim_ready_jobs("ex", 2, "node-a"))) == sorted(
-        [first, second]
-    )
+    assert sorted(ids(await backend.claim_ready_jobs("ex", 2, "node-a"))) == sorted([first, second])
     assert ids(await backend.claim_ready_jobs("ex", 2, "node-a")) == [last]
 
 

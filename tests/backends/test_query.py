@@ -230,11 +230,7 @@ async def test_and_requires_every_part(backend: Backend) -> None:
     await enqueue(backend, "a", tags=("t",), data={"k": 2})
     await enqueue(backend, "b", tags=("t",), data={"k": 1})
     await enqueue(backend, "a", data={"k": 1})
-    where = (
-        Where.executor_equals("a")
-        & Where.tagged_by_all_of(["t"])
-        & Where.data_equals({"k": 1})
-    )
+    where = Where.executor_equals("a") & Where.tagged_by_all_of(["t"]) & Where.data_equals({"k": 1})
     assert await find(backend, where) == [match]
 
 
@@ -312,7 +308,9 @@ async def test_raw_nodes_nest_deeply(backend: Backend) -> None:
     await enqueue(backend, "b", data={"n": 1}, tags=("t",))
     node = And(
         (
-            Or((ExecutorEquals("a"), And((ExecutorEquals("c"), Not(And(()))))),),
+            Or(
+                (ExecutorEquals("a"), And((ExecutorEquals("c"), Not(And(()))))),
+            ),
             Not(Or((DataEquals({"n": 2}), TagsOneOf(("nope",))))),
             TagsAllOf(("t",)),
         )

@@ -12,6 +12,7 @@ from rexecutor.job import ErrorType, JobStatus
 
 from ._helpers import (
     CANCEL,
+    FAILURE,
     FAR_FUTURE,
     assert_between,
     claim_one,
@@ -171,9 +172,9 @@ async def test_rerun_of_a_job_beyond_its_attempts_grants_exactly_one_more(
     job_id = await enqueue(backend, max_attempts=3)
     for _ in range(2):
         _, lease = await claim_one(backend)
-        assert await backend.mark_job_retryable(job_id, lease, timedelta(0), CANCEL)
+        assert await backend.mark_job_retryable(job_id, lease, timedelta(0), FAILURE)
     _, lease = await claim_one(backend)
-    assert await backend.mark_job_discarded(job_id, lease, CANCEL)
+    assert await backend.mark_job_discarded(job_id, lease, FAILURE)
     stored = await backend.get_job(job_id)
     stored.max_attempts = 1
     await backend.update_job(stored)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+
 import pytest
 
 from rexecutor.backend import Backend, FailureRecord, Lease

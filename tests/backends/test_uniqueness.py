@@ -360,9 +360,7 @@ async def test_replace_never_touches_a_job_the_criteria_do_not_match(backend: Ba
 
 async def test_concurrent_identical_unique_enqueues_store_one_job(backend: Backend) -> None:
     criteria = UniquenessCriteria.by_key("only-once").and_executor()
-    results = await asyncio.gather(
-        *(_unique(backend, criteria, data={"i": i}) for i in range(20))
-    )
+    results = await asyncio.gather(*(_unique(backend, criteria, data={"i": i}) for i in range(20)))
     assert len({r.job_id for r in results}) == 1
     assert sum(not r.duplicate for r in results) == 1
     assert await _count(backend) == 1

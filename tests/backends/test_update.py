@@ -124,6 +124,15 @@ async def test_update_rejects_max_attempts_below_one(backend: Backend) -> None:
     assert await backend.get_job(job.id) == before
 
 
+async def test_update_rejects_a_priority_far_out_of_range(backend: Backend) -> None:
+    job = await backend.get_job(await enqueue(backend))
+    before = await backend.get_job(job.id)
+    job.priority = 2**40
+    with pytest.raises(ConfigurationError):
+        await backend.update_job(job)
+    assert await backend.get_job(job.id) == before
+
+
 async def test_changing_the_job_after_update_does_not_change_the_stored_job(
     backend: Backend,
 ) -> None:

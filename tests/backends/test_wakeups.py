@@ -20,9 +20,7 @@ QUIET_AT_LEAST = 0.15
 
 
 @asynccontextmanager
-async def _subscribed(
-    backend: Backend, executors: Collection[str]
-) -> AsyncIterator[Subscription]:
+async def _subscribed(backend: Backend, executors: Collection[str]) -> AsyncIterator[Subscription]:
     sub = backend.subscribe(executors)
     try:
         yield sub

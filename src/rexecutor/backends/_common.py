@@ -35,6 +35,27 @@ def validate_enqueuable(job: EnqueuableJob) -> None:
         raise ConfigurationError(f"priority {job.priority} is out of range")
 
 
+def validate_update(job: Job[Any, Any]) -> None:
+    """Reject edited values that ``update_job`` cannot store, as ``enqueue`` does."""
+    if job.max_attempts < 1:
+        raise ConfigurationError(f"max_attempts must be at least 1, got {job.max_attempts}")
+    if job.scheduled_at.tzinfo is None:
+        raise ConfigurationError("scheduled_at must be timezone-aware (UTC)")
+    if not -(2**31) < job.priority < 2**31:
+        raise ConfigurationError(f"priority {job.priority} is out of range")
+
+
+def json_equal(left: Any, right: Any) -> bool:
+    """Equality of JSON values: like ``==``, except that booleans never equal numbers."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return type(left) is type(right) and left == right
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(json_equal(v, right[k]) for k, v in left.items())
+    if isinstance(left, list | tuple) and isinstance(right, list | tuple):
+        return len(left) == len(right) and all(map(json_equal, left, right))
+    return bool(left == right)
+
+
 def unique_match(job: EnqueuableJob, key: int | None, candidate: Job[Any, Any], ckey: int | None,
                  scheduled_at: datetime) -> bool:
     """Whether stored ``candidate`` (with uniqueness key ``ckey``) conflicts with ``job``."""
@@ -82,9 +103,9 @@ def matches(node: QueryNode, job: Job[Any, Any]) -> bool:
         case ExecutorEquals(executor):
             return job.executor == executor
         case DataEquals(value):
-            return bool(job.data == value)
+            return json_equal(job.data, value)
         case MetadataEquals(value):
-            return bool(job.metadata == value)
+            return json_equal(job.metadata, value)
         case IdIn(ids):
             return job.id in ids
         case StatusIn(statuses):

@@ -9,7 +9,7 @@ import copy
 import threading
 from collections.abc import Collection, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rexecutor import _clock
@@ -29,8 +29,9 @@ from rexecutor.backends._common import (
     status_after_giving_back,
     unique_match,
     validate_enqueuable,
+    validate_update,
 )
-from rexecutor.errors import ConfigurationError, InvalidTransition, JobNotFound
+from rexecutor.errors import InvalidTransition, JobNotFound
 from rexecutor.job import ErrorType, Job, JobId, JobStatus
 from rexecutor.query import QueryNode
 
@@ -81,7 +82,9 @@ class InMemoryBackend(Backend):
 
     def _enqueue_locked(self, job: EnqueuableJob, now: datetime) -> EnqueueResult:
         validate_enqueuable(job)
-        scheduled_at = job.scheduled_at or now
+        # Store copies: the caller may go on mutating what it passed in.
+        job = replace(job, data=copy.deepcopy(job.data), metadata=copy.deepcopy(job.metadata))
+        scheduled_at = job.scheduled_at.astimezone(UTC) if job.scheduled_at else now
         criteria = job.uniqueness
         key = criteria.key if criteria else None
         if criteria is not None:
@@ -128,7 +131,9 @@ class InMemoryBackend(Backend):
 
     # -- claiming and transitions ------------------------------------------------------------
 
-    async def claim_ready_jobs(self, executor: str, limit: int, node_id: str) -> list[Job[Any, Any]]:
+    async def claim_ready_jobs(
+        self, executor: str, limit: int, node_id: str
+    ) -> list[Job[Any, Any]]:
         if self._paused or limit <= 0:
             return []
         with self._lock:
@@ -244,14 +249,13 @@ class InMemoryBackend(Backend):
     async def update_job(self, job: Job[Any, Any]) -> None:
         with self._lock:
             stored = self._get(job.id)
-            if job.max_attempts < 1:
-                raise ConfigurationError(f"max_attempts must be at least 1, got {job.max_attempts}")
-            stored.data = job.data
-            stored.metadata = job.metadata
+            validate_update(job)
+            stored.data = copy.deepcopy(job.data)
+            stored.metadata = copy.deepcopy(job.metadata)
             stored.max_attempts = job.max_attempts
             stored.priority = job.priority
             stored.tags = list(job.tags)
-            stored.scheduled_at = job.scheduled_at
+            stored.scheduled_at = job.scheduled_at.astimezone(UTC)
             self._wake(stored, _clock.now())
 
     # -- reading and housekeeping ------------------------------------------------------------
@@ -306,16 +310,15 @@ class InMemoryBackend(Backend):
     async def list_nodes(self) -> list[NodeInfo]:
         with self._lock:
             nodes = list(self._nodes.values())
-        return sorted(nodes, key=lambda n: n.heartbeat_at or n.started_at or _clock.now(),
-                      reverse=True)
+        return sorted(
+            nodes, key=lambda n: n.heartbeat_at or n.started_at or _clock.now(), reverse=True
+        )
 
     async def rescue_orphaned_jobs(self, dead_after: timedelta) -> list[JobId]:
         with self._lock:
             now = _clock.now()
             cutoff = now - dead_after
-            dead = {
-                n.node_id for n in self._nodes.values() if (n.heartbeat_at or now) < cutoff
-            }
+            dead = {n.node_id for n in self._nodes.values() if (n.heartbeat_at or now) < cutoff}
             rescued: list[JobId] = []
             for job in sorted(self._jobs.values(), key=lambda j: j.id):
                 if job.status is not JobStatus.EXECUTING:
