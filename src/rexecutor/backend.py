@@ -136,6 +136,9 @@ class Backend(abc.ABC):
 
     #: Seconds between polls for work that no wake-up announces (other processes, due jobs).
     poll_interval: float = 1.0
+    #: The largest encoded data plus metadata a job may carry, in bytes (None: no limit).
+    #: Enforced at enqueue; set it per instance to change it.
+    max_payload_bytes: int | None = 1024 * 1024
 
     def __init__(self) -> None:
         self._hub = WakeHub()
@@ -179,7 +182,9 @@ class Backend(abc.ABC):
     # -- claiming and transitions ------------------------------------------------------------
 
     @abc.abstractmethod
-    async def claim_ready_jobs(self, executor: str, limit: int, node_id: str) -> list[Job[Any, Any]]:
+    async def claim_ready_jobs(
+        self, executor: str, limit: int, node_id: str
+    ) -> list[Job[Any, Any]]:
         """Atomically claim up to ``limit`` due jobs of ``executor`` for ``node_id``.
 
         Ready means scheduled or retryable with ``scheduled_at <= now``; claim order is

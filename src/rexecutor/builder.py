@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 from rexecutor import _clock, _global
+from rexecutor._json import check_payload
 from rexecutor.backend import Backend, EnqueuableJob, EnqueueResult
 from rexecutor.errors import ConfigurationError, ValidationError
 from rexecutor.job import JobId
@@ -161,6 +162,7 @@ class JobBuilder(Generic[D, M]):
         """
         job = self.build()
         target = backend if backend is not None else _global.get_global_backend()
+        check_payload(job.data, job.metadata, job.tags, target.max_payload_bytes, job.executor)
         return await target.enqueue(job)
 
 
@@ -177,4 +179,6 @@ async def enqueue_many(
     """
     jobs = [builder.build() for builder in builders]
     target = backend if backend is not None else _global.get_global_backend()
+    for job in jobs:
+        check_payload(job.data, job.metadata, job.tags, target.max_payload_bytes, job.executor)
     return await target.enqueue_many(jobs)
