@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -90,19 +91,50 @@ async def run_pruner(config: PrunerConfig, backend: Backend) -> None:
         after = tick
 
 
-async def run_heartbeat(
-    backend: Backend, node: NodeInfo, interval: timedelta, rescue_after: timedelta
-) -> None:
-    """Record this node's heartbeat every ``interval`` and rescue dead nodes' jobs."""
-    while True:
+class HeartbeatThread(threading.Thread):
+    """Records the node's heartbeats and rescues dead nodes' jobs from a thread of its own.
+
+    It runs its own event loop on its own backend connection (``Backend.for_thread``), so
+    neither a job that blocks the node's event loop nor a CPU-bound job can starve it: a node
+    that is alive always looks alive.
+    """
+
+    def __init__(
+        self, backend: Backend, node: NodeInfo, interval: timedelta, rescue_after: timedelta
+    ) -> None:
+        super().__init__(name=f"rexecutor-heartbeat-{node.node_id}", daemon=True)
+        self._backend = backend
+        self._node = node
+        self._interval = interval.total_seconds()
+        self._rescue_after = rescue_after
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        asyncio.run(self._beat())
+
+    def stop(self) -> None:
+        """Stop beating; returns once the thread has closed its connection."""
+        self._halt.set()
+        self.join(timeout=10)
+
+    async def _beat(self) -> None:
+        backend = self._backend.for_thread()
+        owned = backend is not self._backend
+        loop = asyncio.get_running_loop()
         try:
-            await backend.record_heartbeat(node)
-            rescued = await backend.rescue_orphaned_jobs(rescue_after)
-            if rescued:
-                log.warning("rescued %d jobs of dead nodes: %s", len(rescued), rescued)
-        except RexecutorError as exc:
-            log.warning("heartbeat failed: %s", exc)
-        await asyncio.sleep(interval.total_seconds())
+            while not self._halt.is_set():
+                try:
+                    await backend.connect()
+                    await backend.record_heartbeat(self._node)
+                    rescued = await backend.rescue_orphaned_jobs(self._rescue_after)
+                    if rescued:
+                        log.warning("rescued %d jobs of dead nodes: %s", len(rescued), rescued)
+                except RexecutorError as exc:
+                    log.warning("heartbeat failed: %s", exc)
+                await loop.run_in_executor(None, self._halt.wait, self._interval)
+        finally:
+            if owned:
+                await backend.close()
 
 
 async def watch_lost_jobs(

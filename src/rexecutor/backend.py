@@ -161,6 +161,16 @@ class Backend(abc.ABC):
     ) -> None:
         await self.close()
 
+    def for_thread(self) -> Backend:
+        """A backend on the same store that another thread's event loop may use.
+
+        The node writes its heartbeats from a thread of its own, so that a job that hogs the
+        event loop cannot starve them. The default returns ``self``, right for backends whose
+        methods are bound to no event loop; a backend whose connections belong to one loop
+        returns a new, unconnected instance with the same settings.
+        """
+        return self
+
     def subscribe(self, executors: Collection[str] | None = None) -> Subscription:
         """Register for wake-ups about ready jobs of ``executors``; call from a running loop."""
         return self._hub.subscribe(executors)

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["Pruner", "PrunerConfig"]
 
 
-
 def _names(executors: tuple[Any, ...]) -> frozenset[str]:
     names = set()
     for item in executors:
@@ -91,8 +90,10 @@ class PrunerConfig:
         pruners: tuple[Pruner, ...] = (),
         batch_size: int = 1000,
     ) -> None:
-        parsed = schedule if isinstance(schedule, CronSchedule) else CronSchedule.parse(
-            schedule, timezone
+        parsed = (
+            schedule
+            if isinstance(schedule, CronSchedule)
+            else CronSchedule.parse(schedule, timezone)
         )
         if max_concurrency < 1:
             raise ConfigurationError(f"max_concurrency must be >= 1, got {max_concurrency}")

@@ -62,6 +62,11 @@ class _Cancel(ExecutionResult):
     reason: object
 
 
-for _variant, _name in ((_Done, "Done"), (_Error, "Error"), (_Snooze, "Snooze"), (_Cancel, "Cancel")):
+for _variant, _name in (
+    (_Done, "Done"),
+    (_Error, "Error"),
+    (_Snooze, "Snooze"),
+    (_Cancel, "Cancel"),
+):
     _variant.__name__ = _variant.__qualname__ = f"ExecutionResult.{_name}"
     setattr(ExecutionResult, _name, _variant)

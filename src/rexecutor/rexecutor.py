@@ -83,6 +83,7 @@ class Rexecutor:
         self._threads: ThreadPoolExecutor | None = None
         self._acker: Acker | None = None
         self._stopped: asyncio.Event | None = None
+        self._heartbeat: _services.HeartbeatThread | None = None
         self._started = False
 
     # -- configuration ---------------------------------------------------------------------
@@ -190,14 +191,10 @@ class Rexecutor:
             )
         for config in self._pruners:
             self._services.append(self._spawn(_services.run_pruner(config, self.backend), "prune"))
-        self._services.append(
-            self._spawn(
-                _services.run_heartbeat(
-                    self.backend, node, self.heartbeat_interval, self.rescue_after
-                ),
-                "heartbeat",
-            )
+        self._heartbeat = _services.HeartbeatThread(
+            self.backend, node, self.heartbeat_interval, self.rescue_after
         )
+        self._heartbeat.start()
         self._services.append(
             self._spawn(
                 _services.watch_lost_jobs(
@@ -255,6 +252,9 @@ class Rexecutor:
                 await asyncio.wait(pending)
         assert self._acker is not None
         await self._acker.drain()
+        if self._heartbeat is not None:
+            await asyncio.to_thread(self._heartbeat.stop)
+            self._heartbeat = None
         with contextlib.suppress(Exception):
             await self.backend.remove_node(self.node_id)
         if self._threads is not None:

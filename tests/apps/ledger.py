@@ -2,13 +2,15 @@
 
 Every execution appends ``job_id attempt pid`` to the ledger file named by
 ``$REXECUTOR_LEDGER``: an account of what ran that does not depend on the queue itself.
-Jobs sleep ``data`` milliseconds.
+``LedgerJob`` sleeps ``data`` ms without blocking; ``HogJob`` blocks the event loop for
+``data`` ms, as careless user code would. With ``$CRON`` set, ``TickJob`` is scheduled by it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from datetime import timedelta
 
 from rexecutor import Backend, Executor, Job, Rexecutor
@@ -35,11 +37,39 @@ class LedgerJob(Executor[int, None]):
         record(job)
 
 
+class HogJob(Executor[int, None]):
+    """Blocks the event loop for ``data`` ms (a bug in user code), then records itself."""
+
+    name = "hog"
+
+    async def execute(self, job: Job[int, None]) -> None:
+        time.sleep(job.data / 1000)  # noqa: ASYNC251 - the point of this job
+        record(job)
+
+
+class TickJob(Executor[int, None]):
+    """Records each cron tick."""
+
+    name = "tick"
+
+    async def execute(self, job: Job[int, None]) -> None:
+        record(job)
+
+
+def _ms(name: str, default: str) -> timedelta:
+    return timedelta(milliseconds=float(os.environ.get(name, default)))
+
+
 def node(backend: Backend) -> Rexecutor:
     """The node every test worker runs."""
-    return Rexecutor(
+    rex = Rexecutor(
         backend,
-        heartbeat_interval=timedelta(milliseconds=float(os.environ.get("HEARTBEAT_MS", "1000"))),
-        rescue_after=timedelta(milliseconds=float(os.environ.get("RESCUE_MS", "5000"))),
+        heartbeat_interval=_ms("HEARTBEAT_MS", "1000"),
+        rescue_after=_ms("RESCUE_MS", "5000"),
         poll_interval=0.2,
-    ).with_executor(LedgerJob)
+        cancel_check_interval=0.1,
+    )
+    rex.with_executor(LedgerJob).with_executor(HogJob)
+    if os.environ.get("CRON"):
+        rex.with_cron_executor(TickJob, os.environ["CRON"], data=0)
+    return rex

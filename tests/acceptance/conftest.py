@@ -1,0 +1,26 @@
+"""``url``: a fresh backend URL for real worker processes, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from tests.support.postgres import admin_url, reset_tables
+
+
+def pg_url(conninfo: str) -> str:
+    """The test database as a ``postgresql://`` URL (what the worker command takes)."""
+    base = admin_url().rsplit("/", 1)[0]
+    return f"{base}/{conninfo_to_dict(conninfo)['dbname']}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.db'}"
+    conninfo = request.getfixturevalue("postgres_url")
+    asyncio.run(reset_tables(conninfo))
+    return pg_url(conninfo)
