@@ -131,7 +131,7 @@ async def main() -> int:
                 f"[{elapsed:5.1f}s] complete {counts['complete']:4} | "
                 f"executing {counts['executing']:3} | "
                 f"waiting {counts['scheduled'] + counts['retryable']:4} | "
-                f"retried {rex.stats['retried']:3} | snoozed {rex.stats['snoozed']:3} | "
+                f"retried {rex.stats['retryable']:3} | snoozed {rex.stats['snoozed']:3} | "
                 f"discarded {counts['discarded']:2} | cron ticks {ticks}"
             )
             print(("\r" + line) if tty else line, end="" if tty else "\n", flush=True)
@@ -145,7 +145,7 @@ async def main() -> int:
     await backend.close()
     print("\n\nsummary of this run")
     print(f"  done       {counts['complete']}")
-    print(f"  retried    {rex.stats['retried']} failed attempts retried after backoff")
+    print(f"  retried    {rex.stats['retryable']} failed attempts retried after backoff")
     print(f"  snoozed    {rex.stats['snoozed']}")
     print(f"  discarded  {counts['discarded']}")
     if finished_after is not None:

@@ -4,6 +4,7 @@ Define an :class:`Executor`, enqueue jobs with its :class:`JobBuilder`, and run 
 :class:`Rexecutor` node on a backend.
 """
 
+from rexecutor import telemetry
 from rexecutor.backend import Backend, EnqueueResult
 from rexecutor.backoff import BackoffStrategy, Jitter
 from rexecutor.builder import JobBuilder, enqueue_many

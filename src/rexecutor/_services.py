@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from rexecutor import _clock
+from rexecutor import _clock, telemetry
 from rexecutor.backend import Backend, NodeInfo
 from rexecutor.cron import CronSchedule
 from rexecutor.errors import RexecutorError
@@ -82,6 +82,7 @@ async def run_pruner(config: PrunerConfig, backend: Backend) -> None:
                 return
         if deleted:
             log.info("pruned %d %s jobs", deleted, spec.status)
+        telemetry.emit("prune", {"count": deleted}, {"status": str(spec.status)})
 
     after = _clock.now()
     while True:
@@ -129,6 +130,11 @@ class HeartbeatThread(threading.Thread):
                     rescued = await backend.rescue_orphaned_jobs(self._rescue_after)
                     if rescued:
                         log.warning("rescued %d jobs of dead nodes: %s", len(rescued), rescued)
+                        telemetry.emit(
+                            "rescue",
+                            {"count": len(rescued)},
+                            {"job_ids": [int(i) for i in rescued], "node_id": self._node.node_id},
+                        )
                 except RexecutorError as exc:
                     log.warning("heartbeat failed: %s", exc)
                 await loop.run_in_executor(None, self._halt.wait, self._interval)

@@ -11,6 +11,7 @@ import asyncio
 import contextvars
 import functools
 import logging
+import time
 import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -18,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
-from rexecutor import _clock
+from rexecutor import _clock, telemetry
 from rexecutor.backend import Backend, FailureRecord, Lease
 from rexecutor.errors import BackendError, RexecutorError, ValidationError
 from rexecutor.executor import Executor, is_async_execute
@@ -150,8 +151,15 @@ class JobRunner:
                 if free > 0:
                     want = min(free, CLAIM_BATCH)
                     try:
+                        began = time.monotonic()
                         jobs = await self._backend.claim_ready_jobs(self.name, want, self._node_id)
                         failures = 0
+                        if jobs and telemetry.active("claim"):
+                            telemetry.emit(
+                                "claim",
+                                {"count": len(jobs), "duration": time.monotonic() - began},
+                                {"executor": self.name, "node_id": self._node_id},
+                            )
                     except BackendError as exc:
                         failures += 1
                         wait = min(0.1 * 2**failures, 10.0)
@@ -218,6 +226,10 @@ class JobRunner:
         lease = Lease(self._node_id, raw.attempt)
         job_id = int(raw.id)
         delay = timedelta(0)
+        if telemetry.active("job.start"):
+            latency = (_clock.now() - raw.scheduled_at).total_seconds()
+            telemetry.emit("job.start", {"queue_latency": latency}, self._meta(raw))
+        started = time.monotonic()
         try:
             outcome, delay = await self._execute(raw)
         except asyncio.CancelledError:
@@ -229,7 +241,26 @@ class JobRunner:
             self.running.pop(job_id, None)
             self._sub.notify()  # a slot is free
         self._aborts.pop(job_id, None)
-        await self._record(raw, lease, outcome, delay)
+        name = await self._record(raw, lease, outcome, delay)
+        if telemetry.active("job.stop") or telemetry.active("job.exception"):
+            failed = isinstance(outcome, (BaseException, _Timeout))
+            meta = self._meta(raw, outcome=name)
+            if failed:
+                meta["error"] = _failure(outcome).details
+            telemetry.emit(
+                "job.exception" if failed else "job.stop",
+                {"duration": time.monotonic() - started},
+                meta,
+            )
+
+    def _meta(self, raw: Job[Any, Any], **extra: Any) -> dict[str, Any]:
+        return {
+            "job_id": int(raw.id),
+            "executor": self.name,
+            "attempt": raw.attempt,
+            "node_id": self._node_id,
+            **extra,
+        }
 
     async def _execute(self, raw: Job[Any, Any]) -> tuple[Any, timedelta]:
         """Run one attempt; returns its result (or the exception it ended with) and the
@@ -265,78 +296,62 @@ class JobRunner:
 
     async def _record(
         self, raw: Job[Any, Any], lease: Lease, outcome: Any, delay: timedelta
-    ) -> None:
+    ) -> str:
+        """Write the attempt's outcome (fenced by ``lease``); returns the outcome's name."""
         backend, job_id = self._backend, int(raw.id)
-        write = self._acker.write
+        name, call = "lost", None
         if outcome is None or isinstance(outcome, ExecutionResult.Done):
-            self._stats["done"] += 1
-            await self._acker.complete(job_id, lease)
-            return
-        if isinstance(outcome, ExecutionResult.Snooze):
-            self._stats["snoozed"] += 1
-            await write(
-                "snooze",
-                job_id,
-                functools.partial(backend.mark_job_snoozed, job_id, lease, outcome.delay),
-            )
-            return
-        if isinstance(outcome, ExecutionResult.Cancel):
-            self._stats["cancelled"] += 1
+            name = "complete"
+        elif isinstance(outcome, ExecutionResult.Snooze):
+            name = "snoozed"
+            call = functools.partial(backend.mark_job_snoozed, job_id, lease, outcome.delay)
+        elif isinstance(outcome, ExecutionResult.Cancel):
+            name = "cancelled"
             error = FailureRecord(ErrorType.CANCELLED, str(outcome.reason))
-            await write(
-                "cancel",
-                job_id,
-                functools.partial(backend.mark_job_cancelled, job_id, lease, error),
-            )
-            return
-        if isinstance(outcome, _Abort):
+            call = functools.partial(backend.mark_job_cancelled, job_id, lease, error)
+        elif isinstance(outcome, _Abort):
             if outcome.reason == "shutdown":
-                self._stats["handed_back"] += 1
+                name = "handed_back"
                 error = FailureRecord(
                     ErrorType.SHUTDOWN,
                     "the node shut down before the attempt finished; "
                     "the job was handed back without using up an attempt",
                 )
-                await write(
-                    "hand back",
+                call = functools.partial(
+                    backend.mark_job_snoozed, job_id, lease, timedelta(0), error
+                )
+        else:
+            error = _failure(outcome)
+            context = {"job_id": job_id, "executor": self.name, "attempt": raw.attempt}
+            if raw.attempt >= raw.max_attempts:
+                name = "discarded"
+                call = functools.partial(backend.mark_job_discarded, job_id, lease, error)
+                log.error(
+                    "job %s (%s) discarded after attempt %s: %s",
                     job_id,
-                    functools.partial(backend.mark_job_snoozed, job_id, lease, timedelta(0), error),
+                    self.name,
+                    raw.attempt,
+                    error.details,
+                    extra=context,
                 )
             else:
-                self._stats["lost"] += 1
-            return
-        error = _failure(outcome)
-        if raw.attempt >= raw.max_attempts:
-            self._stats["discarded"] += 1
-            log.error(
-                "job %s (%s) discarded after attempt %s: %s",
-                job_id,
-                self.name,
-                raw.attempt,
-                error.details,
-                extra={"job_id": job_id},
-            )
-            await write(
-                "discard",
-                job_id,
-                functools.partial(backend.mark_job_discarded, job_id, lease, error),
-            )
-        else:
-            self._stats["retried"] += 1
-            log.warning(
-                "job %s (%s) attempt %s failed, retrying in %s: %s",
-                job_id,
-                self.name,
-                raw.attempt,
-                delay,
-                error.details,
-                extra={"job_id": job_id},
-            )
-            await write(
-                "retry",
-                job_id,
-                functools.partial(backend.mark_job_retryable, job_id, lease, delay, error),
-            )
+                name = "retryable"
+                call = functools.partial(backend.mark_job_retryable, job_id, lease, delay, error)
+                log.warning(
+                    "job %s (%s) attempt %s failed, retrying in %s: %s",
+                    job_id,
+                    self.name,
+                    raw.attempt,
+                    delay,
+                    error.details,
+                    extra=context,
+                )
+        self._stats[name] += 1
+        if name == "complete":
+            await self._acker.complete(job_id, lease)
+        elif call is not None:
+            await self._acker.write(name, job_id, call)
+        return name
 
 
 class _Timeout:
