@@ -11,6 +11,8 @@ import pytest
 from rexecutor import _clock
 from rexecutor.backend import Backend
 
+pytest_plugins = ["tests.support.postgres"]
+
 BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 

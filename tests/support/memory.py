@@ -12,6 +12,8 @@ from rexecutor.backends import InMemoryBackend
 
 
 @asynccontextmanager
-async def make_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[InMemoryBackend]:
+async def make_backend(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[InMemoryBackend]:
     async with InMemoryBackend() as backend:
         yield backend
