@@ -58,4 +58,5 @@ __all__ = [
     "ValidationError",
     "Where",
     "enqueue_many",
+    "telemetry",
 ]

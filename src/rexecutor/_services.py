@@ -146,22 +146,29 @@ class HeartbeatThread(threading.Thread):
 async def watch_lost_jobs(
     backend: Backend, node_id: str, runners: Callable[[], list[JobRunner]], interval: float
 ) -> None:
-    """Stop running jobs that this node no longer holds (cancelled, or rescued elsewhere)."""
-    while True:
-        await asyncio.sleep(interval)
-        leases: dict[int, int] = {}
-        owners: dict[int, JobRunner] = {}
-        for runner in runners():
-            for job_id, (_task, attempt) in list(runner.running.items()):
-                leases[job_id] = attempt
-                owners[job_id] = runner
-        if not leases:
-            continue
-        try:
-            lost = await backend.lost_jobs(node_id, leases)
-        except RexecutorError as exc:
-            log.warning("checking for cancelled jobs failed: %s", exc)
-            continue
-        for job_id in lost:
-            log.info("job %s was cancelled or moved elsewhere; stopping it", job_id)
-            owners[job_id].abort(job_id, "lost")
+    """Stop running jobs that this node no longer holds (cancelled, or rescued elsewhere).
+
+    Checks every ``interval`` seconds, and at once when the backend hints at a cancellation.
+    """
+    hints = backend.subscribe_cancellations()
+    try:
+        while True:
+            await hints.wait(interval)
+            leases: dict[int, int] = {}
+            owners: dict[int, JobRunner] = {}
+            for runner in runners():
+                for job_id, (_task, attempt) in list(runner.running.items()):
+                    leases[job_id] = attempt
+                    owners[job_id] = runner
+            if not leases:
+                continue
+            try:
+                lost = await backend.lost_jobs(node_id, leases)
+            except RexecutorError as exc:
+                log.warning("checking for cancelled jobs failed: %s", exc)
+                continue
+            for job_id in lost:
+                log.info("job %s was cancelled or moved elsewhere; stopping it", job_id)
+                owners[job_id].abort(job_id, "lost")
+    finally:
+        hints.close()

@@ -127,6 +127,15 @@ class NodeInfo:
     heartbeat_at: datetime | None = None
 
 
+def refuse_connection(backend: Backend, connection: Any) -> None:
+    """Raise if a caller's connection was passed to a backend that cannot join it."""
+    if connection is not None:
+        raise ConfigurationError(
+            f"{type(backend).__name__} cannot enqueue inside a caller's transaction; "
+            "transactional enqueue needs PostgresBackend"
+        )
+
+
 class Backend(abc.ABC):
     """Storage for jobs; implemented by InMemoryBackend, SqliteBackend and PostgresBackend.
 
@@ -142,6 +151,7 @@ class Backend(abc.ABC):
 
     def __init__(self) -> None:
         self._hub = WakeHub()
+        self._cancel_hub = WakeHub()
 
     async def connect(self) -> None:  # noqa: B027 - optional hook
         """Open connections and apply migrations; idempotent."""
@@ -179,15 +189,34 @@ class Backend(abc.ABC):
         """Wake local subscribers interested in ``executor`` (None: all)."""
         self._hub.notify(executor)
 
+    def subscribe_cancellations(self) -> Subscription:
+        """Register for hints that a running job may have been cancelled elsewhere.
+
+        A node's watch loop checks its running jobs (``lost_jobs``) when woken, instead of
+        waiting for its next periodic check; a spurious hint costs one cheap query.
+        """
+        return self._cancel_hub.subscribe()
+
+    def notify_cancellation(self) -> None:
+        """Hint local nodes that a running job may have been cancelled."""
+        self._cancel_hub.notify()
+
     # -- enqueue -------------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def enqueue(self, job: EnqueuableJob) -> EnqueueResult:
-        """Store ``job``, or resolve its uniqueness conflict; atomic and concurrency-safe."""
+    async def enqueue(self, job: EnqueuableJob, *, connection: Any = None) -> EnqueueResult:
+        """Store ``job``, or resolve its uniqueness conflict; atomic and concurrency-safe.
 
-    async def enqueue_many(self, jobs: Sequence[EnqueuableJob]) -> list[EnqueueResult]:
+        ``connection``: a database connection of the caller's whose open transaction the
+        insert joins (only backends that support it, PostgreSQL; the others raise
+        ``ConfigurationError`` when given one).
+        """
+
+    async def enqueue_many(
+        self, jobs: Sequence[EnqueuableJob], *, connection: Any = None
+    ) -> list[EnqueueResult]:
         """Store many jobs; backends override this to use one round trip."""
-        return [await self.enqueue(job) for job in jobs]
+        return [await self.enqueue(job, connection=connection) for job in jobs]
 
     # -- claiming and transitions ------------------------------------------------------------
 

@@ -148,11 +148,17 @@ class JobBuilder(Generic[D, M]):
         """Store the job on the global backend; returns its id (the existing one if a duplicate)."""
         return (await self.enqueue_with_result()).job_id
 
-    async def enqueue_to_backend(self, backend: Backend) -> JobId:
-        """Store the job on ``backend``; returns its id (the existing one if a duplicate)."""
-        return (await self.enqueue_with_result(backend)).job_id
+    async def enqueue_to_backend(self, backend: Backend, *, connection: Any = None) -> JobId:
+        """Store the job on ``backend``; returns its id (the existing one if a duplicate).
 
-    async def enqueue_with_result(self, backend: Backend | None = None) -> EnqueueResult:
+        With PostgreSQL, ``connection`` (a psycopg ``AsyncConnection``) makes the insert part
+        of the caller's open transaction: if the caller rolls back, no job exists.
+        """
+        return (await self.enqueue_with_result(backend, connection=connection)).job_id
+
+    async def enqueue_with_result(
+        self, backend: Backend | None = None, *, connection: Any = None
+    ) -> EnqueueResult:
         """Store the job and report whether it was a duplicate of a stored job.
 
         Example:
@@ -163,15 +169,20 @@ class JobBuilder(Generic[D, M]):
         job = self.build()
         target = backend if backend is not None else _global.get_global_backend()
         check_payload(job.data, job.metadata, job.tags, target.max_payload_bytes, job.executor)
-        return await target.enqueue(job)
+        return await target.enqueue(job, connection=connection)
 
 
 async def enqueue_many(
-    builders: Iterable[JobBuilder[Any, Any]], backend: Backend | None = None
+    builders: Iterable[JobBuilder[Any, Any]],
+    backend: Backend | None = None,
+    *,
+    connection: Any = None,
 ) -> list[EnqueueResult]:
     """Store many jobs, of any executors, in one round trip where the backend allows it.
 
     Every job is validated first, so a bad one stores none. Results come in the order given.
+    ``connection`` joins the caller's PostgreSQL transaction, as in
+    :meth:`JobBuilder.enqueue_to_backend`.
 
     Example:
         >>> builders = [EmailJob.builder().with_data(a) for a in addresses]
@@ -181,4 +192,4 @@ async def enqueue_many(
     target = backend if backend is not None else _global.get_global_backend()
     for job in jobs:
         check_payload(job.data, job.metadata, job.tags, target.max_payload_bytes, job.executor)
-    return await target.enqueue_many(jobs)
+    return await target.enqueue_many(jobs, connection=connection)

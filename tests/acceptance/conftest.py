@@ -24,3 +24,11 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     conninfo = request.getfixturevalue("postgres_url")
     asyncio.run(reset_tables(conninfo))
     return pg_url(conninfo)
+
+
+@pytest.fixture
+def pg(request: pytest.FixtureRequest) -> str:
+    """A fresh PostgreSQL URL, for scenarios that only PostgreSQL has (server restarts)."""
+    conninfo = request.getfixturevalue("postgres_url")
+    asyncio.run(reset_tables(conninfo))
+    return pg_url(conninfo)

@@ -56,8 +56,13 @@ def json_equal(left: Any, right: Any) -> bool:
     return bool(left == right)
 
 
-def unique_match(job: EnqueuableJob, key: int | None, candidate: Job[Any, Any], ckey: int | None,
-                 scheduled_at: datetime) -> bool:
+def unique_match(
+    job: EnqueuableJob,
+    key: int | None,
+    candidate: Job[Any, Any],
+    ckey: int | None,
+    scheduled_at: datetime,
+) -> bool:
     """Whether stored ``candidate`` (with uniqueness key ``ckey``) conflicts with ``job``."""
     criteria = job.uniqueness
     assert criteria is not None

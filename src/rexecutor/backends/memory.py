@@ -21,6 +21,7 @@ from rexecutor.backend import (
     Lease,
     NodeInfo,
     PruneSpec,
+    refuse_connection,
 )
 from rexecutor.backends._common import (
     apply_replace,
@@ -118,11 +119,15 @@ class InMemoryBackend(Backend):
         if not self._paused and job.status in JobStatus.READY:
             self.notify(job.executor)
 
-    async def enqueue(self, job: EnqueuableJob) -> EnqueueResult:
+    async def enqueue(self, job: EnqueuableJob, *, connection: Any = None) -> EnqueueResult:
+        refuse_connection(self, connection)
         with self._lock:
             return self._enqueue_locked(job, _clock.now())
 
-    async def enqueue_many(self, jobs: Sequence[EnqueuableJob]) -> list[EnqueueResult]:
+    async def enqueue_many(
+        self, jobs: Sequence[EnqueuableJob], *, connection: Any = None
+    ) -> list[EnqueueResult]:
+        refuse_connection(self, connection)
         with self._lock:
             now = _clock.now()
             for job in jobs:
@@ -225,9 +230,12 @@ class InMemoryBackend(Backend):
                 return False
             now = _clock.now()
             job.errors.append(error_entry(job, error, now))
+            was_running = job.status is JobStatus.EXECUTING
             job.status = JobStatus.CANCELLED
             job.cancelled_at = now
-            return True
+        if was_running and lease is None:
+            self.notify_cancellation()
+        return True
 
     async def rerun_job(self, job_id: int) -> None:
         with self._lock:

@@ -860,6 +860,7 @@ class PostgresBackend(Backend):
         self._connected = False
         self._connect_lock: asyncio.Lock | None = None
         self._channel = f"{self._schema}_rexecutor_jobs"
+        self._cancel_channel = f"{self._schema}_rexecutor_cancel"
         self._own_conns: weakref.WeakSet[Conn] = weakref.WeakSet()
         self._listener_task: asyncio.Task[None] | None = None
         self._listener_loop: asyncio.AbstractEventLoop | None = None
@@ -1242,6 +1243,9 @@ class PostgresBackend(Backend):
             try:
                 conn = await self._open_connection()
                 await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                await conn.execute(
+                    sql.SQL("LISTEN {}").format(sql.Identifier(self._cancel_channel))
+                )
                 self._listener_pid = conn.info.backend_pid
                 if connected_before or missed:
                     self.notify()  # catch up on whatever happened while nobody listened
@@ -1250,7 +1254,11 @@ class PostgresBackend(Backend):
                 self._listening.set()
                 while True:
                     async for note in conn.notifies(timeout=_LISTEN_PING):
-                        self._on_notification(note.payload, note.pid)
+                        if note.channel == self._cancel_channel:
+                            if note.pid not in self._own_pids():
+                                self.notify_cancellation()
+                        else:
+                            self._on_notification(note.payload, note.pid)
                     await conn.execute("SELECT 1")  # detect a silently dead connection
             except Exception as exc:
                 missed = True
@@ -1674,7 +1682,18 @@ class PostgresBackend(Backend):
     ) -> bool:
         """→ cancelled, appending ``error``: fenced with a lease, any unfinished job without."""
         if lease is None:
-            return await self._fenced("cancelled", job_id, _error_params(error), wake=False)
+            cancelled = await self._fenced("cancelled", job_id, _error_params(error), wake=False)
+            if cancelled:
+                # Nodes running the job learn of the cancel from this notification at once,
+                # not at their next periodic check.
+                channel = self._cancel_channel
+
+                async def announce(conn: Conn) -> None:
+                    await conn.execute("SELECT pg_notify(%s, '')", (channel,))
+
+                await self._run(announce)
+                self.notify_cancellation()
+            return cancelled
         params = {**self._lease(lease), **_error_params(error)}
         return await self._fenced("cancelled_fenced", job_id, params, wake=False)
 

@@ -55,6 +55,7 @@ from rexecutor.backend import (
     Lease,
     NodeInfo,
     PruneSpec,
+    refuse_connection,
 )
 from rexecutor.backends._common import (
     status_after_giving_back,
@@ -672,7 +673,7 @@ class SqliteBackend(Backend):
             timeout=self._watch_timeout,
             hub=self._hub,
             foreign=lambda: db.call_blocking(self._foreign_commits),
-            wake=self.notify,
+            wake=self._foreign_commit,
         )
 
     async def close(self) -> None:
@@ -963,13 +964,17 @@ class SqliteBackend(Backend):
 
     # -- enqueue ---------------------------------------------------------------------------
 
-    async def enqueue(self, job: EnqueuableJob) -> EnqueueResult:
+    async def enqueue(self, job: EnqueuableJob, *, connection: Any = None) -> EnqueueResult:
+        refuse_connection(self, connection)
         validate_enqueuable(job)
         results, wake = await self._call(self._enqueue_tx, [_Prepared(job)])
         self._wake_all(wake)
         return results[0]
 
-    async def enqueue_many(self, jobs: Sequence[EnqueuableJob]) -> list[EnqueueResult]:
+    async def enqueue_many(
+        self, jobs: Sequence[EnqueuableJob], *, connection: Any = None
+    ) -> list[EnqueueResult]:
+        refuse_connection(self, connection)
         for job in jobs:
             validate_enqueuable(job)
         if not jobs:
@@ -1072,6 +1077,11 @@ class SqliteBackend(Backend):
                 f"UPDATE jobs SET {', '.join(assignments)} WHERE id = ?", (*values, job_id)
             )
         return job_id, executor if status in JobStatus.READY else None
+
+    def _foreign_commit(self) -> None:
+        # Another process committed: new work may be ready, or a job we run was cancelled.
+        self.notify()
+        self.notify_cancellation()
 
     def _wake_all(self, executors: Collection[str]) -> None:
         for executor in executors:
@@ -1272,7 +1282,10 @@ class SqliteBackend(Backend):
     async def mark_job_cancelled(
         self, job_id: int, lease: Lease | None, error: FailureRecord
     ) -> bool:
-        return await self._call(self._cancelled_tx, int(job_id), lease, error)
+        cancelled = await self._call(self._cancelled_tx, int(job_id), lease, error)
+        if cancelled and lease is None:
+            self.notify_cancellation()
+        return cancelled
 
     @staticmethod
     def _cancelled_tx(

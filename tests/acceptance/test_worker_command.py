@@ -36,23 +36,6 @@ async def _statuses(path: Path) -> dict[JobStatus, int]:
     return counts
 
 
-def test_four_workers_on_one_file_run_every_job_exactly_once(tmp_path: Path) -> None:
-    db, ledger = tmp_path / "jobs.db", tmp_path / "ledger"
-    asyncio.run(_seed(db, 5000))
-    workers = [start_worker(f"sqlite:///{db}", ledger) for _ in range(4)]
-    try:
-        wait_until(lambda: sum(ledger_counts(ledger).values()) >= 5000, timeout=240)
-    finally:
-        outputs = [stop(w) for w in workers]
-    counts = ledger_counts(ledger)
-    assert len(counts) == 5000
-    assert set(counts.values()) == {1}, "some job ran twice"
-    assert [w.returncode for w in workers] == [0, 0, 0, 0], outputs
-    assert asyncio.run(_statuses(db)) == {JobStatus.COMPLETE: 5000}
-    pids = {line.split()[2] for line in ledger.read_text().splitlines()}
-    assert len(pids) >= 2  # the work really was shared
-
-
 def test_sigkill_mid_run_loses_no_committed_job_and_leaves_a_sound_file(tmp_path: Path) -> None:
     db, ledger = tmp_path / "jobs.db", tmp_path / "ledger"
     asyncio.run(_seed(db, 300, sleep_ms=20))
