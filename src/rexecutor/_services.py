@@ -7,7 +7,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from rexecutor import _clock, telemetry
@@ -24,10 +24,6 @@ log = logging.getLogger("rexecutor")
 
 #: How early a cron tick's job is enqueued, so that it is waiting when the tick comes.
 CRON_LEAD = timedelta(milliseconds=50)
-
-
-async def _sleep_until(moment: datetime) -> None:
-    await asyncio.sleep(max(0.0, (moment - _clock.now()).total_seconds()))
 
 
 async def run_cron(
@@ -47,7 +43,7 @@ async def run_cron(
     after = _clock.now()
     while True:
         tick = schedule.next_after(after)
-        await _sleep_until(tick - CRON_LEAD)
+        await _clock.sleep_until(tick - CRON_LEAD)
         key = ["cron", cls.name, schedule.expression, schedule.timezone, data, tick.isoformat()]
         criteria = UniquenessCriteria.by_key(key).and_statuses(JobStatus.ALL)
         builder = cls.builder().unique(criteria).schedule_at(tick)
@@ -87,7 +83,7 @@ async def run_pruner(config: PrunerConfig, backend: Backend) -> None:
     after = _clock.now()
     while True:
         tick = config.schedule.next_after(after)
-        await _sleep_until(tick)
+        await _clock.sleep_until(tick)
         await asyncio.gather(*(prune_one(i) for i in range(len(config.pruners))))
         after = tick
 

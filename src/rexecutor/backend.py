@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
+from rexecutor import _clock
 from rexecutor._notify import Subscription, WakeHub
 from rexecutor.errors import ConfigurationError
 from rexecutor.job import ErrorType, Job, JobId, JobStatus
@@ -152,6 +153,8 @@ class Backend(abc.ABC):
     def __init__(self) -> None:
         self._hub = WakeHub()
         self._cancel_hub = WakeHub()
+        # A test clock that jumps makes jobs due: runners must look again at once.
+        _clock.on_change(self, self._hub.notify)
 
     async def connect(self) -> None:  # noqa: B027 - optional hook
         """Open connections and apply migrations; idempotent."""
@@ -316,6 +319,18 @@ class Backend(abc.ABC):
         if not found:
             raise JobNotFound(job_id)
         return found[0]
+
+    @abc.abstractmethod
+    async def count_jobs(self) -> dict[tuple[str, JobStatus], int]:
+        """How many jobs each executor has in each status (pairs with no job are left out)."""
+
+    @abc.abstractmethod
+    async def finished_per_minute(self, since: timedelta) -> list[tuple[datetime, JobStatus, int]]:
+        """Jobs that finished within the last ``since``, counted per minute and status.
+
+        Each row is (the minute, truncated, in UTC; a terminal status; how many), oldest first.
+        Dashboards and ``rexecutor stats`` draw throughput and failures over time from it.
+        """
 
     @abc.abstractmethod
     async def prune_jobs(self, spec: PruneSpec, batch_size: int = 1000) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -281,6 +282,20 @@ class InMemoryBackend(Backend):
             found = [_copy(self._jobs[i]) for i in ids if matches(where, self._jobs[i])]
         end = None if limit is None else offset + limit
         return found[offset:end]
+
+    async def count_jobs(self) -> dict[tuple[str, JobStatus], int]:
+        with self._lock:
+            return dict(Counter((j.executor, j.status) for j in self._jobs.values()))
+
+    async def finished_per_minute(self, since: timedelta) -> list[tuple[datetime, JobStatus, int]]:
+        with self._lock:
+            cutoff = _clock.now() - since
+            buckets = Counter(
+                (j.finished_at.replace(second=0, microsecond=0), j.status)
+                for j in self._jobs.values()
+                if j.finished_at is not None and j.finished_at >= cutoff
+            )
+        return [(minute, status, n) for (minute, status), n in sorted(buckets.items())]
 
     async def prune_jobs(self, spec: PruneSpec, batch_size: int = 1000) -> int:
         with self._lock:

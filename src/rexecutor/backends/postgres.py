@@ -485,6 +485,15 @@ _STATEMENTS: Final[dict[str, str]] = {
         SET host = EXCLUDED.host, pid = EXCLUDED.pid, heartbeat_at = now()
     """,
     "remove_node": "DELETE FROM {nodes} WHERE node_id = %(node_id)s",
+    "count_jobs": "SELECT executor, status, count(*) FROM {jobs} GROUP BY executor, status",
+    "finished_per_minute": """
+        SELECT date_trunc('minute', finished) AS bucket, status, count(*) FROM (
+            SELECT status, COALESCE(completed_at, cancelled_at, discarded_at) AS finished
+            FROM {jobs} WHERE status IN ('complete', 'cancelled', 'discarded')
+        ) AS done
+        WHERE finished >= now() - %(since)s
+        GROUP BY bucket, status ORDER BY bucket, status
+    """,
     "list_nodes": """
         SELECT node_id, host, pid, started_at, heartbeat_at FROM {nodes}
         ORDER BY heartbeat_at DESC, started_at, node_id
@@ -1875,6 +1884,24 @@ class PostgresBackend(Backend):
             return await _execute(conn, self._q["remove_node"], {"node_id": node_id})
 
         await self._run(work, retry=True)
+
+    async def count_jobs(self) -> dict[tuple[str, JobStatus], int]:
+        """How many jobs each executor has in each status."""
+
+        async def work(conn: Conn) -> list[Row]:
+            return await _fetchall(conn, self._q["count_jobs"])
+
+        rows = await self._run(work, retry=True)
+        return {(executor, JobStatus(status)): int(n) for executor, status, n in rows}
+
+    async def finished_per_minute(self, since: timedelta) -> list[tuple[datetime, JobStatus, int]]:
+        """Jobs finished within the last ``since``, per minute and terminal status."""
+
+        async def work(conn: Conn) -> list[Row]:
+            return await _fetchall(conn, self._q["finished_per_minute"], {"since": since})
+
+        rows = await self._run(work, retry=True)
+        return [(_utc_required(bucket), JobStatus(status), int(n)) for bucket, status, n in rows]
 
     async def list_nodes(self) -> list[NodeInfo]:
         """Nodes that have recorded a heartbeat, most recent first."""

@@ -1452,6 +1452,28 @@ class SqliteBackend(Backend):
     async def remove_node(self, node_id: str) -> None:
         await self._call(_execute_rowcount, "DELETE FROM nodes WHERE node_id = ?", [node_id])
 
+    async def count_jobs(self) -> dict[tuple[str, JobStatus], int]:
+        rows = await self._call_read(
+            lambda conn: conn.execute(
+                "SELECT executor, status, count(*) FROM jobs GROUP BY executor, status"
+            ).fetchall()
+        )
+        return {(executor, _STATUS[status]): int(n) for executor, status, n in rows}
+
+    async def finished_per_minute(self, since: timedelta) -> list[tuple[datetime, JobStatus, int]]:
+        minute = 60_000_000
+        cutoff = _to_us(_clock.now() - since)
+        rows = await self._call_read(
+            lambda conn: conn.execute(
+                f"SELECT (finished / {minute}) * {minute} AS bucket, status, count(*) FROM "
+                "(SELECT status, COALESCE(completed_at, cancelled_at, discarded_at) AS finished "
+                "FROM jobs WHERE status IN ('complete', 'cancelled', 'discarded')) "
+                "WHERE finished >= ? GROUP BY bucket, status ORDER BY bucket, status",
+                (cutoff,),
+            ).fetchall()
+        )
+        return [(_from_us(bucket), _STATUS[status], int(n)) for bucket, status, n in rows]
+
     async def list_nodes(self) -> list[NodeInfo]:
         return await self._call_read(self._list_nodes)
 
