@@ -6,15 +6,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from psycopg.conninfo import conninfo_to_dict
 
-from tests.support.postgres import admin_url, reset_tables
-
-
-def pg_url(conninfo: str) -> str:
-    """The test database as a ``postgresql://`` URL (what the worker command takes)."""
-    base = admin_url().rsplit("/", 1)[0]
-    return f"{base}/{conninfo_to_dict(conninfo)['dbname']}"
+from tests.support.postgres import pg_url, reset_tables
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -89,6 +89,12 @@ def postgres_url() -> Iterator[str]:
             )
 
 
+def pg_url(conninfo: str) -> str:
+    """The test database as a ``postgresql://`` URL (what the worker command takes)."""
+    base = admin_url().rsplit("/", 1)[0]
+    return f"{base}/{conninfo_to_dict(conninfo)['dbname']}"
+
+
 async def reset_tables(target: str | PostgresBackend, schema: str = "public") -> None:
     """Empty the rexecutor tables and restart job ids at 1.
 
