@@ -19,6 +19,7 @@ from rexecutor import (
     Where,
     enqueue_many,
 )
+from rexecutor._json import _has_nul as _contains_nul
 from rexecutor.backend import Backend
 from rexecutor.query import ExecutorEquals
 
@@ -51,16 +52,6 @@ class Anything(Executor[Any, Any]):
 
 def fresh_executor() -> type[Anything]:
     return type("Fresh", (Anything,), {"name": f"prop-{uuid.uuid4().hex}"})
-
-
-def _contains_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_contains_nul(v) for v in value)
-    return False
 
 
 @SETTINGS
