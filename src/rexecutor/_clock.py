@@ -29,6 +29,11 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def current_clock() -> Callable[[], datetime] | None:
+    """The installed test clock, or ``None`` while the system clock is in use."""
+    return _override
+
+
 def set_clock(source: Callable[[], datetime] | None) -> None:
     """Replace the clock (``None`` restores the system clock) and wake everyone waiting."""
     global _override

@@ -1,0 +1,1 @@
+"""Orders, confirmed by a background task."""

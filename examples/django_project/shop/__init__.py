@@ -1,0 +1,1 @@
+"""The example Django project: orders whose confirmations are sent by rexecutor tasks."""

@@ -1,0 +1,1 @@
+"""``rexecutor_worker``."""

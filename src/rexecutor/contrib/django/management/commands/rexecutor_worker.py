@@ -1,0 +1,109 @@
+"""``python manage.py rexecutor_worker``: run Django's tasks until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from typing import TYPE_CHECKING, Any
+
+from rexecutor.contrib.django.backend import RexecutorBackend
+from rexecutor.rexecutor import Rexecutor
+
+if TYPE_CHECKING:
+
+    class BaseCommand:  # the parts of django.core.management.BaseCommand used here
+        help: str
+        stdout: Any
+
+        def add_arguments(self, parser: Any) -> None: ...
+
+    CommandError: Any
+    DEFAULT_TASK_BACKEND_ALIAS: str
+    task_backends: Any
+else:
+    from django.core.management.base import BaseCommand, CommandError
+    from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, task_backends
+
+log = logging.getLogger("rexecutor")
+
+
+class Command(BaseCommand):
+    """Run a rexecutor node for the queues of a ``RexecutorBackend`` task backend."""
+
+    help = (
+        "Run the tasks of a rexecutor TASKS backend until SIGINT or SIGTERM, then shut down "
+        "gracefully (a second signal exits at once)."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        """``--backend``, ``--queue`` (repeatable), ``--shutdown-timeout``, ``--poll-interval``."""
+        parser.add_argument(
+            "--backend",
+            default=DEFAULT_TASK_BACKEND_ALIAS,
+            help="the TASKS alias (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--queue",
+            action="append",
+            dest="queues",
+            help="a queue to run; repeat for more (default: every queue in QUEUES)",
+        )
+        parser.add_argument(
+            "--shutdown-timeout",
+            type=float,
+            default=30.0,
+            help="seconds running tasks get to finish at shutdown before they are handed back",
+        )
+        parser.add_argument(
+            "--poll-interval",
+            type=float,
+            default=1.0,
+            help="the longest an idle queue waits before looking for work again",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        """Build the node for the chosen queues and run it until a signal."""
+        alias = options["backend"]
+        try:
+            backend = task_backends[alias]
+        except Exception as exc:
+            raise CommandError(f"no TASKS backend {alias!r}: {exc}") from exc
+        if not isinstance(backend, RexecutorBackend):
+            raise CommandError(
+                f"TASKS[{alias!r}] is {type(backend).__name__}, not RexecutorBackend"
+            )
+        try:
+            node = backend.make_node(options["queues"], poll_interval=options["poll_interval"])
+        except Exception as exc:
+            raise CommandError(str(exc)) from exc
+        queues = ", ".join(sorted(node.executors))
+        self.stdout.write(f"rexecutor worker {node.node_id} running {queues}")
+        self.stdout.flush()
+        asyncio.run(_run(node, options["shutdown_timeout"]))
+        self.stdout.write("rexecutor worker stopped")
+
+
+async def _run(node: Rexecutor, shutdown_timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    received = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal received
+        received += 1
+        if received > 1:
+            log.warning("second signal: exiting at once")
+            os._exit(128 + signum)
+        log.info("received %s: shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    await node.start()
+    try:
+        await stop.wait()
+    finally:
+        await node.graceful_shutdown(timeout=shutdown_timeout)
+        await node.backend.close()

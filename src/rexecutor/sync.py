@@ -1,0 +1,449 @@
+"""Synchronous callers: enqueue, query, cancel and rerun jobs from code that is not async.
+
+A WSGI app, a script, a Django view or a plain worker thread calls these functions; each
+runs the async API itself (the same builder, executor and backend code, not a second copy) on
+a private event loop in a background thread, and waits for the result. They are safe to
+call from any thread, on every backend, and take the global backend unless given one.
+
+A backend whose connections belong to one event loop (PostgreSQL) is not used across loops:
+the facade works on ``backend.for_thread()``, a twin on the same database with a small pool
+of its own (at most two connections), opened on first use and closed when the original
+backend is garbage-collected or :func:`close` is called. The in-memory and SQLite backends
+are used as they are (connected first if they are not). The PostgreSQL schema must already
+exist (``rexecutor migrate``, or any node's ``connect()``).
+
+With PostgreSQL, ``connection=`` takes the caller's own synchronous ``psycopg.Connection``:
+the insert runs on it, in the caller's thread, inside its open transaction (the job exists
+only if that transaction commits), through the backend's own enqueue code.
+
+Example:
+    >>> from rexecutor import sync
+    >>> job_id = sync.enqueue(EmailJob.builder().with_data("bob@example.com"))
+    >>> sync.get_job(EmailJob, job_id).status
+    <JobStatus.SCHEDULED: 'scheduled'>
+    >>> with psycopg.connect(url) as conn:           # one transaction, committed on exit
+    ...     conn.execute("INSERT INTO orders (id) VALUES (42)")
+    ...     sync.enqueue(ShipOrder.builder().with_data(42), connection=conn)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import os
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from types import TracebackType
+from typing import Any, TypeVar
+
+from rexecutor import _global
+from rexecutor.backend import Backend, EnqueueResult
+from rexecutor.builder import JobBuilder
+from rexecutor.builder import enqueue_many as _enqueue_many
+from rexecutor.errors import ConfigurationError
+from rexecutor.executor import Executor
+from rexecutor.job import Job, JobId
+from rexecutor.query import Where
+
+__all__ = [
+    "call",
+    "cancel_job",
+    "close",
+    "enqueue",
+    "enqueue_many",
+    "enqueue_with_result",
+    "get_job",
+    "migrate",
+    "query_jobs",
+    "rerun_job",
+    "update_job",
+]
+
+T = TypeVar("T")
+D = TypeVar("D")
+M = TypeVar("M")
+
+
+# -- the background loop -----------------------------------------------------------------------
+
+
+class _Facade:
+    """A private event loop in a daemon thread, and the per-loop twins of backends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        self._twins: dict[int, tuple[weakref.ref[Backend], Backend]] = {}
+        self._exit_hook = False
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._pid != os.getpid():  # forked: the thread did not come along
+                self._loop, self._thread, self._twins = None, None, {}
+                self._pid = os.getpid()
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=_serve, args=(loop,), name="rexecutor-sync", daemon=True
+                )
+                thread.start()
+                self._loop, self._thread = loop, thread
+                if not self._exit_hook:
+                    atexit.register(close)
+                    self._exit_hook = True
+            return self._loop
+
+    def _twin(self, original: Backend) -> Backend:
+        with self._lock:
+            entry = self._twins.get(id(original))
+            if entry is not None and entry[0]() is original:
+                return entry[1]
+        twin = original.for_thread()
+        if twin is original:
+            return twin  # usable from any loop: nothing to keep
+        with self._lock:
+            entry = self._twins.get(id(original))
+            if entry is not None and entry[0]() is original:
+                return entry[1]
+            self._twins[id(original)] = (weakref.ref(original), twin)
+        weakref.finalize(original, self._forget, id(original), twin)
+        return twin
+
+    def _forget(self, key: int, twin: Backend) -> None:
+        with self._lock:
+            entry = self._twins.get(key)
+            if entry is not None and entry[1] is twin:
+                del self._twins[key]
+            loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                asyncio.run_coroutine_threadsafe(twin.close(), loop)
+
+    def run(
+        self, original: Backend, work: Callable[[Backend], Awaitable[T]], connect: bool = True
+    ) -> T:
+        if self._thread is threading.current_thread():
+            raise RuntimeError(
+                "rexecutor.sync was called from its own event loop thread; await the async "
+                "API there instead"
+            )
+        loop = self._ensure_loop()
+        backend = self._twin(original)
+
+        async def go() -> T:
+            if connect:
+                await backend.connect()
+            return await work(backend)
+
+        future = asyncio.run_coroutine_threadsafe(go(), loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            twins = [twin for _ref, twin in self._twins.values()]
+            self._loop, self._thread, self._twins = None, None, {}
+        if loop is None or thread is None:
+            return
+        if thread is threading.current_thread():
+            raise RuntimeError("rexecutor.sync.close() cannot be called from its own thread")
+
+        async def shut() -> None:
+            for twin in twins:
+                with contextlib.suppress(Exception):
+                    await twin.close()
+
+        if thread.is_alive():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(shut(), loop).result(timeout=30)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=30)
+
+
+def _serve(loop: asyncio.AbstractEventLoop) -> None:
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+    finally:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+_FACADE = _Facade()
+
+
+def _target(backend: Backend | None) -> Backend:
+    return backend if backend is not None else _global.get_global_backend()
+
+
+def call(work: Callable[[Backend], Awaitable[T]], backend: Backend | None = None) -> T:
+    """Run ``await work(b)`` on the facade's loop, ``b`` being ``backend`` (or the global one)
+    as usable there; returns its result. The escape hatch for any other async operation.
+
+    Example:
+        >>> counts = sync.call(lambda b: b.count_jobs())
+    """
+    return _FACADE.run(_target(backend), work)
+
+
+def migrate(backend: Backend | None = None) -> None:
+    """Create or upgrade the backend's schema, as ``rexecutor migrate`` does.
+
+    PostgreSQL: ``PostgresBackend.migrate()`` (the facade's own twin never migrates on
+    connect); the others apply their migrations when they connect.
+    """
+
+    async def work(b: Backend) -> None:
+        upgrade = getattr(b, "migrate", None)
+        if callable(upgrade):
+            await upgrade()
+        else:
+            await b.connect()
+
+    _FACADE.run(_target(backend), work, connect=False)
+
+
+def close() -> None:
+    """Close the connections the facade opened and stop its thread.
+
+    Called at interpreter exit; the next call starts afresh.
+    """
+    _FACADE.close()
+
+
+# -- enqueue -----------------------------------------------------------------------------------
+
+
+def enqueue(
+    builder: JobBuilder[Any, Any], backend: Backend | None = None, *, connection: Any = None
+) -> JobId:
+    """Store the job ``builder`` describes; returns its id (the existing one if a duplicate).
+
+    ``connection``: with PostgreSQL, the caller's ``psycopg.Connection``, whose open
+    transaction the insert joins.
+    """
+    return enqueue_with_result(builder, backend, connection=connection).job_id
+
+
+def enqueue_with_result(
+    builder: JobBuilder[Any, Any], backend: Backend | None = None, *, connection: Any = None
+) -> EnqueueResult:
+    """Like :func:`enqueue`, reporting whether the job was a duplicate of a stored one."""
+    target = _target(backend)
+    if connection is not None:
+        return _on_connection(
+            lambda conn: builder.enqueue_with_result(target, connection=conn), connection
+        )
+    return _FACADE.run(target, lambda b: builder.enqueue_with_result(b))
+
+
+def enqueue_many(
+    builders: Iterable[JobBuilder[Any, Any]],
+    backend: Backend | None = None,
+    *,
+    connection: Any = None,
+) -> list[EnqueueResult]:
+    """Store many jobs in one round trip where the backend allows it; results in order.
+
+    Every job is validated first, so a bad one stores none. ``connection`` works as for
+    :func:`enqueue`.
+    """
+    target = _target(backend)
+    items = list(builders)
+    if connection is not None:
+        return _on_connection(
+            lambda conn: _enqueue_many(items, target, connection=conn), connection
+        )
+    return _FACADE.run(target, lambda b: _enqueue_many(items, b))
+
+
+# -- reading and changing jobs -----------------------------------------------------------------
+
+
+def get_job(
+    executor: type[Executor[D, M]], job_id: int, backend: Backend | None = None
+) -> Job[D, M]:
+    """The job with ``job_id``, typed by ``executor``, or ``JobNotFound``."""
+    return _FACADE.run(_target(backend), lambda b: executor.get_job(job_id, b))
+
+
+def query_jobs(
+    executor: type[Executor[D, M]],
+    where: Where[Any, Any] | None = None,
+    backend: Backend | None = None,
+) -> list[Job[D, M]]:
+    """``executor``'s jobs matching ``where`` (None: all), oldest first."""
+    return _FACADE.run(_target(backend), lambda b: executor.query_jobs_on_backend(where, b))
+
+
+def update_job(
+    executor: type[Executor[D, M]], job: Job[D, M], backend: Backend | None = None
+) -> None:
+    """Write back a job's data, metadata, max_attempts, priority, tags and scheduled_at."""
+    _FACADE.run(_target(backend), lambda b: executor.update_job_on_backend(job, b))
+
+
+def cancel_job(job_id: int, reason: object, backend: Backend | None = None) -> bool:
+    """Cancel a job for good (a running one is stopped on its node).
+
+    Returns False when the job had already finished.
+    """
+    return _FACADE.run(
+        _target(backend), lambda b: Executor.cancel_job_on_backend(job_id, reason, b)
+    )
+
+
+def rerun_job(job_id: int, backend: Backend | None = None) -> None:
+    """Run a finished job again now, or move a waiting one to now."""
+    _FACADE.run(_target(backend), lambda b: Executor.rerun_job_on_backend(job_id, b))
+
+
+# -- the caller's own connection ---------------------------------------------------------------
+
+
+def _on_connection(work: Callable[[Any], Coroutine[Any, Any, T]], connection: Any) -> T:
+    """Run ``work`` in this thread on the caller's sync connection, seen as an async one."""
+    try:
+        import psycopg
+    except ImportError:  # no PostgreSQL here: the backend refuses the connection itself
+        return _drive(work(connection))
+    if isinstance(connection, psycopg.AsyncConnection):
+        raise ConfigurationError(
+            "rexecutor.sync needs a synchronous psycopg.Connection; an AsyncConnection belongs "
+            "to its event loop: there, await builder.enqueue_to_backend(backend, "
+            "connection=conn) instead"
+        )
+    if isinstance(connection, psycopg.Connection):
+        return _drive(work(_AsyncView(connection)))
+    return _drive(work(connection))
+
+
+def _drive(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends (all its I/O is synchronous) to completion."""
+    try:
+        coroutine.send(None)
+    except StopIteration as finished:
+        return finished.value  # type: ignore[no-any-return]
+    coroutine.close()
+    raise RuntimeError(
+        "the backend waited for asynchronous I/O while enqueueing on a synchronous connection; "
+        "this backend cannot enqueue through rexecutor.sync with connection="
+    )
+
+
+class _AsyncCursor:
+    """A sync psycopg cursor behind the async cursor interface the backend awaits."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    async def __aenter__(self) -> _AsyncCursor:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._cursor.close()
+
+    async def execute(self, query: Any, params: Any = None, **kwargs: Any) -> _AsyncCursor:
+        self._cursor.execute(query, params, **kwargs)
+        return self
+
+    async def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> None:
+        self._cursor.executemany(query, params_seq, **kwargs)
+
+    async def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    async def fetchmany(self, size: int = 0) -> list[Any]:
+        return list(self._cursor.fetchmany(size))
+
+    async def fetchall(self) -> list[Any]:
+        return list(self._cursor.fetchall())
+
+    async def close(self) -> None:
+        self._cursor.close()
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cursor.rowcount)
+
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
+    @property
+    def statusmessage(self) -> str | None:
+        message = self._cursor.statusmessage
+        return None if message is None else str(message)
+
+
+class _AsyncTransaction:
+    """A sync ``conn.transaction()`` block behind ``async with``."""
+
+    def __init__(self, block: Any) -> None:
+        self._block = block
+
+    async def __aenter__(self) -> Any:
+        return self._block.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        return bool(self._block.__exit__(exc_type, exc, tb))
+
+
+class _AsyncView:
+    """The part of ``psycopg.AsyncConnection`` that the backend's enqueue uses, over a sync
+    ``psycopg.Connection``; every await completes at once, in the caller's thread."""
+
+    def __init__(self, connection: Any) -> None:
+        self._conn = connection
+
+    def cursor(self, *args: Any, **kwargs: Any) -> _AsyncCursor:
+        return _AsyncCursor(self._conn.cursor(*args, **kwargs))
+
+    async def execute(self, query: Any, params: Any = None, **kwargs: Any) -> _AsyncCursor:
+        return _AsyncCursor(self._conn.execute(query, params, **kwargs))
+
+    def transaction(self, *args: Any, **kwargs: Any) -> _AsyncTransaction:
+        return _AsyncTransaction(self._conn.transaction(*args, **kwargs))
+
+    @property
+    def autocommit(self) -> bool:
+        return bool(self._conn.autocommit)
+
+    @property
+    def isolation_level(self) -> Any:
+        return self._conn.isolation_level
+
+    @property
+    def info(self) -> Any:
+        return self._conn.info
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._conn.closed)
+
+    @property
+    def pgconn(self) -> Any:
+        return self._conn.pgconn

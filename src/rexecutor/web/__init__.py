@@ -1,0 +1,68 @@
+"""The web dashboard: see jobs, nodes and throughput, and cancel, rerun or retry jobs.
+
+Serve it with ``rexecutor dashboard`` (loopback only unless told otherwise), or mount it in
+your own ASGI application::
+
+    from rexecutor.web import dashboard_app
+
+    app.mount("/jobs", dashboard_app(backend, read_only=False, auth=is_admin, token=None))
+
+It needs the ``web`` extra (``pip install 'rexecutor[web]'``: Starlette and Uvicorn); importing
+this package does not, so :mod:`rexecutor.web.ops` serves the command line without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from rexecutor.backend import Backend
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+
+__all__ = ["AuthHook", "dashboard_app"]
+
+#: The host application's check: given the request, may it see the dashboard? (sync or async)
+AuthHook = Callable[["Request"], "bool | Awaitable[bool]"]
+
+
+def dashboard_app(
+    backend: Backend,
+    *,
+    read_only: bool = False,
+    auth: AuthHook | None = None,
+    token: str | None = None,
+    refresh_seconds: float = 2.0,
+    secret: bytes | None = None,
+    title: str = "rexecutor",
+) -> Starlette:
+    """Make the dashboard as an ASGI application on ``backend``.
+
+    Args:
+        backend: any backend; the dashboard uses only the backend protocol. It is connected
+            on the first request if it is not already (``connect`` is idempotent).
+        read_only: hide the actions and refuse every POST.
+        auth: the host application's check, called with each request; a false answer is a
+            403. Use it to reuse your application's login.
+        token: require this access token: ``Authorization: Bearer TOKEN``, or open the
+            dashboard once with ``?token=TOKEN`` (it is then kept in an HttpOnly cookie).
+        refresh_seconds: how often the pages refresh themselves (0: never).
+        secret: key for the CSRF tokens (default: random per application; pass one to share
+            tokens between processes behind a load balancer).
+        title: shown in the page header.
+
+    Every action is a POST carrying a CSRF token tied to a per-browser cookie.
+    """
+    from rexecutor.web.app import build_app
+
+    return build_app(
+        backend,
+        read_only=read_only,
+        auth=auth,
+        token=token,
+        refresh_seconds=refresh_seconds,
+        secret=secret,
+        title=title,
+    )

@@ -1,0 +1,474 @@
+"""The dashboard's ASGI application (Starlette): pages, a JSON API, actions and their guards.
+
+Protection, in the order a request meets it:
+
+1. The access token, when one is set: ``Authorization: Bearer TOKEN``, or a cookie set after
+   the dashboard was opened once with ``?token=TOKEN`` (the token is then removed from the
+   address bar by a redirect). Otherwise 401.
+2. The host application's ``auth`` hook, when given: a false answer is a 403.
+3. Actions (cancel, rerun, retry) are POSTs only, refused in read-only mode, and must carry a
+   CSRF token: an HMAC, under the app's secret, of a random per-browser cookie (HttpOnly,
+   SameSite=Strict). A POST whose ``Origin`` names another host is refused too.
+4. Responses carry a strict Content-Security-Policy (scripts and styles from the app only),
+   ``X-Frame-Options: DENY`` and ``nosniff``.
+
+``rexecutor dashboard`` also refuses to listen on a non-loopback interface unless told to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import inspect
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlparse
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from rexecutor.backend import Backend
+from rexecutor.errors import (
+    BackendError,
+    ConfigurationError,
+    InvalidTransition,
+    JobNotFound,
+)
+from rexecutor.job import JobStatus
+from rexecutor.web import assets, ops, pages
+from rexecutor.web.pages import Ctx, ListParams
+
+__all__ = ["CSRF_COOKIE", "TOKEN_COOKIE", "build_app"]
+
+CSRF_COOKIE = "rexecutor_csrf"
+TOKEN_COOKIE = "rexecutor_token"
+FRAGMENT_HEADER = "x-rexecutor-fragment"
+MAX_FORM_BYTES = 64 * 1024
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+PageHandler = Callable[[Request, Ctx], Awaitable[Response]]
+
+
+class _Refused(Exception):
+    """A request the dashboard will not serve: its status code and a sentence."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def build_app(
+    backend: Backend,
+    *,
+    read_only: bool,
+    auth: Callable[[Request], Any] | None,
+    token: str | None,
+    refresh_seconds: float,
+    secret: bytes | None,
+    title: str,
+) -> Starlette:
+    """The Starlette application behind :func:`rexecutor.web.dashboard_app`."""
+    if token is not None and not token:
+        raise ConfigurationError("the dashboard's access token must not be empty")
+    if refresh_seconds < 0:
+        raise ConfigurationError(f"refresh_seconds must be >= 0, got {refresh_seconds}")
+    dashboard = _Dashboard(
+        backend,
+        read_only=read_only,
+        auth=auth,
+        token=token,
+        refresh_seconds=refresh_seconds,
+        secret=secret or secrets.token_bytes(32),
+        title=title,
+    )
+    return Starlette(routes=dashboard.routes())
+
+
+class _Dashboard:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        read_only: bool,
+        auth: Callable[[Request], Any] | None,
+        token: str | None,
+        refresh_seconds: float,
+        secret: bytes,
+        title: str,
+    ) -> None:
+        self.backend = backend
+        self.read_only = read_only
+        self.auth = auth
+        self.token = token
+        self.refresh_seconds = refresh_seconds
+        self.secret = secret
+        self.title = title
+        self._connected = False
+        self._connecting: asyncio.Lock | None = None
+
+    def routes(self) -> list[Route]:
+        page, api = self._page, self._api
+        return [
+            Route("/", page(self.overview_page)),
+            Route("/jobs", page(self.jobs_page)),
+            Route("/jobs/retry", page(self.retry_action, write=True), methods=["POST"]),
+            Route("/jobs/{job_id:int}", page(self.job_page)),
+            Route(
+                "/jobs/{job_id:int}/cancel", page(self.cancel_action, write=True), methods=["POST"]
+            ),
+            Route(
+                "/jobs/{job_id:int}/rerun", page(self.rerun_action, write=True), methods=["POST"]
+            ),
+            Route("/nodes", page(self.nodes_page)),
+            Route("/api/overview", api(self.overview_api)),
+            Route("/api/jobs", api(self.jobs_api)),
+            Route("/api/jobs/{job_id:int}", api(self.job_api)),
+            Route("/api/nodes", api(self.nodes_api)),
+            Route("/static/app.css", self._static(assets.CSS, "text/css")),
+            Route("/static/app.js", self._static(assets.JS, "text/javascript")),
+            Route("/favicon.ico", _no_icon),
+        ]
+
+    # -- guards ----------------------------------------------------------------------------
+
+    def _digest(self, purpose: str, value: str) -> str:
+        message = f"{purpose}:{value}".encode()
+        return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
+
+    async def _check_access(self, request: Request) -> Response | None:
+        """None when the request may go on; else the response that refuses it."""
+        if self.token is not None:
+            expected = self._digest("token", self.token)
+            offered = request.query_params.get("token")
+            if offered is not None and hmac.compare_digest(offered, self.token):
+                url = request.url.remove_query_params("token")
+                target = url.path + (f"?{url.query}" if url.query else "")
+                response: Response = RedirectResponse(target, status_code=303)
+                response.set_cookie(
+                    TOKEN_COOKIE,
+                    expected,
+                    httponly=True,
+                    samesite="strict",
+                    path=_cookie_path(request),
+                )
+                return response
+            bearer = request.headers.get("authorization", "")
+            cookie = request.cookies.get(TOKEN_COOKIE, "")
+            ok = (
+                bearer.lower().startswith("bearer ")
+                and hmac.compare_digest(bearer[7:].strip().encode(), self.token.encode())
+            ) or (bool(cookie) and hmac.compare_digest(cookie, expected))
+            if not ok:
+                raise _Refused(
+                    401,
+                    "This dashboard needs an access token: open it once with ?token=TOKEN, "
+                    "or send the header Authorization: Bearer TOKEN.",
+                )
+        if self.auth is not None:
+            verdict = self.auth(request)
+            if inspect.isawaitable(verdict):
+                verdict = await verdict
+            if not verdict:
+                raise _Refused(403, "You are not allowed to see this dashboard.")
+        return None
+
+    async def _connect(self) -> None:
+        if self._connected:
+            return
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if not self._connected:
+                await self.backend.connect()
+                self._connected = True
+
+    def _ctx(self, request: Request, csrf_cookie: str) -> Ctx:
+        root = str(request.scope.get("root_path", "")).rstrip("/")
+        path = request.url.path
+        if root and path.startswith(root):
+            path = path[len(root) :] or "/"
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "flash"]
+        here = path + ("?" + urlencode(query) if query else "")
+        return Ctx(
+            root=root,
+            csrf=self._digest("csrf", csrf_cookie),
+            read_only=self.read_only,
+            title=self.title,
+            refresh_seconds=self.refresh_seconds,
+            path=path,
+            here=here,
+            flash=request.query_params.get("flash", "")[:300],
+        )
+
+    def _page(self, handler: PageHandler, *, write: bool = False) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            cookie = request.cookies.get(CSRF_COOKIE, "")
+            fresh = None
+            if len(cookie) < 32:
+                cookie = fresh = secrets.token_urlsafe(32)
+            ctx = self._ctx(request, cookie)
+            try:
+                early = await self._check_access(request)
+                if early is not None:
+                    return _secure(early)
+                if write:
+                    self._check_write(request, fresh is None)
+                await self._connect()
+                response = await handler(request, ctx)
+            except _Refused as exc:
+                response = _html(pages.message_page(ctx, _reason(exc.status), str(exc)), exc.status)
+            except JobNotFound as exc:
+                response = _html(pages.message_page(ctx, "Not found", f"{exc}."), 404)
+            except ConfigurationError as exc:
+                response = _html(pages.message_page(ctx, "Bad request", str(exc)), 400)
+            except BackendError as exc:
+                text = f"The backend is unavailable: {exc}"
+                response = _html(pages.message_page(ctx, "Backend unavailable", text), 503)
+            if fresh is not None:
+                response.set_cookie(
+                    CSRF_COOKIE, fresh, httponly=True, samesite="strict", path=_cookie_path(request)
+                )
+            return _secure(response)
+
+        return endpoint
+
+    def _api(self, handler: Callable[[Request], Awaitable[Any]]) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            try:
+                early = await self._check_access(request)
+                if early is not None:
+                    return _secure(early)
+                await self._connect()
+                response: Response = JSONResponse(await handler(request))
+            except _Refused as exc:
+                response = JSONResponse({"error": str(exc)}, exc.status)
+            except JobNotFound as exc:
+                response = JSONResponse({"error": str(exc)}, 404)
+            except ConfigurationError as exc:
+                response = JSONResponse({"error": str(exc)}, 400)
+            except BackendError as exc:
+                response = JSONResponse({"error": f"backend unavailable: {exc}"}, 503)
+            return _secure(response)
+
+        return endpoint
+
+    def _static(self, body: str, media_type: str) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            try:
+                early = await self._check_access(request)
+            except _Refused as exc:
+                return _secure(Response(str(exc), exc.status, media_type="text/plain"))
+            if early is not None:
+                return _secure(early)
+            return _secure(Response(body, media_type=media_type))
+
+        return endpoint
+
+    def _check_write(self, request: Request, has_cookie: bool) -> None:
+        if self.read_only:
+            raise _Refused(403, "This dashboard is read-only: actions are turned off.")
+        origin = request.headers.get("origin")
+        if origin and origin != "null":
+            host = request.headers.get("host", "")
+            if urlparse(origin).netloc.lower() != host.lower():
+                raise _Refused(403, f"Refused a request sent from another site ({origin}).")
+        if not has_cookie:
+            raise _Refused(
+                403, "The form has expired or your browser refused the cookie: reload the page."
+            )
+
+    async def _form(self, request: Request, ctx: Ctx) -> dict[str, str]:
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "application/x-www-form-urlencoded":
+            raise _Refused(415, "Actions take a form (application/x-www-form-urlencoded).")
+        body = await request.body()
+        if len(body) > MAX_FORM_BYTES:
+            raise _Refused(413, "The form is too large.")
+        fields = {
+            key: values[-1]
+            for key, values in parse_qs(
+                body.decode("utf-8", "replace"), keep_blank_values=True
+            ).items()
+        }
+        if not hmac.compare_digest(fields.get("csrf", "").encode(), ctx.csrf.encode()):
+            raise _Refused(403, "The form has expired (bad CSRF token): reload the page.")
+        return fields
+
+    # -- pages -----------------------------------------------------------------------------
+
+    def _respond(
+        self, request: Request, ctx: Ctx, heading: str, live: str, before: str = ""
+    ) -> Response:
+        if request.headers.get(FRAGMENT_HEADER) == "1":
+            return _html(live)
+        return _html(pages.layout(ctx, heading, live, before))
+
+    async def overview_page(self, request: Request, ctx: Ctx) -> Response:
+        overview = await ops.load_overview(self.backend, 60)
+        nodes = await ops.list_node_rows(self.backend)
+        return self._respond(request, ctx, "Overview", pages.overview_live(ctx, overview, nodes))
+
+    async def jobs_page(self, request: Request, ctx: Ctx) -> Response:
+        params = _list_params(request)
+        jobs = await self.backend.query(
+            params.filters().node(), limit=params.limit, offset=params.offset, newest_first=True
+        )
+        live = pages.jobs_live(ctx, params, jobs)
+        if request.headers.get(FRAGMENT_HEADER) == "1":
+            return _html(live)
+        executors = sorted({executor for executor, _ in await self.backend.count_jobs()})
+        return self._respond(request, ctx, "Jobs", live, pages.jobs_filters(ctx, params, executors))
+
+    async def job_page(self, request: Request, ctx: Ctx) -> Response:
+        job = await self.backend.get_job(int(request.path_params["job_id"]))
+        return self._respond(request, ctx, f"Job {int(job.id)}", pages.job_live(ctx, job))
+
+    async def nodes_page(self, request: Request, ctx: Ctx) -> Response:
+        rows = await ops.list_node_rows(self.backend)
+        return self._respond(request, ctx, "Nodes", pages.nodes_live(ctx, rows))
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def _done(self, ctx: Ctx, fields: dict[str, str], message: str) -> Response:
+        target = fields.get("next", "/")
+        if not target.startswith("/") or target.startswith("//") or "\\" in target:
+            target = "/"
+        joiner = "&" if "?" in target else "?"
+        return RedirectResponse(
+            ctx.root + target + joiner + urlencode({"flash": message}), status_code=303
+        )
+
+    async def cancel_action(self, request: Request, ctx: Ctx) -> Response:
+        job_id = int(request.path_params["job_id"])
+        fields = await self._form(request, ctx)
+        if fields.get("confirmed") != "1":
+            path = f"/jobs/{job_id}/cancel"
+            return _html(pages.confirm_page(ctx, f"Cancel job {job_id}?", path, fields))
+        reason = fields.get("reason", "").strip() or "cancelled from the dashboard"
+        result = await ops.cancel_job(self.backend, job_id, reason[:1000])
+        if result.cancelled:
+            message = f"Job {job_id} cancelled."
+        else:
+            message = f"Job {job_id} was already {result.status}: nothing to cancel."
+        return self._done(ctx, fields, message)
+
+    async def rerun_action(self, request: Request, ctx: Ctx) -> Response:
+        job_id = int(request.path_params["job_id"])
+        fields = await self._form(request, ctx)
+        if fields.get("confirmed") != "1":
+            path = f"/jobs/{job_id}/rerun"
+            return _html(pages.confirm_page(ctx, f"Run job {job_id} again now?", path, fields))
+        try:
+            job = await ops.rerun_job(self.backend, job_id)
+        except InvalidTransition:
+            return self._done(ctx, fields, f"Job {job_id} is executing: it cannot be rerun now.")
+        return self._done(ctx, fields, f"Job {job_id} is {job.status} again.")
+
+    async def retry_action(self, request: Request, ctx: Ctx) -> Response:
+        fields = await self._form(request, ctx)
+        params = ListParams(
+            executor=fields.get("executor", ""),
+            status=fields.get("status", ""),
+            tag=fields.get("tag", ""),
+        )
+        filters = params.filters()
+        if not filters.statuses or JobStatus.EXECUTING in filters.statuses:
+            raise ConfigurationError("choose a status other than executing to retry many jobs")
+        if fields.get("confirmed") != "1":
+            question = f"Run every matching {params.status} job again now?"
+            return _html(pages.confirm_page(ctx, question, "/jobs/retry", fields))
+        report = await ops.retry_jobs(self.backend, filters)
+        message = f"{len(report.rerun)} jobs rerun."
+        if report.skipped:
+            message += f" {len(report.skipped)} skipped (changed meanwhile)."
+        return self._done(ctx, fields, message)
+
+    # -- JSON API ----------------------------------------------------------------------------
+
+    async def overview_api(self, request: Request) -> Any:
+        minutes = _int(request.query_params.get("minutes"), 60, 1, 24 * 60)
+        overview = await ops.load_overview(self.backend, minutes)
+        value = overview.to_json()
+        value["nodes"] = [row.to_json() for row in await ops.list_node_rows(self.backend)]
+        return value
+
+    async def jobs_api(self, request: Request) -> Any:
+        params = _list_params(request)
+        jobs = await self.backend.query(
+            params.filters().node(), limit=params.limit, offset=params.offset, newest_first=True
+        )
+        return {
+            "jobs": [ops.job_to_json(job) for job in jobs],
+            "limit": params.limit,
+            "offset": params.offset,
+        }
+
+    async def job_api(self, request: Request) -> Any:
+        job = await self.backend.get_job(int(request.path_params["job_id"]))
+        return ops.job_to_json(job, history=True)
+
+    async def nodes_api(self, request: Request) -> Any:
+        return [row.to_json() for row in await ops.list_node_rows(self.backend)]
+
+
+async def _no_icon(request: Request) -> Response:
+    return Response(status_code=204)
+
+
+def _int(text: str | None, default: int, low: int, high: int) -> int:
+    try:
+        value = int(text) if text else default
+    except ValueError:
+        return default
+    return min(max(value, low), high)
+
+
+def _list_params(request: Request) -> ListParams:
+    query = request.query_params
+    params = ListParams(
+        executor=query.get("executor", "").strip(),
+        status=query.get("status", "").strip().lower(),
+        tag=query.get("tag", "").strip(),
+        limit=_int(query.get("limit"), 50, 1, 500),
+        offset=_int(query.get("offset"), 0, 0, 10**9),
+    )
+    params.filters()  # raises ConfigurationError for an unknown status
+    return params
+
+
+def _cookie_path(request: Request) -> str:
+    return str(request.scope.get("root_path", "")).rstrip("/") or "/"
+
+
+def _html(body: str, status: int = 200) -> Response:
+    return HTMLResponse(body, status)
+
+
+def _secure(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def _reason(status: int) -> str:
+    return {
+        401: "Access token needed",
+        403: "Forbidden",
+        413: "Too large",
+        415: "Unsupported form",
+    }.get(status, "Refused")

@@ -1,0 +1,450 @@
+"""HTML for the dashboard's pages, built from plain strings.
+
+Every value that comes from a job (data, tags, errors, names) goes through :func:`h`, which
+escapes it; the functions here return HTML that is safe to send. Charts are inline SVG. The
+part of each page that refreshes itself is rendered separately (``*_live`` functions), so the
+browser can fetch just that part.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import escape
+from typing import Any
+from urllib.parse import urlencode
+
+from rexecutor import _clock
+from rexecutor.job import Job, JobStatus
+from rexecutor.web import ops
+
+__all__ = ["Ctx", "h"]
+
+
+def h(value: object) -> str:
+    """Escape a value for HTML text or a quoted attribute."""
+    return escape(str(value), quote=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Ctx:
+    """What every page needs: where the app is mounted, the CSRF token, the settings.
+
+    ``path`` is the route inside the app; ``here`` adds the query string (the page to come
+    back to after an action).
+    """
+
+    root: str
+    csrf: str
+    read_only: bool
+    title: str
+    refresh_seconds: float
+    path: str
+    here: str = "/"
+    flash: str = ""
+
+    def url(self, path: str, **params: Any) -> str:
+        """A URL inside the app, with query parameters (None and empty values dropped)."""
+        query = [
+            (key, item)
+            for key, value in params.items()
+            for item in (value if isinstance(value, (list, tuple)) else [value])
+            if item not in (None, "")
+        ]
+        return self.root + path + ("?" + urlencode(query) if query else "")
+
+
+def _time(moment: datetime | None) -> str:
+    if moment is None:
+        return '<span class="muted">-</span>'
+    utc = moment.astimezone(UTC)
+    return (
+        f'<time datetime="{h(utc.isoformat())}" title="{h(utc.isoformat())}">'
+        f"{h(utc.strftime('%Y-%m-%d %H:%M:%S'))}</time> "
+        f'<span class="muted">{h(ops.format_age(moment))}</span>'
+    )
+
+
+def _badge(status: JobStatus | str) -> str:
+    value = JobStatus(status).value
+    return f'<span class="badge st-{value}">{h(value)}</span>'
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    return _clip(json.dumps(value, default=str, ensure_ascii=False), limit)
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def layout(ctx: Ctx, heading: str, live: str, before: str = "", after: str = "") -> str:
+    """The whole page: header and navigation, then static parts and the live part."""
+    nav = []
+    for path, label in (("/", "Overview"), ("/jobs", "Jobs"), ("/nodes", "Nodes")):
+        current = ctx.path == path or (path != "/" and ctx.path.startswith(path))
+        nav.append(
+            f'<a href="{h(ctx.url(path))}"{" aria-current=page" if current else ""}>{label}</a>'
+        )
+    mode = '<span class="pill">read-only</span>' if ctx.read_only else ""
+    flash = f'<p class="flash" role="status">{h(ctx.flash)}</p>' if ctx.flash else ""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{h(heading)} · {h(ctx.title)}</title>
+<link rel="stylesheet" href="{h(ctx.url("/static/app.css"))}">
+<script src="{h(ctx.url("/static/app.js"))}" defer></script>
+</head>
+<body data-refresh="{ctx.refresh_seconds:g}">
+<header><a class="brand" href="{h(ctx.url("/"))}">{h(ctx.title)}</a><nav>{"".join(nav)}</nav>
+{mode}<span class="updated" id="updated" aria-live="polite"></span></header>
+<main><h1>{h(heading)}</h1>{flash}{before}
+<div id="live">{live}</div>{after}</main>
+</body></html>"""
+
+
+def message_page(ctx: Ctx, heading: str, text: str) -> str:
+    """A page that says one thing (errors, refusals)."""
+    return layout(ctx, heading, f'<p class="message">{h(text)}</p>')
+
+
+def _csrf_field(ctx: Ctx) -> str:
+    return f'<input type="hidden" name="csrf" value="{h(ctx.csrf)}">'
+
+
+def _action(ctx: Ctx, path: str, label: str, confirm: str, fields: str = "", cls: str = "") -> str:
+    return (
+        f'<form method="post" action="{h(ctx.url(path))}" data-confirm="{h(confirm)}" '
+        f'class="action">{_csrf_field(ctx)}'
+        f'<input type="hidden" name="next" value="{h(ctx.here)}">{fields}'
+        f'<button type="submit" class="{h(cls)}">{h(label)}</button></form>'
+    )
+
+
+def confirm_page(ctx: Ctx, question: str, path: str, fields: dict[str, str]) -> str:
+    """Ask before acting, for browsers without JavaScript (which confirm in a dialog)."""
+    hidden = "".join(
+        f'<input type="hidden" name="{h(k)}" value="{h(v)}">'
+        for k, v in fields.items()
+        if k not in ("csrf", "confirmed")
+    )
+    body = (
+        f'<p class="message">{h(question)}</p>'
+        f'<form method="post" action="{h(ctx.url(path))}">{_csrf_field(ctx)}{hidden}'
+        '<input type="hidden" name="confirmed" value="1">'
+        '<button type="submit" class="danger">Yes, do it</button> '
+        f'<a href="{h(ctx.root + (fields.get("next") or "/"))}">No, go back</a></form>'
+    )
+    return layout(ctx, "Please confirm", body)
+
+
+# -- overview -----------------------------------------------------------------------------
+
+
+def overview_live(ctx: Ctx, overview: ops.Overview, nodes: list[ops.NodeRow]) -> str:
+    """Counts by status and executor, throughput and failures over time, node count."""
+    totals = overview.by_status()
+    cards = "".join(
+        f'<a class="card st-{s.value}" href="{h(ctx.url("/jobs", status=s.value))}">'
+        f'<span class="count" data-status="{s.value}">{totals[s]}</span>'
+        f'<span class="label">{s.value}</span></a>'
+        for s in JobStatus.ALL
+    )
+    head = "".join(f'<th class="num">{s.value}</th>' for s in JobStatus.ALL)
+    rows = []
+    for executor in overview.executors:
+        row = overview.row(executor)
+        cells = "".join(
+            f'<td class="num"><a href="{h(ctx.url("/jobs", executor=executor, status=s.value))}">'
+            f"{row[s]}</a></td>"
+            if row[s]
+            else '<td class="num muted">0</td>'
+            for s in JobStatus.ALL
+        )
+        rows.append(
+            f'<tr><th scope="row"><a href="{h(ctx.url("/jobs", executor=executor))}">'
+            f"{h(executor)}</a></th>{cells}<td class=num>{sum(row.values())}</td></tr>"
+        )
+    table = (
+        f'<table class="grid"><thead><tr><th>executor</th>{head}<th class="num">total</th>'
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        if rows
+        else '<p class="muted">No jobs yet.</p>'
+    )
+    completed = [(m, per[JobStatus.COMPLETE]) for m, per in overview.series]
+    failed = [(m, sum(per[s] for s in ops.FAILED_STATUSES)) for m, per in overview.series]
+    alive = sum(1 for n in nodes if n.alive)
+    return f"""<section class="cards" aria-label="jobs by status">{cards}</section>
+<section class="charts">
+<figure><figcaption>Completed per minute, last {overview.minutes} minutes
+<span class="muted">({overview.per_minute():.1f}/min)</span></figcaption>
+{bar_chart(completed, "ok", "completed")}</figure>
+<figure><figcaption>Failures per minute (discarded and cancelled)</figcaption>
+{bar_chart(failed, "bad", "failed")}</figure>
+</section>
+<section><h2>By executor</h2>{table}</section>
+<section><h2>Nodes</h2><p><a href="{h(ctx.url("/nodes"))}">{alive} alive</a>
+<span class="muted">of {len(nodes)} recorded</span></p></section>"""
+
+
+def bar_chart(points: list[tuple[datetime, int]], tone: str, what: str) -> str:
+    """A bar per minute, as inline SVG, with the time range and the peak labelled."""
+    width, height, pad = 600, 140, 24
+    top = max((v for _, v in points), default=0)
+    n = max(len(points), 1)
+    slot = (width - pad) / n
+    bars = []
+    for i, (minute, value) in enumerate(points):
+        if value == 0:
+            continue
+        bar = (height - pad) * value / top
+        x = pad + i * slot
+        y = height - pad - bar
+        label = f"{minute.astimezone(UTC).strftime('%H:%M')} UTC: {value} {what}"
+        bars.append(
+            f'<rect class="{tone}" x="{x:.1f}" y="{y:.1f}" width="{max(slot - 1, 1):.1f}" '
+            f'height="{bar:.1f}"><title>{h(label)}</title></rect>'
+        )
+    first = points[0][0].astimezone(UTC).strftime("%H:%M") if points else ""
+    last = points[-1][0].astimezone(UTC).strftime("%H:%M") if points else ""
+    axis = height - pad
+    return (
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{h(what)} per minute, peak {top}">'
+        f'<line class="axis" x1="{pad}" y1="{axis}" x2="{width}" y2="{axis}"/>'
+        f'<text x="0" y="12" class="tick">{top}</text>'
+        f'<text x="0" y="{axis}" class="tick">0</text>'
+        f'<text x="{pad}" y="{height - 6}" class="tick">{first}</text>'
+        f'<text x="{width}" y="{height - 6}" class="tick" text-anchor="end">{last} UTC</text>'
+        f"{''.join(bars)}</svg>"
+    )
+
+
+# -- jobs ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ListParams:
+    """The job list's filters and page, as read from the query string."""
+
+    executor: str = ""
+    status: str = ""
+    tag: str = ""
+    limit: int = 50
+    offset: int = 0
+
+    def filters(self) -> ops.Filters:
+        """As backend filters."""
+        return ops.Filters(
+            executors=(self.executor,) if self.executor else (),
+            statuses=ops.Filters.parse_statuses([self.status]) if self.status else (),
+            tags=tuple(t.strip() for t in self.tag.split(",") if t.strip()),
+        )
+
+    def query(self, **changes: Any) -> dict[str, Any]:
+        """Query parameters for a link to this list (with ``changes``)."""
+        values: dict[str, Any] = {
+            "executor": self.executor,
+            "status": self.status,
+            "tag": self.tag,
+            "limit": self.limit if self.limit != 50 else None,
+            "offset": self.offset or None,
+        }
+        values.update(changes)
+        return values
+
+
+def jobs_filters(ctx: Ctx, params: ListParams, executors: list[str]) -> str:
+    """The filter form (outside the live part, so typing is never interrupted)."""
+    executor_options = "".join(
+        f'<option value="{h(e)}"{" selected" if e == params.executor else ""}>{h(e)}</option>'
+        for e in sorted(set(executors) | ({params.executor} if params.executor else set()))
+    )
+    status_options = "".join(
+        f'<option value="{s.value}"{" selected" if s.value == params.status else ""}>'
+        f"{s.value}</option>"
+        for s in JobStatus.ALL
+    )
+    form = f"""<form class="filters" method="get" action="{h(ctx.url("/jobs"))}">
+<label>Executor <select name="executor"><option value="">any</option>{executor_options}
+</select></label>
+<label>Status <select name="status"><option value="">any</option>{status_options}</select></label>
+<label>Tag <input name="tag" value="{h(params.tag)}" placeholder="tag, another"></label>
+<button type="submit">Filter</button>
+<a href="{h(ctx.url("/jobs"))}">Clear</a></form>"""
+    retry = ""
+    statuses = params.filters().statuses
+    if not ctx.read_only and statuses and JobStatus.EXECUTING not in statuses:
+        fields = "".join(
+            f'<input type="hidden" name="{k}" value="{h(v)}">'
+            for k, v in (
+                ("executor", params.executor),
+                ("status", params.status),
+                ("tag", params.tag),
+            )
+            if v
+        )
+        scope = f"every {params.status} job" + (f" of {params.executor}" if params.executor else "")
+        if params.tag:
+            scope += f" tagged {params.tag}"
+        retry = _action(
+            ctx,
+            "/jobs/retry",
+            f"Retry all matching ({params.status})",
+            f"Run {scope} again now?",
+            fields,
+            "bulk",
+        )
+    return form + retry
+
+
+def jobs_live(ctx: Ctx, params: ListParams, jobs: list[Job[Any, Any]]) -> str:
+    """The job table and the pager."""
+    if not jobs:
+        return '<p class="muted">No jobs match.</p>' + _pager(ctx, params, 0)
+    rows = []
+    for job in jobs:
+        last = job.errors[-1] if job.errors else None
+        error = ""
+        if last is not None:
+            summary = _clip(f"{last.name or last.error_type.value}: {last.details}", 70)
+            error = f'<span class="err">{h(summary)}</span>'
+        when = job.finished_at or (
+            job.attempted_at if job.status is JobStatus.EXECUTING else job.scheduled_at
+        )
+        tags = " ".join(f'<span class="tag">{h(t)}</span>' for t in job.tags)
+        rows.append(
+            f'<tr data-job-id="{int(job.id)}" data-status="{job.status.value}">'
+            f'<td class="num"><a href="{h(ctx.url(f"/jobs/{int(job.id)}"))}">{int(job.id)}</a></td>'
+            f"<td>{h(job.executor)}</td><td>{_badge(job.status)}</td>"
+            f'<td class="num">{job.attempt}/{job.max_attempts}</td><td>{tags}</td>'
+            f'<td class="when">{_time(when)}</td><td><code>{h(_short(job.data, 50))}</code></td>'
+            f"<td>{error}</td></tr>"
+        )
+    return (
+        '<table class="grid jobs"><thead><tr><th class="num">id</th><th>executor</th>'
+        '<th>status</th><th class="num">attempt</th><th>tags</th><th>when</th><th>data</th>'
+        f"<th>last error</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        + _pager(ctx, params, len(jobs))
+    )
+
+
+def _pager(ctx: Ctx, params: ListParams, count: int) -> str:
+    parts = []
+    if params.offset > 0:
+        previous = max(params.offset - params.limit, 0)
+        parts.append(
+            f'<a href="{h(ctx.url("/jobs", **params.query(offset=previous or None)))}">← newer</a>'
+        )
+    if count:
+        parts.append(f"<span>jobs {params.offset + 1}–{params.offset + count}</span>")
+    if count == params.limit:
+        parts.append(
+            f'<a href="{h(ctx.url("/jobs", **params.query(offset=params.offset + params.limit)))}">'
+            "older →</a>"
+        )
+    return f'<nav class="pager">{" ".join(parts)}</nav>'
+
+
+def job_live(ctx: Ctx, job: Job[Any, Any]) -> str:
+    """One job: fields, actions, data, metadata, state history, errors with tracebacks."""
+    job_id = int(job.id)
+    actions = []
+    if not ctx.read_only:
+        if not job.status.is_terminal:
+            reason = (
+                '<input type="text" name="reason" placeholder="reason (optional)" '
+                'aria-label="reason">'
+            )
+            actions.append(
+                _action(
+                    ctx,
+                    f"/jobs/{job_id}/cancel",
+                    "Cancel job",
+                    f"Cancel job {job_id}?",
+                    reason,
+                    "danger",
+                )
+            )
+        if job.status is not JobStatus.EXECUTING:
+            actions.append(
+                _action(
+                    ctx, f"/jobs/{job_id}/rerun", "Run again now", f"Run job {job_id} again now?"
+                )
+            )
+    fields = [
+        ("status", _badge(job.status)),
+        ("executor", h(job.executor)),
+        ("attempt", f"{job.attempt} of {job.max_attempts}"),
+        ("priority", str(job.priority)),
+        ("tags", " ".join(f'<span class="tag">{h(t)}</span>' for t in job.tags) or "-"),
+        ("inserted", _time(job.inserted_at)),
+        ("scheduled", _time(job.scheduled_at)),
+        ("attempted", _time(job.attempted_at)),
+    ]
+    if job.attempted_by:
+        fields.append(("attempted by", h(job.attempted_by)))
+    for label, moment in (
+        ("completed", job.completed_at),
+        ("cancelled", job.cancelled_at),
+        ("discarded", job.discarded_at),
+    ):
+        if moment is not None:
+            fields.append((label, _time(moment)))
+    facts = "".join(f"<dt>{h(k)}</dt><dd>{v}</dd>" for k, v in fields)
+    history = "".join(
+        f'<li class="ev-{h(entry.status or entry.event.replace(" ", "-"))}">{_time(entry.at)} '
+        f"<strong>{h(entry.event)}</strong> {h(entry.detail)}</li>"
+        for entry in ops.job_history(job)
+    )
+    errors = []
+    for index, error in enumerate(job.errors):
+        trace = (
+            f'<details id="tb-{index}"><summary>traceback</summary><pre>{h(error.traceback)}</pre>'
+            "</details>"
+            if error.traceback
+            else ""
+        )
+        errors.append(
+            f'<li class="error"><p><strong>attempt {error.attempt}</strong> · '
+            f"{h(error.error_type.value)}{' · ' + h(error.name) if error.name else ''} · "
+            f"{_time(error.recorded_at)}</p><p><code>{h(error.details)}</code></p>{trace}</li>"
+        )
+    error_list = (
+        f'<ol class="errors">{"".join(errors)}</ol>' if errors else '<p class="muted">None.</p>'
+    )
+    return f"""<div class="actions">{"".join(actions)}</div>
+<dl class="facts" data-status="{job.status.value}">{facts}</dl>
+<section class="two"><div><h2>Data</h2><pre class="json">{h(_pretty(job.data))}</pre></div>
+<div><h2>Metadata</h2><pre class="json">{h(_pretty(job.metadata))}</pre></div></section>
+<section><h2>History</h2><ol class="history">{history}</ol></section>
+<section><h2>Errors ({len(job.errors)})</h2>{error_list}</section>"""
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str, ensure_ascii=False)
+
+
+# -- nodes --------------------------------------------------------------------------------
+
+
+def nodes_live(ctx: Ctx, rows: list[ops.NodeRow]) -> str:
+    """The nodes that recorded heartbeats, most recent first."""
+    if not rows:
+        return '<p class="muted">No node has recorded a heartbeat.</p>'
+    now = _clock.now()
+    body = "".join(
+        f"<tr><td><code>{h(r.node.node_id)}</code></td><td>{h(r.node.host)}</td>"
+        f'<td class="num">{r.node.pid}</td><td>{_time(r.node.started_at)}</td>'
+        f"<td>{h(ops.format_age(r.node.heartbeat_at, now))}</td>"
+        f"<td>{'<span class=alive>alive</span>' if r.alive else '<span class=dead>silent</span>'}"
+        "</td></tr>"
+        for r in rows
+    )
+    return (
+        '<table class="grid"><thead><tr><th>node</th><th>host</th><th class="num">pid</th>'
+        f"<th>started</th><th>heartbeat</th><th>state</th></tr></thead><tbody>{body}</tbody>"
+        "</table>"
+    )
