@@ -11,8 +11,10 @@ and claims. The behaviour every backend must have is fixed by the conformance su
 from __future__ import annotations
 
 import abc
+import functools
 import os
 import socket
+import weakref
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -128,6 +130,13 @@ class NodeInfo:
     heartbeat_at: datetime | None = None
 
 
+def _wake_on_clock_change(ref: weakref.ref[Backend]) -> None:
+    # Looked up at call time: a subclass may replace ``_hub`` after ``__init__`` (SQLite does).
+    backend = ref()
+    if backend is not None:
+        backend.notify()
+
+
 def refuse_connection(backend: Backend, connection: Any) -> None:
     """Raise if a caller's connection was passed to a backend that cannot join it."""
     if connection is not None:
@@ -154,7 +163,7 @@ class Backend(abc.ABC):
         self._hub = WakeHub()
         self._cancel_hub = WakeHub()
         # A test clock that jumps makes jobs due: runners must look again at once.
-        _clock.on_change(self, self._hub.notify)
+        _clock.on_change(self, functools.partial(_wake_on_clock_change, weakref.ref(self)))
 
     async def connect(self) -> None:  # noqa: B027 - optional hook
         """Open connections and apply migrations; idempotent."""

@@ -61,22 +61,6 @@ class Hold(Executor[None, None]):
         await Hold.release.wait()
 
 
-# Backend.__init__ subscribes the hub it made to clock changes, and SqliteBackend replaces that
-# hub afterwards, so a clock move does not wake SQLite's runners (they wake at their next
-# poll). The fix (in rexecutor/backend.py: notify through the backend at call time) is
-# pending; these cases turn green with it, and strict=True then asks for this marker to go.
-def _sqlite_wake_pending(request: pytest.FixtureRequest) -> None:
-    if "sqlite" in request.node.callspec.id:
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="SQLite runners are not woken by a clock move yet: Backend.__init__ "
-                "subscribes the hub that SqliteBackend then replaces (fix pending in "
-                "rexecutor/backend.py)",
-                strict=True,
-            )
-        )
-
-
 def node(backend: Backend, **settings: object) -> Rexecutor:
     return Rexecutor(backend, poll_interval=60, **settings)  # type: ignore[arg-type]
 
@@ -106,10 +90,7 @@ def test_the_fixture_installs_a_clock_that_stands_still(rexecutor_clock: FakeClo
     assert abs(first - datetime.now(UTC)) < timedelta(minutes=1)
 
 
-async def test_a_scheduled_job_runs_when_the_clock_reaches_it(
-    clocked_backend: Backend, request: pytest.FixtureRequest
-) -> None:
-    _sqlite_wake_pending(request)
+async def test_a_scheduled_job_runs_when_the_clock_reaches_it(clocked_backend: Backend) -> None:
     with FakeClock(START) as clock:
         async with node(clocked_backend).with_executor(Tick):
             later = (
@@ -125,10 +106,7 @@ async def test_a_scheduled_job_runs_when_the_clock_reaches_it(
     assert job.completed_at == START + timedelta(hours=3)
 
 
-async def test_a_retry_runs_when_its_backoff_has_passed(
-    clocked_backend: Backend, request: pytest.FixtureRequest
-) -> None:
-    _sqlite_wake_pending(request)
+async def test_a_retry_runs_when_its_backoff_has_passed(clocked_backend: Backend) -> None:
     with FakeClock(START) as clock:
         async with node(clocked_backend).with_executor(Flaky):
             job_id = await Flaky.builder().with_data("x").enqueue_to_backend(clocked_backend)
