@@ -21,7 +21,11 @@ class Subscription:
         self.executors = executors
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
-        self._event = asyncio.Event()
+        # A flag and the future of the one waiter, instead of an asyncio.Event behind
+        # asyncio.wait_for: a wake-up resolves the waiter directly, with no task per wait (a
+        # runner waits after almost every claim, so this is on the pick-up path).
+        self._set = False
+        self._waiter: asyncio.Future[None] | None = None
 
     def wants(self, executor: str | None) -> bool:
         """Whether a wake-up for ``executor`` (None: any) concerns this subscriber."""
@@ -30,21 +34,37 @@ class Subscription:
     def notify(self) -> None:
         """Wake the subscriber (from any thread)."""
         if threading.get_ident() == self._thread:
-            self._event.set()
+            self._wake()
         else:
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
-                self._loop.call_soon_threadsafe(self._event.set)
+                self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        self._set = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def wait(self, timeout: float) -> None:
         """Wait until notified or ``timeout`` seconds pass, then re-arm."""
-        if not self._event.is_set() and timeout > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), timeout)
-        self._event.clear()
+        if not self._set and timeout > 0:
+            waiter = self._waiter = self._loop.create_future()
+            timer = self._loop.call_later(timeout, _expire, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        self._set = False
 
     def close(self) -> None:
         """Stop receiving wake-ups."""
         self._hub.unsubscribe(self)
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class WakeHub:

@@ -31,6 +31,10 @@ log = logging.getLogger("rexecutor")
 #: Jobs claimed per round trip at most, and in flight per executor when it sets no limit.
 CLAIM_BATCH = 100
 UNLIMITED_IN_FLIGHT = 1000
+#: While completions keep arriving, the acker waits up to FLUSH_LINGER seconds for a batch of
+#: FLUSH_BATCH to gather before its next write.
+FLUSH_BATCH = 100
+FLUSH_LINGER = 0.001
 
 
 class _Abort(Exception):
@@ -45,7 +49,8 @@ class Acker:
     """Writes job outcomes: completions batched, every write retried with backoff.
 
     Completions wait in a list that one flusher drains with ``complete_jobs``; under load the
-    batch grows by itself, when idle a completion is written at once. A write that fails with
+    batch grows by itself (the flusher lingers a millisecond between writes while completions
+    keep arriving), when idle a completion is written at once. A write that fails with
     a ``BackendError`` (the database is down) is retried with capped exponential backoff
     until it succeeds or the node gives up at shutdown; the pending list is bounded, and the
     jobs stay executing in the database meanwhile, so nothing is lost: at worst they are
@@ -56,23 +61,44 @@ class Acker:
         self._backend = backend
         self._pending: list[tuple[int, Lease]] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._space = asyncio.Semaphore(max_pending)
+        # Completions queued or being written, bounded by max_pending. A plain counter and one
+        # event that wakes every waiter when a batch is written: asyncio.Semaphore wakes its
+        # waiters one release at a time, scanning its queue each time, which costs time
+        # quadratic in the backlog once the bound is reached.
+        self._max_pending = max_pending
+        self._unwritten = 0
+        self._room: asyncio.Event | None = None
         self._writes: set[asyncio.Task[None]] = set()
         self.stale = 0
 
     async def complete(self, job_id: int, lease: Lease) -> None:
         """Queue a completion."""
-        await self._space.acquire()
+        while self._unwritten >= self._max_pending:
+            if self._room is None:
+                self._room = asyncio.Event()
+            await self._room.wait()
+        self._unwritten += 1
         self._pending.append((job_id, lease))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
 
     async def _flush(self) -> None:
+        busy = False
         while self._pending:
+            if busy and len(self._pending) < FLUSH_BATCH:
+                # Completions keep coming: let more gather for a moment, so that a busy node
+                # writes them in fewer, larger statements. After an idle spell the first
+                # completion is written at once.
+                await asyncio.sleep(FLUSH_LINGER)
+            busy = True
             batch, self._pending = self._pending, []
-            results = await self._retry(lambda b=batch: self._backend.complete_jobs(b))  # type: ignore[misc]
-            for _ in batch:
-                self._space.release()
+            try:
+                results = await self._retry(lambda b=batch: self._backend.complete_jobs(b))  # type: ignore[misc]
+            finally:
+                self._unwritten -= len(batch)
+                room, self._room = self._room, None
+                if room is not None:
+                    room.set()
             for (job_id, _lease), applied in zip(batch, results or [], strict=False):
                 if not applied:
                     self._stale(job_id, "complete")
@@ -173,8 +199,10 @@ class JobRunner:
                         break
                     for job in jobs:
                         self._start(job)
-                    if len(jobs) == want:
+                    if jobs:
+                        # Let the jobs just started begin before anything else is awaited.
                         await asyncio.sleep(0)
+                    if len(jobs) == want:
                         continue
                     if failures == 0:
                         wait = await self._idle_wait()
@@ -259,6 +287,8 @@ class JobRunner:
             "executor": self.name,
             "attempt": raw.attempt,
             "node_id": self._node_id,
+            # OpenTelemetry's handler finds the enqueuing trace's context among the tags.
+            "tags": list(raw.tags),
             **extra,
         }
 

@@ -13,7 +13,7 @@ handler that raises is logged and does not disturb the job.
 | ``rescue`` | orphaned jobs were rescued | ``count`` | job_ids, node_id |
 | ``prune`` | a pruning rule ran | ``count`` | status, node_id |
 
-"job" stands for job_id, executor, attempt and node_id. ``outcome`` is one of ``complete``,
+"job" stands for job_id, executor, attempt, node_id and tags. ``outcome`` is one of ``complete``,
 ``retryable``, ``discarded``, ``snoozed``, ``cancelled``, ``handed_back``, ``lost``.
 
 Example:

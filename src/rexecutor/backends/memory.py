@@ -1,11 +1,14 @@
 """``InMemoryBackend``: jobs in a Python dict, for tests and examples.
 
 Thread-safe (one lock, no awaits while it is held), so every operation is atomic. Not durable.
+Claims take jobs from a heap per executor, in claim order, so their cost depends on the jobs
+waiting, not on how many finished jobs are kept.
 """
 
 from __future__ import annotations
 
 import copy
+import heapq
 import threading
 from collections import Counter
 from collections.abc import Collection, Sequence
@@ -35,7 +38,7 @@ from rexecutor.backends._common import (
 )
 from rexecutor.errors import InvalidTransition, JobNotFound
 from rexecutor.job import ErrorType, Job, JobId, JobStatus
-from rexecutor.query import QueryNode
+from rexecutor.query import And, IdIn, QueryNode
 
 __all__ = ["InMemoryBackend"]
 
@@ -58,6 +61,11 @@ class InMemoryBackend(Backend):
         self._nodes: dict[str, NodeInfo] = {}
         self._next_id = 1
         self._paused = False
+        # Per executor, a heap of (priority, scheduled_at, id) of jobs that were ready when the
+        # entry was pushed. Entries are never updated in place: a job whose place in the claim
+        # order changes gets a new entry, and an entry that no longer matches its job (gone,
+        # not ready, or moved) is dropped when it reaches the top.
+        self._queues: dict[str, list[tuple[int, datetime, int]]] = {}
 
     def paused(self) -> InMemoryBackend:
         """Make this backend store jobs but never hand them to runners; returns ``self``."""
@@ -82,28 +90,30 @@ class InMemoryBackend(Backend):
 
     # -- enqueue ---------------------------------------------------------------------------
 
-    def _enqueue_locked(self, job: EnqueuableJob, now: datetime) -> EnqueueResult:
+    def _enqueue_locked(self, job: EnqueuableJob, now: datetime, wake: set[str]) -> EnqueueResult:
         validate_enqueuable(job)
         # Store copies: the caller may go on mutating what it passed in.
-        job = replace(job, data=copy.deepcopy(job.data), metadata=copy.deepcopy(job.metadata))
+        data, metadata = _clone(job.data), _clone(job.metadata)
         scheduled_at = job.scheduled_at.astimezone(UTC) if job.scheduled_at else now
         criteria = job.uniqueness
         key = criteria.key if criteria else None
         if criteria is not None:
+            job = replace(job, data=data, metadata=metadata)
             for job_id in sorted(self._jobs):
                 existing = self._jobs[job_id]
                 if unique_match(job, key, existing, self._keys[job_id], scheduled_at):
                     if apply_replace(job, existing, scheduled_at):
-                        self._wake(existing, now)
+                        self._requeue(existing)
+                        self._wake(existing, wake)
                     return EnqueueResult(existing.id, duplicate=True)
         job_id = JobId(self._next_id)
         self._next_id += 1
-        self._jobs[job_id] = Job(
+        stored: Job[Any, Any] = Job(
             id=job_id,
             status=JobStatus.SCHEDULED,
             executor=job.executor,
-            data=job.data,
-            metadata=job.metadata,
+            data=data,
+            metadata=metadata,
             attempt=0,
             max_attempts=job.max_attempts,
             priority=job.priority,
@@ -112,28 +122,52 @@ class InMemoryBackend(Backend):
             inserted_at=now,
             scheduled_at=scheduled_at,
         )
+        self._jobs[job_id] = stored
         self._keys[job_id] = key
-        self._wake(self._jobs[job_id], now)
+        self._requeue(stored)
+        self._wake(stored, wake)
         return EnqueueResult(job_id)
 
-    def _wake(self, job: Job[Any, Any], now: datetime) -> None:
+    def _requeue(self, job: Job[Any, Any]) -> None:
+        """Give a ready job its (new) place in its executor's claim order."""
+        if job.status in JobStatus.READY:
+            queue = self._queues.get(job.executor)
+            if queue is None:
+                queue = self._queues[job.executor] = []
+            heapq.heappush(queue, (job.priority, job.scheduled_at, job.id))
+
+    def _wake(self, job: Job[Any, Any], wake: set[str] | None = None) -> None:
+        """Wake the runners of a ready job's executor (now, or later through ``wake``)."""
         if not self._paused and job.status in JobStatus.READY:
-            self.notify(job.executor)
+            if wake is None:
+                self.notify(job.executor)
+            else:
+                wake.add(job.executor)
+
+    def _wake_all(self, executors: set[str]) -> None:
+        for executor in executors:
+            self.notify(executor)
 
     async def enqueue(self, job: EnqueuableJob, *, connection: Any = None) -> EnqueueResult:
         refuse_connection(self, connection)
+        wake: set[str] = set()
         with self._lock:
-            return self._enqueue_locked(job, _clock.now())
+            result = self._enqueue_locked(job, _clock.now(), wake)
+        self._wake_all(wake)
+        return result
 
     async def enqueue_many(
         self, jobs: Sequence[EnqueuableJob], *, connection: Any = None
     ) -> list[EnqueueResult]:
         refuse_connection(self, connection)
+        wake: set[str] = set()
         with self._lock:
             now = _clock.now()
             for job in jobs:
                 validate_enqueuable(job)
-            return [self._enqueue_locked(job, now) for job in jobs]
+            results = [self._enqueue_locked(job, now, wake) for job in jobs]
+        self._wake_all(wake)
+        return results
 
     # -- claiming and transitions ------------------------------------------------------------
 
@@ -143,32 +177,51 @@ class InMemoryBackend(Backend):
         if self._paused or limit <= 0:
             return []
         with self._lock:
+            queue = self._queues.get(executor)
+            if not queue:
+                return []
             now = _clock.now()
-            ready = sorted(
-                (
-                    j
-                    for j in self._jobs.values()
-                    if j.executor == executor
-                    and j.status in JobStatus.READY
-                    and j.scheduled_at <= now
-                ),
-                key=lambda j: (j.priority, j.scheduled_at, j.id),
-            )[:limit]
-            for job in ready:
+            claimed: list[Job[Any, Any]] = []
+            not_due: list[tuple[int, datetime, int]] = []
+            while queue and len(claimed) < limit:
+                entry = heapq.heappop(queue)
+                job = self._live_entry(entry)
+                if job is None:
+                    continue
+                if job.scheduled_at > now:
+                    not_due.append(entry)
+                    continue
                 job.status = JobStatus.EXECUTING
                 job.attempt += 1
                 job.attempted_at = now
                 job.attempted_by = node_id
-            return [_copy(j) for j in ready]
+                claimed.append(_copy(job))
+            for entry in not_due:
+                heapq.heappush(queue, entry)
+            return claimed
+
+    def _live_entry(self, entry: tuple[int, datetime, int]) -> Job[Any, Any] | None:
+        """The job a queue entry stands for, if it is ready and still in that place."""
+        priority, scheduled_at, job_id = entry
+        job = self._jobs.get(job_id)
+        if (
+            job is None
+            or job.status not in JobStatus.READY
+            or job.priority != priority
+            or job.scheduled_at != scheduled_at
+        ):
+            return None
+        return job
 
     async def next_scheduled_at(self, executors: Collection[str]) -> datetime | None:
         if self._paused:
             return None
         with self._lock:
             times = [
-                j.scheduled_at
-                for j in self._jobs.values()
-                if j.executor in executors and j.status in JobStatus.READY
+                job.scheduled_at
+                for executor in set(executors)
+                for entry in self._queues.get(executor, ())
+                if (job := self._live_entry(entry)) is not None
             ]
         return min(times, default=None)
 
@@ -181,6 +234,22 @@ class InMemoryBackend(Backend):
             job.completed_at = _clock.now()
             return True
 
+    async def complete_jobs(self, completions: Sequence[tuple[int, Lease]]) -> list[bool]:
+        """Complete many jobs under one lock; an unknown id raises ``JobNotFound`` after the
+        completions before it took effect, as completing them one by one would."""
+        results: list[bool] = []
+        with self._lock:
+            now = _clock.now()
+            for job_id, lease in completions:
+                job = self._held(job_id, lease)
+                if job is None:
+                    results.append(False)
+                    continue
+                job.status = JobStatus.COMPLETE
+                job.completed_at = now
+                results.append(True)
+        return results
+
     async def mark_job_retryable(
         self, job_id: int, lease: Lease, delay: timedelta, error: FailureRecord
     ) -> bool:
@@ -192,7 +261,8 @@ class InMemoryBackend(Backend):
             job.errors.append(error_entry(job, error, now))
             job.status = JobStatus.RETRYABLE
             job.scheduled_at = now + delay
-            self._wake(job, now)
+            self._requeue(job)
+            self._wake(job)
             return True
 
     async def mark_job_discarded(self, job_id: int, lease: Lease, error: FailureRecord) -> bool:
@@ -219,7 +289,8 @@ class InMemoryBackend(Backend):
             job.attempt = max(job.attempt - 1, 0)
             job.status = status_after_giving_back(job.attempt)
             job.scheduled_at = now + delay
-            self._wake(job, now)
+            self._requeue(job)
+            self._wake(job)
             return True
 
     async def mark_job_cancelled(
@@ -253,19 +324,21 @@ class InMemoryBackend(Backend):
                 job.completed_at = job.cancelled_at = job.discarded_at = None
                 job.status = status_after_giving_back(job.attempt)
             job.scheduled_at = now
-            self._wake(job, now)
+            self._requeue(job)
+            self._wake(job)
 
     async def update_job(self, job: Job[Any, Any]) -> None:
         with self._lock:
             stored = self._get(job.id)
             validate_update(job)
-            stored.data = copy.deepcopy(job.data)
-            stored.metadata = copy.deepcopy(job.metadata)
+            stored.data = _clone(job.data)
+            stored.metadata = _clone(job.metadata)
             stored.max_attempts = job.max_attempts
             stored.priority = job.priority
             stored.tags = list(job.tags)
             stored.scheduled_at = job.scheduled_at.astimezone(UTC)
-            self._wake(stored, _clock.now())
+            self._requeue(stored)
+            self._wake(stored)
 
     # -- reading and housekeeping ------------------------------------------------------------
 
@@ -278,7 +351,11 @@ class InMemoryBackend(Backend):
         newest_first: bool = False,
     ) -> list[Job[Any, Any]]:
         with self._lock:
-            ids = sorted(self._jobs, reverse=newest_first)
+            wanted = _wanted_ids(where)
+            if wanted is None:
+                ids = sorted(self._jobs, reverse=newest_first)
+            else:  # only these ids can match: look at them, not at every stored job
+                ids = sorted((i for i in wanted if i in self._jobs), reverse=newest_first)
             found = [_copy(self._jobs[i]) for i in ids if matches(where, self._jobs[i])]
         end = None if limit is None else offset + limit
         return found[offset:end]
@@ -360,7 +437,8 @@ class InMemoryBackend(Backend):
                     else:
                         job.status = JobStatus.RETRYABLE
                         job.scheduled_at = now
-                        self._wake(job, now)
+                        self._requeue(job)
+                        self._wake(job)
                     rescued.append(job.id)
             for node_id in dead:
                 del self._nodes[node_id]
@@ -376,12 +454,43 @@ class InMemoryBackend(Backend):
             return lost
 
 
+def _wanted_ids(where: QueryNode) -> set[int] | None:
+    """The ids a query is restricted to (an ``IdIn``, alone or in an ``And``), if it is."""
+    if isinstance(where, IdIn):
+        return {int(i) for i in where.ids}
+    if isinstance(where, And):
+        for child in where.children:
+            if isinstance(child, IdIn):
+                return {int(i) for i in child.ids}
+    return None
+
+
+_ATOMS = (type(None), bool, int, float, str)
+
+
+def _clone(value: Any) -> Any:
+    """A deep copy of a JSON value (immutable scalars are shared, as deepcopy would)."""
+    return value if type(value) in _ATOMS else copy.deepcopy(value)
+
+
 def _copy(job: Job[Any, Any]) -> Job[Any, Any]:
     # Callers may mutate what they get; the stored job must not change with it.
-    return replace(
-        job,
-        data=copy.deepcopy(job.data),
-        metadata=copy.deepcopy(job.metadata),
+    return Job(
+        id=job.id,
+        status=job.status,
+        executor=job.executor,
+        data=_clone(job.data),
+        metadata=_clone(job.metadata),
+        attempt=job.attempt,
+        max_attempts=job.max_attempts,
+        priority=job.priority,
         tags=list(job.tags),
         errors=list(job.errors),
+        inserted_at=job.inserted_at,
+        scheduled_at=job.scheduled_at,
+        attempted_at=job.attempted_at,
+        completed_at=job.completed_at,
+        cancelled_at=job.cancelled_at,
+        discarded_at=job.discarded_at,
+        attempted_by=job.attempted_by,
     )

@@ -82,8 +82,8 @@ Errors
 Connection failures raise ``BackendError`` naming the server, database or role; missing
 privileges raise ``BackendError`` saying which. Values PostgreSQL cannot store (NaN, NUL
 characters, out-of-range integers) raise ``ValidationError``. Pool connections are checked
-when handed out; reads and fenced or idempotent writes that lose their connection midway run
-again on a fresh one.
+when handed out (with a round trip only when the socket shows the server closed them); reads
+and fenced or idempotent writes that lose their connection midway run again on a fresh one.
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ import inspect
 import json
 import logging
 import os
+import select
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -102,9 +103,10 @@ from typing import Any, Final, TypeVar
 
 import psycopg
 from psycopg import sql
-from psycopg.abc import Params
+from psycopg.abc import Buffer, Params
+from psycopg.adapt import Loader
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.pq import TransactionStatus
+from psycopg.pq import Format, TransactionStatus
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from psycopg_pool.abc import AsyncConninfoParam, AsyncKwargsParam
@@ -355,6 +357,20 @@ _STATEMENTS: Final[dict[str, str]] = {
         ORDER BY u.ord
         RETURNING id
     """,
+    # The same without tags, the common case: no per-row array subquery, no tags parameter.
+    "insert_many_untagged": """
+        INSERT INTO {jobs}
+            (executor, data, metadata, max_attempts, priority, scheduled_at)
+        SELECT u.executor, u.data::jsonb, u.metadata::jsonb, u.max_attempts, u.priority,
+               COALESCE(u.scheduled_at, now())
+        FROM unnest(%(executor)b::text[], %(data)b::text[], %(metadata)b::text[],
+                    %(max_attempts)b::integer[], %(priority)b::integer[],
+                    %(scheduled_at)b::timestamptz[])
+             WITH ORDINALITY
+             AS u(executor, data, metadata, max_attempts, priority, scheduled_at, ord)
+        ORDER BY u.ord
+        RETURNING id
+    """,
     "claim": f"""
         WITH picked AS MATERIALIZED (
             SELECT id FROM {{jobs}}
@@ -426,6 +442,9 @@ _STATEMENTS: Final[dict[str, str]] = {
         + _ERROR_ENTRY
         + f" WHERE id = %(id)s AND status NOT IN {_TERMINAL_SQL}"
     ),
+    # One fenced completion per item, in one statement; an id that does not exist stops the
+    # batch there, as completing one by one would (the items before it still complete). The
+    # caller sends each (id, node, attempt) once.
     "complete_many": """
         WITH input AS (
             SELECT * FROM unnest(%(ids)s::bigint[], %(nodes)s::text[], %(attempts)s::integer[])
@@ -436,18 +455,31 @@ _STATEMENTS: Final[dict[str, str]] = {
             SELECT min(i.ord) AS ord FROM input AS i
             WHERE (SELECT j.id FROM {jobs} AS j WHERE j.id = i.id) IS NULL
         ),
-        todo AS (
-            SELECT DISTINCT ON (i.id, i.node, i.attempt) i.id, i.node, i.attempt, i.ord
+        done AS (
+            UPDATE {jobs} AS j SET status = 'complete', completed_at = now()
             FROM input AS i, missing AS m
-            WHERE m.ord IS NULL OR i.ord < m.ord
-            ORDER BY i.id, i.node, i.attempt, i.ord
+            WHERE j.id = i.id AND j.status = 'executing' AND j.attempted_by = i.node
+              AND j.attempt = i.attempt AND (m.ord IS NULL OR i.ord < m.ord)
+            RETURNING i.ord
+        )
+        SELECT (SELECT ord FROM missing), ARRAY(SELECT ord FROM done)
+    """,
+    # The same for items that all hold leases of one node (a node's own batches).
+    "complete_many_one_node": """
+        WITH input AS (
+            SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::integer[])
+                WITH ORDINALITY AS i(id, attempt, ord)
+        ),
+        missing AS (
+            SELECT min(i.ord) AS ord FROM input AS i
+            WHERE (SELECT j.id FROM {jobs} AS j WHERE j.id = i.id) IS NULL
         ),
         done AS (
             UPDATE {jobs} AS j SET status = 'complete', completed_at = now()
-            FROM todo AS t
-            WHERE j.id = t.id AND j.status = 'executing' AND j.attempted_by = t.node
-              AND j.attempt = t.attempt
-            RETURNING t.ord
+            FROM input AS i, missing AS m
+            WHERE j.id = i.id AND j.status = 'executing' AND j.attempted_by = %(node)s
+              AND j.attempt = i.attempt AND (m.ord IS NULL OR i.ord < m.ord)
+            RETURNING i.ord
         )
         SELECT (SELECT ord FROM missing), ARRAY(SELECT ord FROM done)
     """,
@@ -569,26 +601,44 @@ def _validate_schema(schema: object) -> str:
     return schema
 
 
+_TAGS_TEXT: Final = json.JSONEncoder(ensure_ascii=False).encode
+#: json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")), without
+#: building an encoder for every value (json.dumps does, given any option).
+_JSON_ENCODE: Final = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":")
+).encode
+
+
 def _json_text(value: Any, what: str) -> str:
+    if value is None:
+        return "null"
     try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return _JSON_ENCODE(value)
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"{what} cannot be stored in PostgreSQL as JSON: {exc}") from exc
 
 
 def _utc(moment: datetime | None) -> datetime | None:
-    return None if moment is None else moment.astimezone(UTC)
+    if moment is None or moment.tzinfo is UTC:
+        return moment
+    return moment.astimezone(UTC)
 
 
 def _utc_required(moment: datetime) -> datetime:
-    return moment.astimezone(UTC)
+    # psycopg already hands out UTC datetimes on a session whose time zone is UTC (ours).
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
 
 
 def _in_int64(value: int) -> bool:
     return _INT64_MIN <= value <= _INT64_MAX
 
 
+_STATUSES: Final = {status.value: status for status in JobStatus}
+
+
 def _job_from_row(row: Row) -> Job[Any, Any]:
+    # Positional, in the order of _COLUMN_NAMES (Job's own field order): a job row is decoded
+    # for every claimed job, so this is on the hot path.
     (
         job_id,
         status,
@@ -609,24 +659,45 @@ def _job_from_row(row: Row) -> Job[Any, Any]:
         attempted_by,
     ) = row
     return Job(
-        id=JobId(job_id),
-        status=JobStatus(status),
-        executor=executor,
-        data=data,
-        metadata=metadata,
-        attempt=attempt,
-        max_attempts=max_attempts,
-        priority=priority,
-        tags=list(tags),
-        errors=[JobError.from_json(entry) for entry in errors],
-        inserted_at=_utc_required(inserted_at),
-        scheduled_at=_utc_required(scheduled_at),
-        attempted_at=_utc(attempted_at),
-        completed_at=_utc(completed_at),
-        cancelled_at=_utc(cancelled_at),
-        discarded_at=_utc(discarded_at),
-        attempted_by=attempted_by,
+        JobId(job_id),
+        _STATUSES[status],
+        executor,
+        data,
+        metadata,
+        attempt,
+        max_attempts,
+        priority,
+        list(tags),
+        [JobError.from_json(entry) for entry in errors] if errors else [],
+        inserted_at if inserted_at.tzinfo is UTC else inserted_at.astimezone(UTC),
+        scheduled_at if scheduled_at.tzinfo is UTC else scheduled_at.astimezone(UTC),
+        _utc(attempted_at),
+        _utc(completed_at),
+        _utc(cancelled_at),
+        _utc(discarded_at),
+        attempted_by,
     )
+
+
+class _JsonbBinaryLoader(Loader):
+    """Binary jsonb to Python values, as psycopg's loader with ``json.loads`` does, faster.
+
+    Three jsonb columns are decoded for every job read: the commonest values (JSON null, an
+    empty list) are answered without the parser, and the rest is decoded as text, which
+    spares ``json.loads`` guessing the encoding of bytes.
+    """
+
+    format = Format.BINARY
+
+    def load(self, data: Buffer) -> Any:
+        raw = bytes(data)
+        if raw[:1] != b"\x01":
+            raise psycopg.DataError(f"unknown jsonb binary format: {raw[:1]!r}")
+        if raw == b"\x01null":
+            return None
+        if raw == b"\x01[]":
+            return []
+        return json.loads(raw[1:].decode())
 
 
 def _error_params(error: FailureRecord) -> dict[str, Any]:
@@ -672,6 +743,28 @@ async def _atomic(conn: Conn) -> AsyncIterator[None]:
             yield
     else:
         yield
+
+
+async def _check_connection(conn: Conn) -> None:
+    """The pool's check of a connection it hands out, without a round trip when it can.
+
+    An idle connection has nothing to read: when its socket is readable, the server closed it
+    or sent why it is about to (a restart, ``pg_terminate_backend``), and the full check (an
+    empty query) runs and fails, so the pool hands out another connection. Only then does the
+    check cost a round trip, instead of on every checkout.
+    """
+    try:
+        idle = conn.info.transaction_status == TransactionStatus.IDLE and not conn.broken
+        if idle:
+            poller = select.poll()
+            poller.register(conn.fileno(), select.POLLIN)
+            readable = bool(poller.poll(0))
+        else:
+            readable = True
+    except (OSError, ValueError, psycopg.Error):
+        idle, readable = False, True
+    if not idle or readable:
+        await AsyncConnectionPool.check_connection(conn)
 
 
 def _is_connection_loss(exc: psycopg.OperationalError) -> bool:
@@ -962,6 +1055,7 @@ class PostgresBackend(Backend):
 
     async def _configure(self, conn: Conn) -> None:
         await conn.execute("SET TIME ZONE 'UTC'")
+        conn.adapters.register_loader("jsonb", _JsonbBinaryLoader)
 
     async def connect(self) -> None:
         """Open the pool and apply pending migrations (or check the schema); idempotent.
@@ -995,7 +1089,7 @@ class PostgresBackend(Backend):
                     max_size=self._max_size,
                     open=False,
                     configure=self._configure,
-                    check=AsyncConnectionPool.check_connection,
+                    check=_check_connection,
                     name=f"rexecutor-{self._schema}",
                 )
                 try:
@@ -1047,23 +1141,42 @@ class PostgresBackend(Backend):
             )
         return self._pool
 
-    async def _run(self, work: Callable[[Conn], Awaitable[T]], *, retry: bool = False) -> T:
+    async def _run(
+        self,
+        work: Callable[[Conn], Awaitable[T]],
+        *,
+        retry: bool = False,
+        verify: bool | None = None,
+    ) -> T:
         """Run ``work`` on a pool connection; errors become rexecutor errors.
 
         With ``retry`` (only for reads, and for writes that are idempotent or fenced), work
         that failed because its connection was lost runs again on another connection, until
         every connection the pool may hold has been tried: a caller's pool that does not
         check its connections may hand out several dead ones in a row.
+
+        Work that cannot be retried gets a connection that has just answered an empty query
+        (``verify``, the default without ``retry``): the pool's own check costs no round trip
+        and can miss a connection the server closed a moment ago. The claim opts out: a dead
+        connection cannot have claimed anything, and the runner claims again.
         """
         pool = self._pool
         if pool is None:
             pool = self._require_pool()
         attempts = (pool.max_size + 1) if retry else 1
+        if verify is None:
+            verify = not retry
         for attempt in range(attempts):
             try:
-                async with pool.connection() as conn:
+                # pool.connection(), without its context-manager machinery (a hot path):
+                # commit or roll back as the block ends, then hand the connection back.
+                conn = await (self._verified(pool) if verify else pool.getconn())
+                try:
                     self._own_conns.add(conn)
-                    return await work(conn)
+                    async with conn:
+                        return await work(conn)
+                finally:
+                    await pool.putconn(conn)
             except (PoolTimeout, PoolClosed) as exc:
                 raise self._pool_error(exc) from exc
             except psycopg.OperationalError as exc:
@@ -1079,6 +1192,20 @@ class PostgresBackend(Backend):
             except UnicodeError as exc:
                 raise ValidationError(f"a value cannot be encoded for PostgreSQL: {exc}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _verified(self, pool: AsyncConnectionPool[Any]) -> Conn:
+        """A pool connection that has just answered an empty query (on our own pool)."""
+        conn: Conn = await pool.getconn()
+        if not self._owns_pool:
+            return conn  # a caller's pool checks connections as its owner configured it
+        for _ in range(pool.max_size + 1):
+            try:
+                await AsyncConnectionPool.check_connection(conn)
+                return conn
+            except psycopg.Error:
+                await pool.putconn(conn)  # broken: the pool discards it
+                conn = await pool.getconn()
+        return conn
 
     def _pool_error(self, exc: Exception) -> BackendError:
         if isinstance(exc, PoolClosed):
@@ -1416,10 +1543,14 @@ class PostgresBackend(Backend):
             "metadata": [p.metadata for p in prepared],
             "max_attempts": [p.job.max_attempts for p in prepared],
             "priority": [p.job.priority for p in prepared],
-            "tags": [json.dumps(p.tags, ensure_ascii=False) for p in prepared],
             "scheduled_at": [p.job.scheduled_at for p in prepared],
         }
-        rows = await _fetchall(conn, self._q["insert_many"], params)
+        if any(p.tags for p in prepared):
+            params["tags"] = [_TAGS_TEXT(p.tags) if p.tags else "[]" for p in prepared]
+            statement = self._q["insert_many"]
+        else:
+            statement = self._q["insert_many_untagged"]
+        rows = await _fetchall(conn, statement, params)
         # Identities are drawn in the order of the SELECT (ordered by position), so sorting the
         # ids restores the order of the batch.
         return sorted(int(r[0]) for r in rows)
@@ -1551,7 +1682,7 @@ class PostgresBackend(Backend):
         async def work(conn: Conn) -> list[Row]:
             return await _fetchall(conn, self._q["claim"], params, binary=True)
 
-        claim = asyncio.ensure_future(self._run(work))
+        claim = asyncio.ensure_future(self._run(work, verify=False))
         try:
             rows = await asyncio.shield(claim)
         except asyncio.CancelledError:
@@ -1638,30 +1769,53 @@ class PostgresBackend(Backend):
         """Complete many executing jobs with one statement, each fenced by its own lease.
 
         Like completing them one by one: an unknown id raises ``JobNotFound`` after the
-        completions before it took effect.
+        completions before it took effect, and a completion repeated in the batch applies
+        once (the repeat reports False, the job being complete already).
         """
         if not completions:
             return []
-        ids = [int(job_id) for job_id, _ in completions]
-        for job_id in ids:
-            if not _in_int64(job_id):
-                raise JobNotFound(job_id)
-        params = {
-            "ids": ids,
-            "nodes": [lease.node_id for _, lease in completions],
-            "attempts": [int(lease.attempt) for _, lease in completions],
+        firsts: dict[tuple[int, str, int], int] = {}  # each distinct item -> its ordinal
+        ordinals: list[int] = []  # the ordinal of every position's item
+        repeats = False
+        for job_id, lease in completions:
+            item = (int(job_id), lease.node_id, int(lease.attempt))
+            if not _in_int64(item[0]):
+                raise JobNotFound(item[0])
+            ordinal = firsts.get(item)
+            if ordinal is None:
+                ordinal = firsts[item] = len(firsts) + 1
+            else:
+                repeats = True
+            ordinals.append(ordinal)
+        items = list(firsts)
+        nodes = {node for _, node, _ in items}
+        params: dict[str, Any] = {
+            "ids": [job_id for job_id, _, _ in items],
+            "attempts": [attempt for _, _, attempt in items],
         }
+        if len(nodes) == 1:
+            statement = self._q["complete_many_one_node"]
+            params["node"] = items[0][1]
+        else:
+            statement = self._q["complete_many"]
+            params["nodes"] = [node for _, node, _ in items]
 
         async def work(conn: Conn) -> Row | None:
-            return await _fetchone(conn, self._q["complete_many"], params)
+            return await _fetchone(conn, statement, params)
 
         row = await self._run(work, retry=True)
         assert row is not None
         missing, done = row
-        done_set = set(done or ())
-        results = [position in done_set for position in range(1, len(ids) + 1)]
         if missing is not None:
-            raise JobNotFound(ids[missing - 1])
+            raise JobNotFound(items[missing - 1][0])
+        done_set = set(done or ())
+        if not repeats:
+            return [ordinal in done_set for ordinal in ordinals]
+        seen: set[int] = set()
+        results = []
+        for ordinal in ordinals:
+            results.append(ordinal in done_set and ordinal not in seen)
+            seen.add(ordinal)
         return results
 
     async def mark_job_retryable(

@@ -45,7 +45,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
 from rexecutor import _clock
-from rexecutor._json import canonical
 from rexecutor._notify import Subscription, WakeHub
 from rexecutor.backend import (
     Backend,
@@ -205,6 +204,13 @@ _SQLITE_CANTOPEN: Final = 14
 _SQLITE_NOTADB: Final = 26
 
 
+#: rexecutor._json.canonical (sorted keys, compact, not ASCII-escaped), with one encoder for
+#: every value instead of one per call: it encodes the data and metadata of every job stored.
+_canonical: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False
+).encode
+
+
 def _to_us(moment: datetime) -> int:
     """Integer microseconds since the epoch; exact for every aware datetime."""
     return (moment - _EPOCH) // _MICROSECOND
@@ -260,7 +266,7 @@ def _error_json(attempt: int, error: FailureRecord, now: datetime) -> str:
 
 def _encode(value: Any, what: str) -> str:
     try:
-        return canonical(value)
+        return _canonical(value)
     except (TypeError, ValueError) as exc:
         raise ValidationError(
             f"job {what} cannot be stored as JSON: {exc}. Pass plain JSON values "
@@ -294,7 +300,7 @@ def _normalise(value: Any) -> Any:
 
 def _equality_text(value: Any) -> str:
     """The text an equality query compares with ``COALESCE(data_eq, data)``."""
-    return canonical(_normalise(value))
+    return _canonical(_normalise(value))
 
 
 def _encode_json(value: Any, what: str) -> tuple[str, str | None]:
@@ -1174,6 +1180,19 @@ class SqliteBackend(Backend):
         # Like completing one by one: the completions before an unknown id are kept (committed)
         # and then JobNotFound is raised for it.
         now_us = _to_us(_clock.now())
+        if len(pairs) > 1:
+            # The common case, every completion applying, in one executemany; anything else
+            # (a stale lease, a repeat, an unknown id) is undone and done one by one below.
+            conn.execute("SAVEPOINT complete_many")
+            cursor = conn.executemany(
+                _COMPLETE,
+                [(now_us, job_id, lease.node_id, lease.attempt) for job_id, lease in pairs],
+            )
+            if cursor.rowcount == len(pairs):
+                conn.execute("RELEASE complete_many")
+                return [True] * len(pairs), None
+            conn.execute("ROLLBACK TO complete_many")
+            conn.execute("RELEASE complete_many")
         results: list[bool] = []
         for job_id, lease in pairs:
             cursor = conn.execute(_COMPLETE, (now_us, job_id, lease.node_id, lease.attempt))

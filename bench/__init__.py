@@ -1,0 +1,1 @@
+"""The rexecutor benchmark suite: ``python -m bench.run`` (see bench/README.md)."""

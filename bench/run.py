@@ -1,0 +1,878 @@
+"""Run the benchmark suite: ``python -m bench.run`` (from the repository root).
+
+Measures, for the in-memory, SQLite and PostgreSQL backends: bulk and one-by-one enqueue,
+processing no-op jobs at concurrency 10 and 50 and with two worker processes, pick-up latency,
+the same with 1,000,000 finished jobs in the table, worker memory, and (PostgreSQL) the bare-SQL
+ceiling driven by pgbench. Prints a table and writes ``bench/RESULTS.md``. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shlex
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bench import ceiling
+from bench.apps import BenchJob
+from bench.common import FULL, QUICK, Figure, Sizes, fmt
+from bench.inproc import latencies
+from bench.stores import DEFAULT_PG_URL, PgStore, SqliteStore
+from bench.workers import ROOT, Workers
+from rexecutor import enqueue_many
+from rexecutor.backend import Backend
+from rexecutor.backends import InMemoryBackend, backend_from_url
+
+BACKENDS = ("memory", "sqlite", "postgres")
+RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
+#: The idle time of the sizes in use, for bench.inproc (set by main).
+IDLE = [1.0]
+BEGIN = "<!-- results:begin (written by python -m bench.run; edit outside these markers) -->"
+END = "<!-- results:end -->"
+KB_PER_MB = 1024
+
+
+@dataclass
+class Report:
+    sizes: Sizes
+    runs: int
+    command: str
+    started: datetime
+    figures: dict[str, Figure] = field(default_factory=dict)
+    facts: dict[str, str] = field(default_factory=dict)
+    backends: tuple[str, ...] = BACKENDS
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, key: str, label: str, unit: str, value: float, *, rate: bool = False) -> None:
+        figure = self.figures.get(key)
+        if figure is None:
+            figure = self.figures[key] = Figure(key, label, unit, rate=rate)
+        figure.samples.append(float(value))
+
+    def median(self, key: str) -> float | None:
+        figure = self.figures.get(key)
+        return figure.median if figure is not None and figure.samples else None
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+#: Called after a failed scenario, before it is tried again (PostgreSQL: wait for the server,
+#: which the project's test suite restarts in one of its tests).
+RECOVER: list[Callable[[], None]] = []
+
+
+async def guarded(report: Report, what: str, call: Callable[[], Any]) -> Any:
+    """Run one scenario, once more if it fails; a second failure is reported and the suite
+    goes on with the next scenario."""
+    for attempt in (1, 2):
+        try:
+            result = call()
+            if asyncio.iscoroutine(result):
+                result = await result
+            return result
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            message = f"{what}: {type(exc).__name__}: {first}"
+            log(f"FAILED (attempt {attempt}) {message}")
+            report.errors.append(f"{message} (attempt {attempt})")
+            for recover in RECOVER:
+                recover()
+    return None
+
+
+class Scratch:
+    """The run's scratch directory: ledgers, worker logs, SQLite files."""
+
+    def __init__(self) -> None:
+        self.path = tempfile.mkdtemp(prefix="rexecutor-bench-")
+        self._n = 0
+
+    def ledger(self) -> str:
+        self._n += 1
+        path = os.path.join(self.path, f"ledger-{self._n}.txt")
+        open(path, "w").close()
+        return path
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+# -- enqueue ------------------------------------------------------------------------------------
+
+
+async def bulk_enqueue(backend: Backend, n: int) -> float:
+    builders = [BenchJob.builder().with_data(0) for _ in range(n)]
+    began = time.perf_counter()
+    results = await enqueue_many(builders, backend)
+    elapsed = time.perf_counter() - began
+    assert len(results) == n
+    return n / elapsed
+
+
+async def bulk_enqueue_backend(backend: Backend, n: int) -> float:
+    jobs = [BenchJob.builder().with_data(0).build() for _ in range(n)]
+    began = time.perf_counter()
+    results = await backend.enqueue_many(jobs)
+    elapsed = time.perf_counter() - began
+    assert len(results) == n
+    return n / elapsed
+
+
+async def one_by_one(backend: Backend, n: int) -> float:
+    builders = [BenchJob.builder().with_data(0) for _ in range(n)]
+    began = time.perf_counter()
+    for builder in builders:
+        await builder.enqueue_to_backend(backend)
+    return n / (time.perf_counter() - began)
+
+
+async def enqueue_figures(
+    report: Report, name: str, make: Callable[[], Any], reset: Callable[[], None]
+) -> None:
+    sizes = report.sizes
+    for what, call, n, label in (
+        ("bulk_enqueue", bulk_enqueue, sizes.bulk, f"bulk enqueue, {sizes.bulk:,} jobs"),
+        (
+            "bulk_enqueue_backend",
+            bulk_enqueue_backend,
+            sizes.bulk,
+            f"bulk enqueue, {sizes.bulk:,} built jobs (backend.enqueue_many)",
+        ),
+        ("one_by_one", one_by_one, sizes.one_by_one, f"one-by-one enqueue, {sizes.one_by_one:,}"),
+    ):
+        reset()
+        backend = make()
+        await backend.connect()
+        try:
+            value = await call(backend, n)
+        finally:
+            await backend.close()
+        report.add(f"{name}.{what}", label, "jobs/s", value, rate=True)
+    reset()
+
+
+# -- processing and latency with worker processes ---------------------------------------------
+
+
+async def sql_process(
+    store: PgStore | SqliteStore,
+    backend: Backend,
+    scratch: Scratch,
+    sizes: Sizes,
+    *,
+    n: int,
+    procs: int,
+    concurrency: int,
+    prepare: Callable[[], None],
+) -> dict[str, Any]:
+    """Start ``procs`` idle workers, enqueue ``n`` jobs in one bulk call, wait for them all."""
+    prepare()
+    after = store.max_id()
+    workers = Workers(store.worker_url, procs, concurrency, scratch.ledger(), scratch.path)
+    workers.start()
+    try:
+        await workers.wait_ready(store)
+        await asyncio.sleep(sizes.idle)
+        idle = workers.rss_kb()
+        builders = [BenchJob.builder().with_data(0) for _ in range(n)]
+        await enqueue_many(builders, backend)
+        deadline = time.monotonic() + 600
+        while store.count_complete(after) < n:
+            workers.alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError("jobs did not complete in time")
+            await asyncio.sleep(0.1)
+        peak = workers.rss_kb()
+    finally:
+        workers.stop()
+    count, seconds = store.window(after)
+    if count != n:
+        raise RuntimeError(f"{count} of {n} jobs completed")
+    return {
+        "jobs_s": n / seconds,
+        "idle_rss_kb": max(s["VmRSS"] for s in idle),
+        "peak_rss_kb": max(s["VmHWM"] for s in peak),
+    }
+
+
+async def sql_latency(
+    store: PgStore | SqliteStore,
+    backend: Backend,
+    scratch: Scratch,
+    sizes: Sizes,
+    prepare: Callable[[], None],
+) -> dict[str, Any]:
+    """Enqueue jobs one at a time at a steady rate from this process to an idle worker."""
+    prepare()
+    after = store.max_id()
+    ledger = scratch.ledger()
+    workers = Workers(store.worker_url, 1, 50, ledger, scratch.path)
+    workers.start()
+    try:
+        await workers.wait_ready(store)
+        await asyncio.sleep(sizes.idle)
+        enqueued: dict[int, tuple[float, float]] = {}
+        start = time.monotonic() + 0.05
+        for i in range(sizes.latency_jobs):
+            delay = start + i / sizes.latency_rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            called = time.time()
+            job_id = await BenchJob.builder().with_data(1).enqueue_to_backend(backend)
+            enqueued[int(job_id)] = (called, time.time())
+        deadline = time.monotonic() + 120
+        while store.count_complete(after) < sizes.latency_jobs:
+            workers.alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError("latency jobs did not complete in time")
+            await asyncio.sleep(0.05)
+    finally:
+        workers.stop()
+    return latencies(enqueued, ledger)
+
+
+def inproc(scratch: Scratch, args: dict[str, Any], concurrency: int = 50) -> dict[str, Any]:
+    """Run a bench.inproc scenario in a fresh interpreter."""
+    env = dict(os.environ)
+    env["BENCH_CONCURRENCY"] = str(concurrency)
+    env["BENCH_LEDGER"] = scratch.ledger()
+    args = {"idle": IDLE[0], **args}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.inproc", json.dumps(args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"bench.inproc {args['scenario']} failed ({done.returncode}):\n"
+            f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+        )
+    result: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
+    return result
+
+
+def add_latency(report: Report, prefix: str, label: str, result: dict[str, Any]) -> None:
+    for p in ("p50", "p95", "p99"):
+        report.add(f"{prefix}_{p}", f"{label} {p}", "ms", result[p])
+    report.add(
+        f"{prefix}_p50_from_call",
+        f"{label} p50, from the enqueue call",
+        "ms",
+        result["p50_from_call"],
+    )
+
+
+def add_process(report: Report, key: str, label: str, result: dict[str, Any]) -> None:
+    report.add(key, label, "jobs/s", result["jobs_s"], rate=True)
+
+
+def add_memory(report: Report, name: str, result: dict[str, Any]) -> None:
+    report.add(f"{name}.rss_idle", "idle worker RSS", "MB", result["idle_rss_kb"] / KB_PER_MB)
+    report.add(
+        f"{name}.rss_peak",
+        f"peak worker RSS, {report.sizes.process:,} jobs",
+        "MB",
+        result["peak_rss_kb"] / KB_PER_MB,
+    )
+
+
+# -- per backend ------------------------------------------------------------------------------
+
+
+async def bench_memory(report: Report, scratch: Scratch) -> None:
+    """The in-memory backend: only the node's own process can reach it, so every scenario
+    runs inside one fresh process (bench.inproc)."""
+    sizes, name = report.sizes, "memory"
+    latency_args = {
+        "scenario": "latency",
+        "url": "memory://",
+        "jobs": sizes.latency_jobs,
+        "rate": sizes.latency_rate,
+    }
+    for run in range(report.runs):
+        log(f"memory: run {run + 1}/{report.runs}")
+        await guarded(
+            report,
+            "memory enqueue",
+            lambda: enqueue_figures(report, name, InMemoryBackend, lambda: None),
+        )
+        for concurrency in (10, 50):
+            args = {"scenario": "process", "url": "memory://", "n": sizes.process}
+            result = await guarded(
+                report,
+                f"memory process c{concurrency}",
+                lambda a=args, c=concurrency: inproc(scratch, a, c),
+            )
+            if result is not None:
+                add_process(
+                    report,
+                    f"{name}.process_c{concurrency}",
+                    f"process {sizes.process:,}, 1 process, concurrency {concurrency}",
+                    result,
+                )
+                if concurrency == 50:
+                    add_memory(report, name, result)
+        result = await guarded(report, "memory latency", lambda: inproc(scratch, latency_args))
+        if result is not None:
+            add_latency(report, f"{name}.local_latency", "pick-up latency, same process", result)
+    for run in range(report.runs):
+        log(f"memory, {sizes.big_table:,} finished jobs: run {run + 1}/{report.runs}")
+        args = {
+            "scenario": "process",
+            "url": "memory://",
+            "n": sizes.process,
+            "fill": sizes.big_table,
+        }
+        result = await guarded(
+            report, "memory big-table process", lambda a=args: inproc(scratch, a)
+        )
+        if result is not None:
+            add_process(
+                report, f"{name}.big_process_c50", _big("process, concurrency 50", sizes), result
+            )
+        args = {**latency_args, "fill": sizes.big_table}
+        result = await guarded(
+            report, "memory big-table latency", lambda a=args: inproc(scratch, a)
+        )
+        if result is not None:
+            add_latency(
+                report,
+                f"{name}.big_local_latency",
+                _big("pick-up latency, same process", sizes),
+                result,
+            )
+
+
+def _big(what: str, sizes: Sizes) -> str:
+    return f"{what}, {sizes.big_table:,} finished jobs in the table"
+
+
+SQLITE_COSTS = (
+    ("roundtrip_us", "a no-op through the database thread"),
+    ("noop_direct_us", "a no-op called directly"),
+    ("get_job_thread_us", "get_job through the database thread"),
+    ("get_job_direct_us", "the same SELECT called directly on the loop"),
+)
+
+
+async def bench_sql(report: Report, scratch: Scratch, store: PgStore | SqliteStore) -> None:
+    """SQLite and PostgreSQL: worker processes started with the command line, jobs enqueued
+    from this process."""
+    sizes, name = report.sizes, store.kind
+
+    def make() -> Backend:
+        return backend_from_url(store.url)
+
+    def local_latency(prepare: Callable[[], None]) -> dict[str, Any]:
+        prepare()
+        args = {
+            "scenario": "latency",
+            "url": store.url,
+            "jobs": sizes.latency_jobs,
+            "rate": sizes.latency_rate,
+        }
+        return inproc(scratch, args)
+
+    backend = make()
+    await backend.connect()  # creates the schema
+    try:
+        for run in range(report.runs):
+            log(f"{name}: run {run + 1}/{report.runs}")
+            await guarded(
+                report, f"{name} enqueue", lambda: enqueue_figures(report, name, make, store.reset)
+            )
+            for procs, concurrency in ((1, 10), (1, 50), (2, 50)):
+                result = await guarded(
+                    report,
+                    f"{name} process {procs}x c{concurrency}",
+                    lambda p=procs, c=concurrency: sql_process(
+                        store,
+                        backend,
+                        scratch,
+                        sizes,
+                        n=sizes.process,
+                        procs=p,
+                        concurrency=c,
+                        prepare=store.reset,
+                    ),
+                )
+                if result is None:
+                    continue
+                label = f"process {sizes.process:,}, {procs} process{'es' if procs > 1 else ''}, "
+                label += f"concurrency {concurrency}{' each' if procs > 1 else ''}"
+                key = f"{name}.process_{'2p' if procs > 1 else f'c{concurrency}'}"
+                add_process(report, key, label, result)
+                if (procs, concurrency) == (1, 50):
+                    add_memory(report, name, result)
+            result = await guarded(
+                report,
+                f"{name} latency",
+                lambda: sql_latency(store, backend, scratch, sizes, store.reset),
+            )
+            if result is not None:
+                add_latency(report, f"{name}.latency", "pick-up latency, another process", result)
+            if isinstance(store, SqliteStore):
+                result = await guarded(
+                    report, f"{name} same-process latency", lambda: local_latency(store.reset)
+                )
+                if result is not None:
+                    add_latency(
+                        report, f"{name}.local_latency", "pick-up latency, same process", result
+                    )
+                args = {
+                    "scenario": "sqlite_costs",
+                    "url": "sqlite:///" + os.path.join(scratch.path, f"costs-{run}.db"),
+                    "samples": sizes.ops_samples,
+                }
+                result = await guarded(report, "sqlite costs", lambda a=args: inproc(scratch, a))
+                if result is not None:
+                    for key, label in SQLITE_COSTS:
+                        report.add(f"{name}.{key}", label, "µs", result[key])
+        log(f"{name}: filling {sizes.big_table:,} finished jobs")
+
+        def fill() -> bool:
+            store.reset()
+            store.fill_finished(sizes.big_table)
+            return True
+
+        filled = await guarded(report, f"{name} fill", fill)
+        for run in range(report.runs if filled else 0):
+            log(f"{name}, {sizes.big_table:,} finished jobs: run {run + 1}/{report.runs}")
+            result = await guarded(
+                report,
+                f"{name} big-table process",
+                lambda: sql_process(
+                    store,
+                    backend,
+                    scratch,
+                    sizes,
+                    n=sizes.process,
+                    procs=1,
+                    concurrency=50,
+                    prepare=store.tidy,
+                ),
+            )
+            if result is not None:
+                add_process(
+                    report,
+                    f"{name}.big_process_c50",
+                    _big("process, concurrency 50", sizes),
+                    result,
+                )
+            result = await guarded(
+                report,
+                f"{name} big-table latency",
+                lambda: sql_latency(store, backend, scratch, sizes, store.tidy),
+            )
+            if result is not None:
+                add_latency(
+                    report,
+                    f"{name}.big_latency",
+                    _big("pick-up latency, another process", sizes),
+                    result,
+                )
+            if isinstance(store, SqliteStore):
+                result = await guarded(
+                    report,
+                    f"{name} big-table same-process latency",
+                    lambda: local_latency(store.tidy),
+                )
+                if result is not None:
+                    add_latency(
+                        report,
+                        f"{name}.big_local_latency",
+                        _big("pick-up latency, same process", sizes),
+                        result,
+                    )
+    finally:
+        await backend.close()
+
+
+def bench_ceiling(report: Report, store: PgStore) -> None:
+    for run in range(report.runs):
+        log(f"ceiling (pgbench): run {run + 1}/{report.runs}")
+        for k in (1, 100):
+            result = ceiling.run_cycle(store, k, report.sizes.ceiling_seconds)
+            report.add(
+                f"postgres.ceiling_k{k}",
+                f"bare-SQL cycle, k={k}, pgbench {ceiling.CLIENTS} clients",
+                "jobs/s",
+                result["jobs_s"],
+                rate=True,
+            )
+
+
+# -- targets ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    text: str
+    status: str
+    detail: str
+
+
+def _at_least(value: float | None, bound: float | None) -> str:
+    if value is None or bound is None:
+        return "not measured"
+    return "met" if value >= bound else "missed"
+
+
+def _at_most(value: float | None, bound: float | None) -> str:
+    if value is None or bound is None:
+        return "not measured"
+    return "met" if value <= bound else "missed"
+
+
+def _within(big: float | None, empty: float | None, higher_is_better: bool) -> tuple[str, str]:
+    if big is None or empty is None:
+        return "not measured", ""
+    change = (big - empty) / empty
+    worse = -change if higher_is_better else change
+    return ("met" if worse <= 0.20 else "missed"), f"{change:+.0%}"
+
+
+def targets(report: Report) -> list[Target]:
+    m = report.median
+    out: list[Target] = []
+    k1 = m("postgres.ceiling_k1")
+
+    def ratio(value: float | None) -> str:
+        return f"{value / k1:.2f}× k=1" if value is not None and k1 else "—"
+
+    if "postgres" in report.backends:
+        one = m("postgres.process_c50")
+        out.append(
+            Target(
+                "PostgreSQL, 1 worker process ≥ 1.5× the bare-SQL k=1 cycle",
+                _at_least(one, 1.5 * k1 if k1 else None),
+                f"{fmt(one, 'jobs/s')} jobs/s = {ratio(one)} (concurrency 50)",
+            )
+        )
+        two = m("postgres.process_2p")
+        out.append(
+            Target(
+                "PostgreSQL, 2 worker processes ≥ 2× the bare-SQL k=1 cycle",
+                _at_least(two, 2 * k1 if k1 else None),
+                f"{fmt(two, 'jobs/s')} jobs/s = {ratio(two)}",
+            )
+        )
+        best = max((v for v in (m("postgres.process_c10"), one) if v is not None), default=None)
+        out.append(
+            Target(
+                "PostgreSQL, aim: 10,000 no-op jobs/s from one process",
+                _at_least(best, 10_000),
+                f"best single process: {fmt(best, 'jobs/s')} jobs/s",
+            )
+        )
+        bulk = m("postgres.bulk_enqueue")
+        out.append(
+            Target(
+                "PostgreSQL bulk enqueue ≥ 100,000 jobs/s",
+                _at_least(bulk, 100_000),
+                f"{fmt(bulk, 'jobs/s')} jobs/s (backend.enqueue_many of built jobs: "
+                f"{fmt(m('postgres.bulk_enqueue_backend'), 'jobs/s')})",
+            )
+        )
+        p50, p99 = m("postgres.latency_p50"), m("postgres.latency_p99")
+        out.append(
+            Target("PostgreSQL pick-up p50 ≤ 1.5 ms", _at_most(p50, 1.5), f"{fmt(p50, 'ms')} ms")
+        )
+        out.append(
+            Target("PostgreSQL pick-up p99 ≤ 3 ms", _at_most(p99, 3.0), f"{fmt(p99, 'ms')} ms")
+        )
+    if "sqlite" in report.backends:
+        local = m("sqlite.local_latency_p50")
+        out.append(
+            Target(
+                "SQLite pick-up, same process: p50 ≤ 1 ms",
+                _at_most(local, 1.0),
+                f"{fmt(local, 'ms')} ms",
+            )
+        )
+        other = m("sqlite.latency_p50")
+        out.append(
+            Target(
+                "SQLite pick-up, another process: p50 ≤ 50 ms",
+                _at_most(other, 50.0),
+                f"{fmt(other, 'ms')} ms",
+            )
+        )
+        one = m("sqlite.process_c50")
+        out.append(
+            Target(
+                "SQLite, 1 worker process ≥ 5,000 jobs/s",
+                _at_least(one, 5_000),
+                f"{fmt(one, 'jobs/s')} jobs/s (concurrency 50)",
+            )
+        )
+    for name in report.backends:
+        idle = m(f"{name}.rss_idle")
+        out.append(
+            Target(
+                f"{name}: idle worker RSS ≤ 60 MB", _at_most(idle, 60.0), f"{fmt(idle, 'MB')} MB"
+            )
+        )
+    for name in report.backends:
+        status, change = _within(
+            m(f"{name}.big_process_c50"), m(f"{name}.process_c50"), higher_is_better=True
+        )
+        out.append(
+            Target(
+                f"{name}: throughput with {report.sizes.big_table:,} finished jobs within 20 %",
+                status,
+                f"{change} ({fmt(m(f'{name}.big_process_c50'), 'jobs/s')} vs "
+                f"{fmt(m(f'{name}.process_c50'), 'jobs/s')} jobs/s)",
+            )
+        )
+        for prefix in ("latency", "local_latency"):
+            empty, big = m(f"{name}.{prefix}_p50"), m(f"{name}.big_{prefix}_p50")
+            if empty is None:
+                continue
+            status, change = _within(big, empty, higher_is_better=False)
+            where = "same process" if prefix == "local_latency" else "another process"
+            out.append(
+                Target(
+                    f"{name}: pick-up p50 ({where}) with {report.sizes.big_table:,} finished jobs "
+                    "within 20 %",
+                    status,
+                    f"{change} ({fmt(big, 'ms')} vs {fmt(empty, 'ms')} ms)",
+                )
+            )
+    return out
+
+
+# -- output -------------------------------------------------------------------------------------
+
+
+def tables(report: Report) -> str:
+    k1, k100 = report.median("postgres.ceiling_k1"), report.median("postgres.ceiling_k100")
+    lines: list[str] = []
+    titles = {"memory": "In-memory", "sqlite": "SQLite", "postgres": "PostgreSQL"}
+    for name in report.backends:
+        lines += [
+            f"### {titles[name]}",
+            "",
+            "| figure | median | min | max | unit | ÷ k=1 ceiling | ÷ k=100 ceiling |",
+            "| --- | ---: | ---: | ---: | --- | ---: | ---: |",
+        ]
+        for key, figure in report.figures.items():
+            if not key.startswith(name + ".") or not figure.samples:
+                continue
+            r1 = f"{figure.median / k1:.2f}" if figure.rate and k1 else ""
+            r100 = f"{figure.median / k100:.2f}" if figure.rate and k100 else ""
+            lines.append(
+                f"| {figure.label} | {fmt(figure.median, figure.unit)} | "
+                f"{fmt(figure.low, figure.unit)} | {fmt(figure.high, figure.unit)} | "
+                f"{figure.unit} | {r1} | {r100} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def target_table(report: Report) -> str:
+    lines = ["| target | status | measured (median) |", "| --- | --- | --- |"]
+    for t in targets(report):
+        mark = {"met": "✅ met", "missed": "❌ missed"}.get(t.status, t.status)
+        lines.append(f"| {t.text} | {mark} | {t.detail} |")
+    return "\n".join(lines)
+
+
+def machine_facts(report: Report) -> None:
+    facts = report.facts
+    facts["cpus"] = str(os.cpu_count())
+    facts["python"] = platform.python_version()
+    facts["platform"] = platform.platform()
+    facts["sqlite"] = sqlite3.sqlite_version
+    try:
+        import psycopg
+
+        facts["psycopg"] = f"{psycopg.__version__} ({psycopg.pq.__impl__})"
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            total = int(f.readline().split()[1])
+        facts["memory"] = f"{total / 1024 / 1024:.0f} GiB"
+    except OSError:  # pragma: no cover
+        pass
+    facts["load at start"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def render(report: Report) -> str:
+    s = report.sizes
+    facts = "\n".join(f"- {k}: {v}" for k, v in report.facts.items())
+    return "\n".join(
+        [
+            f"Command: `{report.command}`",
+            "",
+            f"Date: {report.started:%Y-%m-%d %H:%M} UTC; {report.runs} runs per figure "
+            "(median, min, max); "
+            f"took {report.facts.get('duration', '?')}.",
+            "",
+            "Machine and settings:",
+            "",
+            facts,
+            "",
+            f"Sizes: bulk {s.bulk:,}; one-by-one {s.one_by_one:,}; processing {s.process:,}; "
+            f"latency {s.latency_jobs} jobs at {s.latency_rate:g}/s; big table "
+            f"{s.big_table:,} finished jobs; pgbench {s.ceiling_seconds} s per run.",
+            "",
+            "## Figures",
+            "",
+            tables(report),
+            "## Targets",
+            "",
+            target_table(report),
+            "",
+            *(
+                ["## Failed scenarios", "", *(f"- {e}" for e in report.errors), ""]
+                if report.errors
+                else []
+            ),
+        ]
+    )
+
+
+def write_results(path: str, body: str) -> None:
+    block = f"{BEGIN}\n{body}\n{END}"
+    if os.path.exists(path):
+        with open(path) as f:
+            text = f.read()
+        if BEGIN in text and END in text:
+            head, _, rest = text.partition(BEGIN)
+            _, _, tail = rest.partition(END)
+            text = head + block + tail
+        else:
+            text = text.rstrip() + "\n\n" + block + "\n"
+    else:
+        text = f"# Benchmark results\n\n{block}\n"
+    with open(path, "w") as f:
+        f.write(text)
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+
+async def run(opts: argparse.Namespace, report: Report) -> None:
+    scratch = Scratch()
+    try:
+        if "postgres" in report.backends:
+            pg = PgStore(opts.pg_url)
+            pg.create()
+            RECOVER.append(pg.wait_until_up)
+            try:
+                report.facts["postgresql"] = (
+                    pg.server_version()
+                    + ", "
+                    + ", ".join(f"{k}={v}" for k, v in pg.settings().items())
+                )
+                backend = backend_from_url(pg.url)
+                await backend.connect()  # migrate before pgbench shares the database
+                await backend.close()
+                await guarded(report, "ceiling", lambda: bench_ceiling(report, pg))
+                await bench_sql(report, scratch, pg)
+            finally:
+                RECOVER.remove(pg.wait_until_up)
+                pg.drop()
+        if "sqlite" in report.backends:
+            lite = SqliteStore(scratch.path)
+            try:
+                await bench_sql(report, scratch, lite)
+            finally:
+                lite.drop()
+        if "memory" in report.backends:
+            await bench_memory(report, scratch)
+    finally:
+        scratch.remove()
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per figure (default 3)")
+    parser.add_argument(
+        "--backends", default=",".join(BACKENDS), help="comma-separated: memory,sqlite,postgres"
+    )
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("REXECUTOR_BENCH_PG_URL")
+        or os.environ.get("REXECUTOR_TEST_PG_URL")
+        or DEFAULT_PG_URL,
+        help="maintenance database to create the rexecutor_bench_* database from",
+    )
+    parser.add_argument("--output", default=RESULTS, help="where to write the results")
+    parser.add_argument("--no-write", action="store_true", help="do not write the results file")
+    parser.add_argument("--json", help="also write every figure as JSON to this file")
+    opts = parser.parse_args(argv)
+    wanted = tuple(b.strip() for b in opts.backends.split(",") if b.strip())
+    unknown = set(wanted) - set(BACKENDS)
+    if unknown or not wanted:
+        parser.error(f"unknown backends: {', '.join(sorted(unknown)) or '(none)'}")
+    opts.backends = tuple(b for b in BACKENDS if b in wanted)
+    if opts.runs < 1:
+        parser.error("--runs must be at least 1")
+    return opts
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse(argv)
+    command = "python -m bench.run" + (" " + shlex.join(sys.argv[1:]) if argv is None else "")
+    if argv is not None:
+        command = "python -m bench.run " + shlex.join(argv)
+    report = Report(
+        sizes=QUICK if opts.quick else FULL,
+        runs=opts.runs,
+        command=command.strip(),
+        started=datetime.now(UTC),
+        backends=opts.backends,
+    )
+    IDLE[0] = report.sizes.idle
+    machine_facts(report)
+    began = time.monotonic()
+    asyncio.run(run(opts, report))
+    report.facts["load at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    minutes, seconds = divmod(int(time.monotonic() - began), 60)
+    report.facts["duration"] = f"{minutes} min {seconds} s"
+    body = render(report)
+    print(body)
+    if not opts.no_write:
+        write_results(opts.output, body)
+        log(f"wrote {opts.output}")
+    if opts.json:
+        with open(opts.json, "w") as f:
+            json.dump(
+                {
+                    "figures": {k: v.to_json() for k, v in report.figures.items()},
+                    "targets": [t.__dict__ for t in targets(report)],
+                    "facts": report.facts,
+                    "errors": report.errors,
+                },
+                f,
+                indent=2,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

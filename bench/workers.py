@@ -1,0 +1,102 @@
+"""Worker processes: started with the library's own command line, stopped with SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Protocol
+
+from bench.common import read_status
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class _Store(Protocol):
+    def node_pids(self) -> set[int]: ...
+
+
+class Workers:
+    """``count`` processes running ``python -m rexecutor worker bench.apps:node``."""
+
+    def __init__(
+        self,
+        url: str,
+        count: int,
+        concurrency: int,
+        ledger: str,
+        logdir: str,
+    ) -> None:
+        self.url = url
+        self.count = count
+        self.concurrency = concurrency
+        self.ledger = ledger
+        self.logdir = logdir
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._logs: list[str] = []
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env["BENCH_CONCURRENCY"] = str(self.concurrency)
+        env["BENCH_LEDGER"] = self.ledger
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
+        command = [
+            sys.executable,
+            "-m",
+            "rexecutor",
+            "--backend",
+            self.url,
+            "--log-level",
+            "WARNING",
+            "worker",
+            "bench.apps:node",
+        ]
+        for _ in range(self.count):
+            log = os.path.join(self.logdir, f"worker-{len(self._logs)}-{time.monotonic_ns()}.log")
+            self._logs.append(log)
+            with open(log, "wb") as out:
+                self.procs.append(
+                    subprocess.Popen(
+                        command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+                    )
+                )
+
+    def _check_alive(self) -> None:
+        for proc, log in zip(self.procs, self._logs, strict=True):
+            if proc.poll() is not None:
+                with open(log, errors="replace") as f:
+                    tail = f.read()[-3000:]
+                raise RuntimeError(f"worker {proc.pid} exited with {proc.returncode}:\n{tail}")
+
+    async def wait_ready(self, store: _Store, timeout: float = 60.0) -> None:
+        """Until every worker has recorded its first heartbeat (its runners start next)."""
+        deadline = time.monotonic() + timeout
+        pids = {p.pid for p in self.procs}
+        while not pids <= store.node_pids():
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError("workers did not start in time")
+            await asyncio.sleep(0.05)
+
+    def rss_kb(self) -> list[dict[str, int]]:
+        self._check_alive()
+        return [read_status(p.pid) for p in self.procs]
+
+    def alive(self) -> None:
+        self._check_alive()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in self.procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs = []
