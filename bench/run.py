@@ -15,6 +15,7 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -835,8 +836,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return opts
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     opts = parse(argv)
+    # SIGTERM unwinds like Ctrl-C, so that the run still drops its database and scratch files.
+    signal.signal(signal.SIGTERM, _interrupt)
     command = "python -m bench.run" + (" " + shlex.join(sys.argv[1:]) if argv is None else "")
     if argv is not None:
         command = "python -m bench.run " + shlex.join(argv)

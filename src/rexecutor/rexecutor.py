@@ -27,6 +27,9 @@ __all__ = ["Rexecutor"]
 
 log = logging.getLogger("rexecutor")
 
+#: Seconds a shutting-down node keeps retrying outcome writes before it gives up.
+ACK_DRAIN_TIMEOUT = 30.0
+
 
 class Rexecutor:
     """One node: runs the registered executors' jobs from ``backend``.
@@ -251,7 +254,16 @@ class Rexecutor:
                         runner.abort(job_id, "shutdown")
                 await asyncio.wait(pending)
         assert self._acker is not None
-        await self._acker.drain()
+        try:
+            # With the database gone for good, outcomes cannot be written; the jobs stay
+            # executing and are rescued (run again) once this node's heartbeats stop.
+            await asyncio.wait_for(self._acker.drain(), ACK_DRAIN_TIMEOUT)
+        except TimeoutError:
+            log.error(
+                "shutdown: job outcomes could not be written within %ss (is the database "
+                "down?); those jobs will be rescued and run again",
+                ACK_DRAIN_TIMEOUT,
+            )
         if self._heartbeat is not None:
             await asyncio.to_thread(self._heartbeat.stop)
             self._heartbeat = None
