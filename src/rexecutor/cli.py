@@ -58,6 +58,7 @@ __all__ = [
     "CliError",
     "load_target",
     "main",
+    "run_worker",
 ]
 
 log = logging.getLogger("rexecutor")
@@ -133,7 +134,12 @@ def load_target(spec: str) -> Rexecutor:
     raise CliError(f"{spec} is a {type(target).__name__}, expected a Rexecutor or a factory")
 
 
-async def _run_worker(rex: Rexecutor, shutdown_timeout: float) -> None:
+async def run_worker(rex: Rexecutor, shutdown_timeout: float) -> None:
+    """Run ``rex`` until SIGINT or SIGTERM, then shut it down gracefully and close its backend.
+
+    A second signal exits at once. The ``worker`` command and Django's ``rexecutor_worker``
+    management command both run their node through this.
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = 0
@@ -368,7 +374,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if args.command == "worker":
             rex = load_target(args.target)
-            asyncio.run(_run_worker(rex, args.shutdown_timeout))
+            asyncio.run(run_worker(rex, args.shutdown_timeout))
             return EXIT_OK
         if args.command == "migrate":
             asyncio.run(_migrate())

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-import signal
 from typing import TYPE_CHECKING, Any
 
+from rexecutor.cli import run_worker
 from rexecutor.contrib.django.backend import RexecutorBackend
-from rexecutor.rexecutor import Rexecutor
 
 if TYPE_CHECKING:
 
@@ -25,8 +22,6 @@ if TYPE_CHECKING:
 else:
     from django.core.management.base import BaseCommand, CommandError
     from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, task_backends
-
-log = logging.getLogger("rexecutor")
 
 
 class Command(BaseCommand):
@@ -81,29 +76,5 @@ class Command(BaseCommand):
         queues = ", ".join(sorted(node.executors))
         self.stdout.write(f"rexecutor worker {node.node_id} running {queues}")
         self.stdout.flush()
-        asyncio.run(_run(node, options["shutdown_timeout"]))
+        asyncio.run(run_worker(node, options["shutdown_timeout"]))
         self.stdout.write("rexecutor worker stopped")
-
-
-async def _run(node: Rexecutor, shutdown_timeout: float) -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    received = 0
-
-    def on_signal(signum: int) -> None:
-        nonlocal received
-        received += 1
-        if received > 1:
-            log.warning("second signal: exiting at once")
-            os._exit(128 + signum)
-        log.info("received %s: shutting down", signal.Signals(signum).name)
-        stop.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, signum)
-    await node.start()
-    try:
-        await stop.wait()
-    finally:
-        await node.graceful_shutdown(timeout=shutdown_timeout)
-        await node.backend.close()
