@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
-from rexecutor import _clock
+from rexecutor import _clock, _text
 from rexecutor._notify import Subscription, WakeHub
 from rexecutor.errors import ConfigurationError
 from rexecutor.job import ErrorType, Job, JobId, JobStatus
@@ -78,12 +78,31 @@ class Lease:
 
 @dataclass(frozen=True, slots=True)
 class FailureRecord:
-    """An error to append to a job; the backend adds the attempt and the time."""
+    """An error to append to a job; the backend adds the attempt and the time.
+
+    Its texts are always storable: on creation each is made storable (NUL shown as ``\\x00``,
+    lone surrogates replaced) and capped at ``max_bytes`` of UTF-8 with the cut marked, so a
+    backend never refuses a record whatever the job's code produced.
+    """
 
     error_type: ErrorType
     details: str
     name: str | None = None
     traceback: str | None = None
+    max_bytes: int = field(
+        default=_text.DEFAULT_MAX_ERROR_BYTES, kw_only=True, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        # Frozen: the cleaned texts replace the given ones through object.__setattr__.
+        limit = self.max_bytes
+        object.__setattr__(self, "details", _text.clean(_text.describe(self.details), limit))
+        if self.name is not None:
+            object.__setattr__(self, "name", _text.clean(_text.describe(self.name), limit))
+        if self.traceback is not None:
+            object.__setattr__(
+                self, "traceback", _text.clean(_text.describe(self.traceback), limit)
+            )
 
 
 @dataclass(frozen=True, slots=True)

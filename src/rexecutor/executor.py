@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Generic, Optional, TypeVar, get_args, get_orig
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from rexecutor import _global
+from rexecutor import _global, _text
 from rexecutor.backend import Backend, FailureRecord
 from rexecutor.backoff import DEFAULT_BACKOFF
 from rexecutor.builder import JobBuilder
@@ -47,7 +47,14 @@ class Executor(Generic[D, M]):
         name: required; the routing key stored with every job, unique per backend.
         max_attempts: attempts before a failing job is discarded (default 5).
         max_concurrency: jobs of this executor running at once on one node (None: no limit).
-        blocking: run ``execute`` in a worker thread so it cannot stall the event loop.
+        blocking: run ``execute`` in a worker thread so it cannot stall the event loop. A
+            thread cannot be stopped: an attempt that times out or is cancelled keeps its
+            slot until its thread returns.
+        run_in_process: run ``execute`` in a child process (a warm pool per executor, at
+            most ``max_concurrency`` or one per CPU) so that a timeout, a cancel or a
+            shutdown deadline kills it for real. Only JSON crosses: the child imports the
+            class by its module path (define it at a module's top level), builds it with no
+            arguments and decodes the job through its types.
         uniqueness_criteria: default uniqueness for every job of this executor.
 
     A class meant only as a base for other executors passes ``abstract=True``:
@@ -58,6 +65,7 @@ class Executor(Generic[D, M]):
     max_attempts: ClassVar[int] = 5
     max_concurrency: ClassVar[int | None] = None
     blocking: ClassVar[bool] = False
+    run_in_process: ClassVar[bool] = False
     uniqueness_criteria: ClassVar[UniquenessCriteria | None] = None
 
     _adapters: ClassVar[tuple[TypeAdapter[Any], TypeAdapter[Any]] | None] = None
@@ -82,6 +90,11 @@ class Executor(Generic[D, M]):
             raise ConfigurationError(
                 f"executor {name!r}: max_concurrency must be None or an int >= 1, got {limit!r}"
             )
+        for flag in ("blocking", "run_in_process"):
+            if not isinstance(getattr(cls, flag), bool):
+                raise ConfigurationError(
+                    f"executor {name!r}: {flag} must be True or False, got {getattr(cls, flag)!r}"
+                )
         if cls.execute is Executor.execute:
             raise ConfigurationError(f"executor {name!r} must define execute(self, job)")
 
@@ -165,7 +178,7 @@ class Executor(Generic[D, M]):
         A running job is stopped on the node that runs it. Returns False when the job had
         already finished (complete, cancelled or discarded), which it leaves alone.
         """
-        error = FailureRecord(ErrorType.CANCELLED, str(reason))
+        error = FailureRecord(ErrorType.CANCELLED, _text.describe(reason))
         return await backend.mark_job_cancelled(job_id, None, error)
 
     @classmethod

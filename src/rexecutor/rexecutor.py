@@ -15,7 +15,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
 
-from rexecutor import _global, _services
+from rexecutor import _global, _process, _services, _text
 from rexecutor.backend import Backend, NodeInfo
 from rexecutor.cron import CronSchedule
 from rexecutor.errors import ConfigurationError
@@ -29,6 +29,8 @@ log = logging.getLogger("rexecutor")
 
 #: Seconds a shutting-down node keeps retrying outcome writes before it gives up.
 ACK_DRAIN_TIMEOUT = 30.0
+#: The smallest ``max_error_bytes``: room for a readable message and the truncation mark.
+MIN_ERROR_BYTES = 256
 
 
 class Rexecutor:
@@ -52,6 +54,8 @@ class Rexecutor:
             wake-up announced.
         cancel_check_interval: how often running jobs are checked for a cancel made elsewhere.
         blocking_threads: worker threads for blocking and plain-``def`` executors.
+        max_error_bytes: the most bytes (UTF-8) of each error text recorded with a job
+            (details, traceback); a longer one is cut and ends with ``… [truncated N bytes]``.
     """
 
     def __init__(
@@ -63,11 +67,17 @@ class Rexecutor:
         poll_interval: float = 1.0,
         cancel_check_interval: float = 0.5,
         blocking_threads: int = 16,
+        max_error_bytes: int = _text.DEFAULT_MAX_ERROR_BYTES,
     ) -> None:
         if rescue_after <= heartbeat_interval:
             raise ConfigurationError(
                 f"rescue_after ({rescue_after}) must be longer than heartbeat_interval "
                 f"({heartbeat_interval}), or live nodes would be taken for dead"
+            )
+        if not isinstance(max_error_bytes, int) or max_error_bytes < MIN_ERROR_BYTES:
+            raise ConfigurationError(
+                f"max_error_bytes must be an int of at least {MIN_ERROR_BYTES}, "
+                f"got {max_error_bytes!r}"
             )
         self.backend = backend
         self.node_id = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
@@ -76,6 +86,7 @@ class Rexecutor:
         self.poll_interval = poll_interval
         self.cancel_check_interval = cancel_check_interval
         self.blocking_threads = blocking_threads
+        self.max_error_bytes = max_error_bytes
         self.stats: Counter[str] = Counter()
         self._executors: dict[str, Executor[Any, Any]] = {}
         self._crons: list[tuple[Executor[Any, Any], CronSchedule, Any, Any]] = []
@@ -104,9 +115,17 @@ class Rexecutor:
                 return existing
             instance: Executor[Any, Any] = executor()
         elif isinstance(executor, Executor):
+            if executor.run_in_process:
+                raise ConfigurationError(
+                    f"executor {executor.name!r} runs in a process (run_in_process = True): "
+                    "register its class, not an instance; the child process builds its own "
+                    "instance, so dependencies given to this one would not reach it"
+                )
             instance = executor
         else:
             raise ConfigurationError(f"{executor!r} is neither an Executor class nor an instance")
+        if instance.run_in_process:
+            _process.import_path(type(instance))
         existing = self._executors.get(instance.name)
         if existing is not None and existing is not instance:
             raise ConfigurationError(
@@ -182,6 +201,7 @@ class Rexecutor:
                 self._threads,
                 self.stats,
                 self.poll_interval,
+                max_error_bytes=self.max_error_bytes,
             )
             self._runners.append(runner)
             self._claimers.append(self._spawn(runner.run(), f"claim:{executor.name}"))
@@ -225,8 +245,9 @@ class Rexecutor:
 
     @property
     def running_jobs(self) -> int:
-        """How many jobs this node is running now."""
-        return sum(len(r.running) for r in self._runners)
+        """How many jobs this node is running now, counting threads of attempts that are
+        over (timed out or stopped) but have not returned yet."""
+        return sum(r.busy for r in self._runners)
 
     async def graceful_shutdown(self, timeout: timedelta | float | None = None) -> None:
         """Stop claiming, let running jobs finish, then stop.

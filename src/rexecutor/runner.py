@@ -11,15 +11,16 @@ import asyncio
 import contextvars
 import functools
 import logging
+import os
 import time
-import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
-from rexecutor import _clock, telemetry
+from rexecutor import _clock, _text, telemetry
+from rexecutor._process import TIMED_OUT, ProcessPool, RemoteException, ReturnedValue, within
 from rexecutor.backend import Backend, FailureRecord, Lease
 from rexecutor.errors import BackendError, RexecutorError, ValidationError
 from rexecutor.executor import Executor, is_async_execute
@@ -35,6 +36,12 @@ UNLIMITED_IN_FLIGHT = 1000
 #: FLUSH_BATCH to gather before its next write.
 FLUSH_BATCH = 100
 FLUSH_LINGER = 0.001
+#: Tries of an outcome write that fails with something else than ``BackendError``.
+UNEXPECTED_WRITE_TRIES = 3
+#: Cap on the error text a ``runner.error`` event or a fallback outcome carries.
+REPORTED_ERROR_BYTES = 4096
+#: The longest a fallback outcome delays the job's next attempt.
+FALLBACK_DELAY = timedelta(hours=1)
 
 
 class _Abort(Exception):
@@ -43,6 +50,62 @@ class _Abort(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class LoopGuard:
+    """Keeps a background loop alive: reports each failure and says how long to back off.
+
+    Every loop of a node (claiming, outcome writes, cron, pruning, heartbeats, the cancel
+    watch) catches what one round raised and hands it here: the failure is logged with what
+    the loop works on, emitted as a ``runner.error`` telemetry event, and answered with a
+    capped exponential delay before the next round. A ``BackendError`` (the database is away)
+    is a warning; anything else is an error logged with its traceback.
+    """
+
+    def __init__(self, where: str, *, first: float = 0.1, cap: float = 10.0, **about: Any) -> None:
+        self.where = where
+        self.failures = 0
+        self._first = first
+        self._cap = cap
+        self._about = about
+
+    def succeeded(self) -> None:
+        """The loop's round went well: the next failure backs off from the start again."""
+        self.failures = 0
+
+    def failed(self, exc: BaseException, **about: Any) -> float:
+        """Report ``exc``; returns the seconds to wait before the next round."""
+        self.failures += 1
+        delay: float = min(self._first * 2.0 ** (self.failures - 1), self._cap)
+        context = {**self._about, **about}
+        subject = ", ".join(f"{key} {value}" for key, value in context.items())
+        text = _text.clean(_text.describe(exc), REPORTED_ERROR_BYTES)
+        if isinstance(exc, BackendError):
+            log.warning(
+                "%s failed (%s): %s; retrying in %.2fs",
+                self.where,
+                subject,
+                text,
+                delay,
+                extra=context,
+            )
+        else:
+            log.error(
+                "%s failed unexpectedly (%s): %s: %s; retrying in %.2fs",
+                self.where,
+                subject,
+                _text.type_name(exc),
+                text,
+                delay,
+                exc_info=exc,
+                extra=context,
+            )
+        telemetry.emit(
+            "runner.error",
+            {"failures": self.failures, "retry_in": delay},
+            {"where": self.where, "error_type": _text.type_name(exc), "error": text, **context},
+        )
+        return delay
 
 
 class Acker:
@@ -54,7 +117,8 @@ class Acker:
     a ``BackendError`` (the database is down) is retried with capped exponential backoff
     until it succeeds or the node gives up at shutdown; the pending list is bounded, and the
     jobs stay executing in the database meanwhile, so nothing is lost: at worst they are
-    rescued and run again.
+    rescued and run again. Any other exception is retried ``UNEXPECTED_WRITE_TRIES`` times in
+    all, then raised to the caller, which records a fallback outcome instead.
     """
 
     def __init__(self, backend: Backend, max_pending: int = 10_000) -> None:
@@ -93,19 +157,51 @@ class Acker:
             busy = True
             batch, self._pending = self._pending, []
             try:
-                results = await self._retry(lambda b=batch: self._backend.complete_jobs(b))  # type: ignore[misc]
+                results = await self._complete_batch(batch)
             finally:
                 self._unwritten -= len(batch)
                 room, self._room = self._room, None
                 if room is not None:
                     room.set()
-            for (job_id, _lease), applied in zip(batch, results or [], strict=False):
+            for (job_id, _lease), applied in zip(batch, results, strict=False):
                 if not applied:
                     self._stale(job_id, "complete")
 
+    async def _complete_batch(self, batch: list[tuple[int, Lease]]) -> list[bool]:
+        try:
+            results: list[bool] = await self._retry(
+                functools.partial(self._backend.complete_jobs, batch), what="complete"
+            )
+            return results
+        except Exception as exc:
+            # One completion of the batch may be what the backend chokes on: write them one
+            # by one, so that the others are recorded.
+            log.warning(
+                "completing %d jobs in one write failed (%s); writing them one by one",
+                len(batch),
+                _text.type_name(exc),
+            )
+        applied: list[bool] = []
+        for job_id, lease in batch:
+            try:
+                call = functools.partial(self._backend.mark_job_complete, job_id, lease)
+                applied.append(await self._retry(call, what="complete", job_id=job_id))
+            except Exception:
+                log.error(
+                    "job %s: its completion could not be recorded; it stays executing",
+                    job_id,
+                    extra={"job_id": job_id},
+                )
+                applied.append(True)  # not stale: the error above says what happened
+        return applied
+
     async def write(self, what: str, job_id: int, call: Callable[[], Awaitable[bool]]) -> None:
-        """Run one fenced write, retried while the database is unavailable."""
-        applied = await self._retry(call)
+        """Run one fenced write, retried while the database is unavailable.
+
+        Raises what the backend raised when the write keeps failing for another reason than
+        an unavailable database (the caller records a fallback outcome).
+        """
+        applied = await self._retry(call, what=what, job_id=job_id)
         if applied is False:
             self._stale(job_id, what)
 
@@ -119,15 +215,20 @@ class Acker:
             extra={"job_id": job_id},
         )
 
-    async def _retry(self, call: Callable[[], Awaitable[Any]]) -> Any:
-        delay = 0.05
+    async def _retry(self, call: Callable[[], Awaitable[Any]], **about: Any) -> Any:
+        guard = LoopGuard("writing a job outcome", first=0.05, cap=5.0, **about)
+        unexpected = 0
         while True:
             try:
                 return await call()
             except BackendError as exc:
-                log.warning("writing a job outcome failed (%s); retrying in %.2fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = guard.failed(exc)
+            except Exception as exc:
+                unexpected += 1
+                if unexpected >= UNEXPECTED_WRITE_TRIES:
+                    raise
+                delay = guard.failed(exc)
+            await asyncio.sleep(delay)
 
     async def drain(self) -> None:
         """Wait until every queued write is done."""
@@ -138,7 +239,12 @@ class Acker:
 
 
 class JobRunner:
-    """Runs the jobs of one executor on one node."""
+    """Runs the jobs of one executor on one node.
+
+    A job's slot is held for as long as its code runs: an attempt that timed out or was
+    stopped while its worker thread goes on keeps its slot until the thread returns (see
+    :meth:`_keep_slot`), and a process job's slot until its child process is gone.
+    """
 
     def __init__(
         self,
@@ -149,6 +255,8 @@ class JobRunner:
         threads: ThreadPoolExecutor,
         stats: Counter[str],
         poll_interval: float,
+        *,
+        max_error_bytes: int = _text.DEFAULT_MAX_ERROR_BYTES,
     ) -> None:
         self.executor = executor
         self.name = executor.name
@@ -158,57 +266,70 @@ class JobRunner:
         self._threads = threads
         self._stats = stats
         self._poll = poll_interval
+        self._max_error_bytes = max_error_bytes
         self._limit = executor.max_concurrency or UNLIMITED_IN_FLIGHT
+        self._processes: ProcessPool | None = None
+        if executor.run_in_process:
+            size = executor.max_concurrency or os.cpu_count() or 2
+            self._processes = ProcessPool(size, max_error_bytes)
         self._async = is_async_execute(executor) and not executor.blocking
         self.running: dict[int, tuple[asyncio.Task[None], int]] = {}
+        #: Worker threads still running attempts that are over (timed out or stopped).
+        self.zombies: dict[int, asyncio.Future[Any]] = {}
         self._aborts: dict[int, str] = {}
         self._stopping = False
         self._sub = backend.subscribe([self.name])
 
+    @property
+    def busy(self) -> int:
+        """Slots taken: running attempts and threads of attempts that are over."""
+        return len(self.running) + len(self.zombies)
+
     # -- claiming --------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Claim and start jobs until :meth:`stop` is called."""
-        failures = 0
+        """Claim and start jobs until :meth:`stop` is called; a failing round is backed off."""
+        guard = LoopGuard("claiming jobs", executor=self.name, node_id=self._node_id)
         try:
             while not self._stopping:
-                free = self._limit - len(self.running)
-                wait = self._poll
-                if free > 0:
-                    want = min(free, CLAIM_BATCH)
-                    try:
-                        began = time.monotonic()
-                        jobs = await self._backend.claim_ready_jobs(self.name, want, self._node_id)
-                        failures = 0
-                        if jobs and telemetry.active("claim"):
-                            telemetry.emit(
-                                "claim",
-                                {"count": len(jobs), "duration": time.monotonic() - began},
-                                {"executor": self.name, "node_id": self._node_id},
-                            )
-                    except BackendError as exc:
-                        failures += 1
-                        wait = min(0.1 * 2**failures, 10.0)
-                        log.warning(
-                            "claiming %s jobs failed (%s); retrying in %.1fs", self.name, exc, wait
-                        )
-                        jobs = []
-                    if self._stopping:
-                        # Claimed during shutdown: hand them back untouched.
-                        await self._hand_back(jobs)
-                        break
-                    for job in jobs:
-                        self._start(job)
-                    if jobs:
-                        # Let the jobs just started begin before anything else is awaited.
-                        await asyncio.sleep(0)
-                    if len(jobs) == want:
-                        continue
-                    if failures == 0:
-                        wait = await self._idle_wait()
-                await self._sub.wait(wait)
+                try:
+                    wait = await self._claim_round()
+                    guard.succeeded()
+                except Exception as exc:
+                    wait = guard.failed(exc)
+                if wait is not None:
+                    await self._sub.wait(wait)
         finally:
             self._sub.close()
+            if self._processes is not None:
+                await self._processes.close()
+
+    async def _claim_round(self) -> float | None:
+        """Claim and start what fits; returns how long to wait (None: claim again now)."""
+        free = self._limit - self.busy
+        if free <= 0:
+            return self._poll
+        want = min(free, CLAIM_BATCH)
+        began = time.monotonic()
+        jobs = await self._backend.claim_ready_jobs(self.name, want, self._node_id)
+        if jobs and telemetry.active("claim"):
+            telemetry.emit(
+                "claim",
+                {"count": len(jobs), "duration": time.monotonic() - began},
+                {"executor": self.name, "node_id": self._node_id},
+            )
+        if self._stopping:
+            # Claimed during shutdown: hand them back untouched.
+            await self._hand_back(jobs)
+            return 0.0
+        for job in jobs:
+            self._start(job)
+        if jobs:
+            # Let the jobs just started begin before anything else is awaited.
+            await asyncio.sleep(0)
+        if len(jobs) == want:
+            return None
+        return await self._idle_wait()
 
     async def _idle_wait(self) -> float:
         try:
@@ -232,12 +353,13 @@ class JobRunner:
         for job in jobs:
             lease = Lease(self._node_id, job.attempt)
             error = FailureRecord(ErrorType.SHUTDOWN, "the node shut down before the job started")
-            await self._acker.write(
+            await self._write(
+                job,
                 "hand back",
-                job.id,
                 functools.partial(
                     self._backend.mark_job_snoozed, job.id, lease, timedelta(0), error
                 ),
+                timedelta(0),
             )
 
     def abort(self, job_id: int, reason: str) -> None:
@@ -253,33 +375,46 @@ class JobRunner:
     async def _run_job(self, raw: Job[Any, Any]) -> None:
         lease = Lease(self._node_id, raw.attempt)
         job_id = int(raw.id)
-        delay = timedelta(0)
-        if telemetry.active("job.start"):
-            latency = (_clock.now() - raw.scheduled_at).total_seconds()
-            telemetry.emit("job.start", {"queue_latency": latency}, self._meta(raw))
         started = time.monotonic()
+        name, outcome, failure = "lost", None, None
+        # The end event is emitted whatever happens below, so that a tracing span opened by
+        # job.start is always closed.
         try:
-            outcome, delay = await self._execute(raw)
-        except asyncio.CancelledError:
-            reason = self._aborts.get(job_id)
-            if reason is None:
-                raise
-            outcome = _Abort(reason)
+            if telemetry.active("job.start"):
+                latency = (_clock.now() - raw.scheduled_at).total_seconds()
+                telemetry.emit("job.start", {"queue_latency": latency}, self._meta(raw))
+            try:
+                outcome, delay = await self._execute(raw)
+            except asyncio.CancelledError:
+                reason = self._aborts.get(job_id)
+                if reason is None:
+                    raise
+                outcome, delay = _Abort(reason), timedelta(0)
+            finally:
+                self.running.pop(job_id, None)
+                self._aborts.pop(job_id, None)
+                self._sub.notify()  # a slot may be free
+            failure = self._failure(outcome)
+            name = await self._record(raw, lease, outcome, delay, failure)
         finally:
-            self.running.pop(job_id, None)
-            self._sub.notify()  # a slot is free
-        self._aborts.pop(job_id, None)
-        name = await self._record(raw, lease, outcome, delay)
-        if telemetry.active("job.stop") or telemetry.active("job.exception"):
-            failed = isinstance(outcome, (BaseException, _Timeout))
-            meta = self._meta(raw, outcome=name)
-            if failed:
-                meta["error"] = _failure(outcome).details
-            telemetry.emit(
-                "job.exception" if failed else "job.stop",
-                {"duration": time.monotonic() - started},
-                meta,
-            )
+            self._emit_end(raw, started, name, outcome, failure)
+
+    def _emit_end(
+        self,
+        raw: Job[Any, Any],
+        started: float,
+        name: str,
+        outcome: Any,
+        failure: FailureRecord | None,
+    ) -> None:
+        raised = isinstance(outcome, (BaseException, _Timeout))
+        event = "job.exception" if raised else "job.stop"
+        if not telemetry.active(event):
+            return
+        meta = self._meta(raw, outcome=name)
+        if raised and failure is not None:
+            meta["error"] = failure.details
+        telemetry.emit(event, {"duration": time.monotonic() - started}, meta)
 
     def _meta(self, raw: Job[Any, Any], **extra: Any) -> dict[str, Any]:
         return {
@@ -301,34 +436,106 @@ class JobRunner:
             job = executor.decode_job(raw)
             delay = executor.backoff(job)
             limit = executor.timeout(job)
+            seconds = None if limit is None else limit.total_seconds()
         except Exception as exc:
             return exc, delay or timedelta(seconds=4)
-        call = executor.execute(job) if self._async else self._in_thread(executor, job)
+        previous = self.zombies.get(int(raw.id))
+        if previous is not None:
+            # This job's previous attempt still runs in its thread: never run it twice at once.
+            await asyncio.wait({previous})
         try:
-            if limit is None:
-                return await call, delay
-            async with asyncio.timeout(limit.total_seconds()) as deadline:
-                return await call, delay
-        except TimeoutError as exc:
-            if limit is not None and deadline.expired():
-                return _Timeout(limit), delay
-            return exc, delay
+            if self._processes is not None:
+                result = await self._processes.run(executor, raw, seconds)
+            elif self._async:
+                result = await within(executor.execute(job), seconds)
+            else:
+                result = await self._in_thread(int(raw.id), job, seconds)
         except Exception as exc:
             return exc, delay
+        if result is TIMED_OUT:
+            assert limit is not None
+            return _Timeout(limit), delay
+        return result, delay
 
-    def _in_thread(self, executor: Executor[Any, Any], job: Job[Any, Any]) -> asyncio.Future[Any]:
-        ctx = contextvars.copy_context()
-        if is_async_execute(executor):
-            fn = functools.partial(ctx.run, _run_coroutine, executor, job)
-        else:
-            fn = functools.partial(ctx.run, executor.execute, job)
-        return asyncio.get_running_loop().run_in_executor(self._threads, fn)
+    async def _in_thread(self, job_id: int, job: Job[Any, Any], seconds: float | None) -> Any:
+        """Run ``execute`` in a worker thread; the time limit counts from when it starts."""
+        executor = self.executor
+        loop = asyncio.get_running_loop()
+        began: asyncio.Future[None] = loop.create_future()
+
+        def attempt() -> Any:
+            loop.call_soon_threadsafe(_resolve, began)
+            if is_async_execute(executor):
+                return asyncio.run(executor.execute(job))
+            return executor.execute(job)
+
+        future = self._threads.submit(contextvars.copy_context().run, attempt)
+        done = asyncio.wrap_future(future)
+        try:
+            # asyncio.wait never cancels what it waits for: a cancel of this task leaves the
+            # thread's future alone, to be tracked below.
+            await asyncio.wait({began, done}, return_when=asyncio.FIRST_COMPLETED)
+            if not done.done():
+                await asyncio.wait({done}, timeout=seconds)
+        except asyncio.CancelledError:
+            if not future.cancel():  # it had started: its thread cannot be stopped
+                self._keep_slot(job_id, done)
+            raise
+        if not done.done():
+            self._keep_slot(job_id, done)
+            return TIMED_OUT
+        return done.result()
+
+    def _keep_slot(self, job_id: int, done: asyncio.Future[Any]) -> None:
+        """Hold the slot of an attempt that is over while its thread still runs.
+
+        Python cannot stop a thread; until it returns, the executor's limit counts it, and
+        the job is not run again on this node (``_execute`` waits for it). Executors whose
+        work must be stoppable use ``run_in_process``.
+        """
+        self.zombies[job_id] = done
+        log.warning(
+            "job %s (%s): its attempt is over but its thread still runs; its slot stays "
+            "taken until the thread returns",
+            job_id,
+            self.name,
+            extra={"job_id": job_id, "executor": self.name},
+        )
+        done.add_done_callback(functools.partial(self._thread_ended, job_id))
+
+    def _thread_ended(self, job_id: int, done: asyncio.Future[Any]) -> None:
+        if self.zombies.get(job_id) is done:
+            del self.zombies[job_id]
+        if not done.cancelled():
+            done.exception()  # the attempt's outcome is already recorded; nothing to report
+        log.info("job %s (%s): the thread of its earlier attempt has returned", job_id, self.name)
+        self._sub.notify()
+
+    def _failure(self, outcome: Any) -> FailureRecord | None:
+        """The error entry an attempt that ended with ``outcome`` adds, if any."""
+        limit = self._max_error_bytes
+        if outcome is None or isinstance(
+            outcome, (ExecutionResult.Done, ExecutionResult.Snooze, _Abort)
+        ):
+            return None
+        if isinstance(outcome, ExecutionResult.Cancel):
+            return FailureRecord(
+                ErrorType.CANCELLED, _text.describe(outcome.reason), max_bytes=limit
+            )
+        return failure_record(outcome, limit)
 
     async def _record(
-        self, raw: Job[Any, Any], lease: Lease, outcome: Any, delay: timedelta
+        self,
+        raw: Job[Any, Any],
+        lease: Lease,
+        outcome: Any,
+        delay: timedelta,
+        failure: FailureRecord | None = None,
     ) -> str:
         """Write the attempt's outcome (fenced by ``lease``); returns the outcome's name."""
         backend, job_id = self._backend, int(raw.id)
+        if failure is None:
+            failure = self._failure(outcome)
         name, call = "lost", None
         if outcome is None or isinstance(outcome, ExecutionResult.Done):
             name = "complete"
@@ -336,9 +543,9 @@ class JobRunner:
             name = "snoozed"
             call = functools.partial(backend.mark_job_snoozed, job_id, lease, outcome.delay)
         elif isinstance(outcome, ExecutionResult.Cancel):
+            assert failure is not None
             name = "cancelled"
-            error = FailureRecord(ErrorType.CANCELLED, str(outcome.reason))
-            call = functools.partial(backend.mark_job_cancelled, job_id, lease, error)
+            call = functools.partial(backend.mark_job_cancelled, job_id, lease, failure)
         elif isinstance(outcome, _Abort):
             if outcome.reason == "shutdown":
                 name = "handed_back"
@@ -351,37 +558,91 @@ class JobRunner:
                     backend.mark_job_snoozed, job_id, lease, timedelta(0), error
                 )
         else:
-            error = _failure(outcome)
+            assert failure is not None
             context = {"job_id": job_id, "executor": self.name, "attempt": raw.attempt}
             if raw.attempt >= raw.max_attempts:
                 name = "discarded"
-                call = functools.partial(backend.mark_job_discarded, job_id, lease, error)
+                call = functools.partial(backend.mark_job_discarded, job_id, lease, failure)
                 log.error(
                     "job %s (%s) discarded after attempt %s: %s",
                     job_id,
                     self.name,
                     raw.attempt,
-                    error.details,
+                    failure.details,
                     extra=context,
                 )
             else:
                 name = "retryable"
-                call = functools.partial(backend.mark_job_retryable, job_id, lease, delay, error)
+                call = functools.partial(backend.mark_job_retryable, job_id, lease, delay, failure)
                 log.warning(
                     "job %s (%s) attempt %s failed, retrying in %s: %s",
                     job_id,
                     self.name,
                     raw.attempt,
                     delay,
-                    error.details,
+                    failure.details,
                     extra=context,
                 )
         self._stats[name] += 1
         if name == "complete":
             await self._acker.complete(job_id, lease)
         elif call is not None:
-            await self._acker.write(name, job_id, call)
+            await self._write(raw, name, call, delay)
         return name
+
+    async def _write(
+        self,
+        raw: Job[Any, Any],
+        name: str,
+        call: Callable[[], Awaitable[bool]],
+        delay: timedelta,
+    ) -> None:
+        """Write an outcome; when the backend keeps refusing it, write a fallback outcome.
+
+        The fallback (an error naming the failed write: retryable, or discarded on the last
+        attempt, or cancelled for a cancel) means the job never stays executing because its
+        outcome could not be stored.
+        """
+        job_id = int(raw.id)
+        try:
+            await self._acker.write(name, job_id, call)
+            return
+        except Exception as exc:
+            failed = exc
+        lease = Lease(self._node_id, raw.attempt)
+        error = FailureRecord(
+            ErrorType.EXCEPTION,
+            f"the attempt's outcome ({name}) could not be recorded: "
+            f"{_text.type_name(failed)}: {_text.describe(failed)}",
+            name=_text.type_name(failed),
+            max_bytes=REPORTED_ERROR_BYTES,
+        )
+        backend = self._backend
+        if name == "cancelled":
+            fallback = functools.partial(backend.mark_job_cancelled, job_id, lease, error)
+        elif raw.attempt >= raw.max_attempts:
+            fallback = functools.partial(backend.mark_job_discarded, job_id, lease, error)
+        else:
+            again = min(max(delay, timedelta(0)), FALLBACK_DELAY)
+            fallback = functools.partial(backend.mark_job_retryable, job_id, lease, again, error)
+        log.error(
+            "job %s (%s): recording its outcome (%s) failed; recording this instead: %s",
+            job_id,
+            self.name,
+            name,
+            error.details,
+            exc_info=failed,
+            extra={"job_id": job_id, "executor": self.name},
+        )
+        try:
+            await self._acker.write(f"fallback for {name}", job_id, fallback)
+        except Exception:
+            log.exception(
+                "job %s (%s): the fallback outcome could not be recorded either",
+                job_id,
+                self.name,
+                extra={"job_id": job_id, "executor": self.name},
+            )
 
 
 class _Timeout:
@@ -389,32 +650,55 @@ class _Timeout:
         self.limit = limit
 
 
-def _run_coroutine(executor: Executor[Any, Any], job: Job[Any, Any]) -> Any:
-    return asyncio.run(executor.execute(job))
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
-def _failure(outcome: Any) -> FailureRecord:
-    """Describe a failed attempt for the job's error list."""
+def failure_record(outcome: Any, max_bytes: int = _text.DEFAULT_MAX_ERROR_BYTES) -> FailureRecord:
+    """Describe a failed attempt for the job's error list; never raises."""
     if isinstance(outcome, _Timeout):
         return FailureRecord(
-            ErrorType.TIMEOUT, f"job did not complete within its timeout of {outcome.limit}"
+            ErrorType.TIMEOUT,
+            f"job did not complete within its timeout of {outcome.limit}",
+            max_bytes=max_bytes,
         )
     if isinstance(outcome, ExecutionResult.Error):
         err = outcome.error
-        name = getattr(err, "error_type", None) or type(err).__name__
-        return FailureRecord(ErrorType.USER, str(err), name=str(name))
-    if isinstance(outcome, ValidationError):
-        return FailureRecord(ErrorType.INVALID_DATA, str(outcome), name="ValidationError")
-    if isinstance(outcome, BaseException):
-        tb = "".join(traceback.format_exception(outcome))
+        try:
+            name = getattr(err, "error_type", None) or _text.type_name(err)
+        except Exception:
+            name = _text.type_name(err)
+        return FailureRecord(
+            ErrorType.USER, _text.describe(err), name=_text.describe(name), max_bytes=max_bytes
+        )
+    if isinstance(outcome, RemoteException):
         return FailureRecord(
             ErrorType.EXCEPTION,
-            str(outcome) or type(outcome).__name__,
-            name=type(outcome).__name__,
-            traceback=tb,
+            outcome.message or outcome.type_name,
+            name=outcome.type_name,
+            traceback=outcome.traceback_text,
+            max_bytes=max_bytes,
         )
+    if isinstance(outcome, ValidationError):
+        return FailureRecord(
+            ErrorType.INVALID_DATA,
+            _text.describe(outcome),
+            name="ValidationError",
+            max_bytes=max_bytes,
+        )
+    if isinstance(outcome, BaseException):
+        return FailureRecord(
+            ErrorType.EXCEPTION,
+            _text.describe(outcome) or _text.type_name(outcome),
+            name=_text.type_name(outcome),
+            traceback=_text.format_traceback(outcome),
+            max_bytes=max_bytes,
+        )
+    shown = outcome.text if isinstance(outcome, ReturnedValue) else _text.safe_repr(outcome)
     return FailureRecord(
         ErrorType.EXCEPTION,
-        f"execute returned {outcome!r}; return an ExecutionResult or None",
+        f"execute returned {shown}; return an ExecutionResult or None",
         name=RexecutorError.__name__,
+        max_bytes=max_bytes,
     )
