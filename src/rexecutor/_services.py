@@ -7,17 +7,16 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from rexecutor import _clock, telemetry
 from rexecutor.backend import Backend, NodeInfo
 from rexecutor.cron import CronSchedule
-from rexecutor.errors import RexecutorError
 from rexecutor.executor import Executor
 from rexecutor.job import JobStatus
 from rexecutor.pruner import PrunerConfig
-from rexecutor.runner import JobRunner
+from rexecutor.runner import JobRunner, LoopGuard
 from rexecutor.uniqueness import UniquenessCriteria
 
 log = logging.getLogger("rexecutor")
@@ -40,41 +39,54 @@ async def run_cron(
     and the others get the same id back. Ticks missed while no node ran are not back-filled.
     """
     cls = type(executor) if isinstance(executor, Executor) else executor
+    guard = LoopGuard("cron", executor=cls.name, schedule=schedule.expression)
     after = _clock.now()
     while True:
-        tick = schedule.next_after(after)
-        await _clock.sleep_until(tick - CRON_LEAD)
-        key = ["cron", cls.name, schedule.expression, schedule.timezone, data, tick.isoformat()]
-        criteria = UniquenessCriteria.by_key(key).and_statuses(JobStatus.ALL)
-        builder = cls.builder().unique(criteria).schedule_at(tick)
-        if data is not None:
-            builder = builder.with_data(data)
-        if metadata is not None:
-            builder = builder.with_metadata(metadata)
         try:
-            await builder.enqueue_to_backend(backend)
-        except RexecutorError as exc:
-            log.error(
-                "cron %s (%s): enqueueing the tick at %s failed: %s",
-                cls.name,
-                schedule.expression,
-                tick,
-                exc,
-            )
+            tick = schedule.next_after(after)
+            await _clock.sleep_until(tick - CRON_LEAD)
+            await _enqueue_tick(cls, schedule, data, metadata, backend, tick)
+            guard.succeeded()
+        except Exception as exc:
+            # The tick is given up (a node that is down misses ticks the same way); the next
+            # one is tried after the backoff.
+            await asyncio.sleep(guard.failed(exc))
+            after = max(after, _clock.now())
+            continue
         after = tick
+
+
+async def _enqueue_tick(
+    cls: type[Executor[Any, Any]],
+    schedule: CronSchedule,
+    data: Any,
+    metadata: Any,
+    backend: Backend,
+    tick: datetime,
+) -> None:
+    key = ["cron", cls.name, schedule.expression, schedule.timezone, data, tick.isoformat()]
+    criteria = UniquenessCriteria.by_key(key).and_statuses(JobStatus.ALL)
+    builder = cls.builder().unique(criteria).schedule_at(tick)
+    if data is not None:
+        builder = builder.with_data(data)
+    if metadata is not None:
+        builder = builder.with_metadata(metadata)
+    await builder.enqueue_to_backend(backend)
 
 
 async def run_pruner(config: PrunerConfig, backend: Backend) -> None:
     """Run ``config``'s rules on its schedule, at most ``max_concurrency`` at once."""
     limit = asyncio.Semaphore(config.max_concurrency)
+    guard = LoopGuard("pruning")
 
     async def prune_one(index: int) -> None:
         spec = config.pruners[index].spec
         async with limit:
             try:
                 deleted = await backend.prune_jobs(spec, config.batch_size)
-            except RexecutorError as exc:
-                log.error("pruning %s jobs failed: %s", spec.status, exc)
+            except Exception as exc:
+                # One rule failing leaves the others alone; it is tried again next tick.
+                guard.failed(exc, status=str(spec.status))
                 return
         if deleted:
             log.info("pruned %d %s jobs", deleted, spec.status)
@@ -82,9 +94,14 @@ async def run_pruner(config: PrunerConfig, backend: Backend) -> None:
 
     after = _clock.now()
     while True:
-        tick = config.schedule.next_after(after)
-        await _clock.sleep_until(tick)
-        await asyncio.gather(*(prune_one(i) for i in range(len(config.pruners))))
+        try:
+            tick = config.schedule.next_after(after)
+            await _clock.sleep_until(tick)
+            await asyncio.gather(*(prune_one(i) for i in range(len(config.pruners))))
+        except Exception as exc:
+            await asyncio.sleep(guard.failed(exc))
+            after = max(after, _clock.now())
+            continue
         after = tick
 
 
@@ -123,6 +140,7 @@ class HeartbeatThread(threading.Thread):
         backend = self._backend.for_thread()
         owned = backend is not self._backend
         loop = asyncio.get_running_loop()
+        guard = LoopGuard("heartbeat", node_id=self._node.node_id)
         try:
             while not self._halt.is_set():
                 try:
@@ -134,6 +152,7 @@ class HeartbeatThread(threading.Thread):
                     if _clock.now() - beat_at >= self._rescue_after - self._interval_td:
                         continue
                     rescued = await backend.rescue_orphaned_jobs(self._rescue_after)
+                    guard.succeeded()
                     if rescued:
                         log.warning("rescued %d jobs of dead nodes: %s", len(rescued), rescued)
                         telemetry.emit(
@@ -141,8 +160,10 @@ class HeartbeatThread(threading.Thread):
                             {"count": len(rescued)},
                             {"job_ids": [int(i) for i in rescued], "node_id": self._node.node_id},
                         )
-                except RexecutorError as exc:
-                    log.warning("heartbeat failed: %s", exc)
+                except Exception as exc:
+                    # Never let the thread die: a node that stops beating has its jobs
+                    # rescued while it still runs them. The next beat comes on schedule.
+                    guard.failed(exc)
                 await loop.run_in_executor(None, self._wake.wait, self._interval)
                 self._wake.clear()
         finally:
@@ -158,24 +179,35 @@ async def watch_lost_jobs(
     Checks every ``interval`` seconds, and at once when the backend hints at a cancellation.
     """
     hints = backend.subscribe_cancellations()
+    guard = LoopGuard("watching for cancelled jobs", node_id=node_id)
     try:
         while True:
             await hints.wait(interval)
-            leases: dict[int, int] = {}
-            owners: dict[int, JobRunner] = {}
-            for runner in runners():
-                for job_id, (_task, attempt) in list(runner.running.items()):
-                    leases[job_id] = attempt
-                    owners[job_id] = runner
-            if not leases:
-                continue
             try:
-                lost = await backend.lost_jobs(node_id, leases)
-            except RexecutorError as exc:
-                log.warning("checking for cancelled jobs failed: %s", exc)
-                continue
-            for job_id in lost:
-                log.info("job %s was cancelled or moved elsewhere; stopping it", job_id)
-                owners[job_id].abort(job_id, "lost")
+                _stop_lost(await _lost(backend, node_id, runners()))
+                guard.succeeded()
+            except Exception as exc:
+                await asyncio.sleep(guard.failed(exc))
     finally:
         hints.close()
+
+
+async def _lost(
+    backend: Backend, node_id: str, runners: list[JobRunner]
+) -> list[tuple[int, JobRunner]]:
+    """The running jobs of ``runners`` that this node no longer holds."""
+    leases: dict[int, int] = {}
+    owners: dict[int, JobRunner] = {}
+    for runner in runners:
+        for job_id, (_task, attempt) in list(runner.running.items()):
+            leases[job_id] = attempt
+            owners[job_id] = runner
+    if not leases:
+        return []
+    return [(job_id, owners[job_id]) for job_id in await backend.lost_jobs(node_id, leases)]
+
+
+def _stop_lost(lost: list[tuple[int, JobRunner]]) -> None:
+    for job_id, runner in lost:
+        log.info("job %s was cancelled or moved elsewhere; stopping it", job_id)
+        runner.abort(job_id, "lost")

@@ -434,7 +434,7 @@ class JobRunner:
         delay = timedelta(0)
         try:
             job = executor.decode_job(raw)
-            delay = executor.backoff(job)
+            delay = _storable_delay(executor.backoff(job), "the backoff")
             limit = executor.timeout(job)
             seconds = None if limit is None else limit.total_seconds()
         except Exception as exc:
@@ -450,6 +450,8 @@ class JobRunner:
                 result = await within(executor.execute(job), seconds)
             else:
                 result = await self._in_thread(int(raw.id), job, seconds)
+            if isinstance(result, ExecutionResult.Snooze):
+                _storable_delay(result.delay, "the snooze")
         except Exception as exc:
             return exc, delay
         if result is TIMED_OUT:
@@ -648,6 +650,18 @@ class JobRunner:
 class _Timeout:
     def __init__(self, limit: timedelta) -> None:
         self.limit = limit
+
+
+def _storable_delay(delay: timedelta, what: str) -> timedelta:
+    """``delay``, checked to give a time that can be stored (raises ``RexecutorError``)."""
+    try:
+        _clock.now() + delay
+    except (OverflowError, TypeError) as exc:
+        raise RexecutorError(
+            f"{what} delay {_text.safe_repr(delay)} cannot be used: the job's next run would "
+            "not be a storable time (it must be a timedelta ending before the year 10000)"
+        ) from exc
+    return delay
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -196,14 +196,19 @@ class JobTracing:
         if entry is None:
             return
         span, token = entry
-        outcome = str(meta.get("outcome", ""))
-        span.set_attribute("rexecutor.job.outcome", outcome)
-        if "duration" in event.measurements:
-            span.set_attribute("rexecutor.job.duration", float(event.measurements["duration"]))
-        if event.name == "job.exception":
-            error = str(meta.get("error", ""))
-            span.add_event("exception", {"exception.message": error, "rexecutor.outcome": outcome})
-            span.set_status(Status(StatusCode.ERROR, error))
-        if token is not None:
-            otel_context.detach(token)
-        span.end()
+        # The span is ended whatever the attributes do: an open span would be kept forever.
+        try:
+            outcome = str(meta.get("outcome", ""))
+            span.set_attribute("rexecutor.job.outcome", outcome)
+            if "duration" in event.measurements:
+                span.set_attribute("rexecutor.job.duration", float(event.measurements["duration"]))
+            if event.name == "job.exception":
+                error = str(meta.get("error", ""))
+                span.add_event(
+                    "exception", {"exception.message": error, "rexecutor.outcome": outcome}
+                )
+                span.set_status(Status(StatusCode.ERROR, error))
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+            span.end()
