@@ -8,10 +8,12 @@ plain) and answers with the outcome. A timeout or a stop kills the child (SIGTER
 after ``KILL_GRACE`` seconds), and the attempt's slot is held until the child is gone. A child
 that dies by itself is an error outcome, never a hang.
 
-The protocol is one JSON document per line: on the child's stdin, first ``{"sys_path", "main",
-"max_error_bytes", "parent"}`` then one request per job, ``{"executor": [module, qualname],
-"job": {...}}``; on its stdout one reply per request, ``{"outcome": "done" | "error" | "snooze"
-| "cancel" | "returned" | "raised", ...}``. The child's own ``print`` output goes to stderr.
+The protocol is one JSON document per line. On the child's stdin: first ``{"sys_path",
+"max_error_bytes", "parent"}``, then one request per job, ``{"executor": [module, qualname],
+"job": {...}}``. On its stdout, per request: ``{"started": true}`` when ``execute`` is called
+(the time limit counts from then), then the reply, ``{"outcome": "done" | "error" | "snooze"
+| "cancel" | "returned" | "raised", ...}``; a failure before ``execute`` is a reply with no
+``started`` before it. The child's own ``print`` output goes to stderr.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import importlib.util
 import inspect
 import json
 import os
@@ -42,6 +43,7 @@ KILL_GRACE = 1.0
 TIMED_OUT: Any = object()
 
 _BOOT = "from rexecutor._process import child_main; child_main()"
+_STARTED = {"started": True}
 
 
 class RemoteException(Exception):
@@ -90,9 +92,16 @@ def import_path(cls: type) -> tuple[str, str]:
     """Where a child process finds ``cls``: ``(module, qualname)``.
 
     Raises ``ConfigurationError`` when the class cannot be imported by that path, e.g. when it
-    is defined inside a function.
+    is defined inside a function, or in the script being run (``__main__``): a child would
+    have to run that script again, with whatever it does at the top level.
     """
     module, qualname = cls.__module__, cls.__qualname__
+    if module == "__main__":
+        raise ConfigurationError(
+            f"executor {qualname!r} runs in a process (run_in_process = True) and is defined "
+            "in the script being run (__main__); a child process imports executors by module "
+            "path, so define it in a module the script imports"
+        )
     found: Any = sys.modules.get(module)
     for part in qualname.split("."):
         found = getattr(found, part, None)
@@ -216,9 +225,6 @@ class ProcessPool:
         self._idle: list[_Child] = []
         self._max_error_bytes = max_error_bytes
         self._closed = False
-        # A child imports the node's main script when executors are defined there.
-        main_path = getattr(sys.modules.get("__main__"), "__file__", None)
-        self._main = os.path.abspath(main_path) if main_path else None
         #: Pids of the children alive now (busy or idle).
         self.pids: set[int] = set()
 
@@ -234,7 +240,11 @@ class ProcessPool:
             healthy = False
             try:
                 await child.send(request)
-                reply = await within(child.receive(), seconds)
+                # The child says when execute starts: importing the executor's module and
+                # decoding the job do not count against the job's time limit.
+                reply = await child.receive()
+                if reply == _STARTED:
+                    reply = await within(child.receive(), seconds)
                 if reply is TIMED_OUT:
                     return TIMED_OUT
                 if reply is None:
@@ -257,6 +267,8 @@ class ProcessPool:
             stdout=asyncio.subprocess.PIPE,
             # A terminal's Ctrl-C goes to the node, which decides what happens to its children.
             start_new_session=True,
+            # The boot line imports rexecutor from wherever this process found it.
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(p or os.curdir for p in sys.path)},
             # Replies carry capped texts, escaped to ASCII (up to 12 bytes a character).
             limit=16 * self._max_error_bytes + (1 << 20),
         )
@@ -265,7 +277,6 @@ class ProcessPool:
         await child.send(
             {
                 "sys_path": sys.path,
-                "main": self._main,
                 "max_error_bytes": self._max_error_bytes,
                 "parent": os.getpid(),
             }
@@ -319,25 +330,16 @@ def child_main() -> None:
     os.dup2(2, 1)
     sys.stdin = open(os.devnull)  # noqa: SIM115 - the child's stdin for its whole life
     init = json.loads(requests.readline())
-    sys.path[:] = init["sys_path"]
-    if init["main"]:
-        _load_main(init["main"])
     _watch_parent(int(init["parent"]))
+    sys.path[:] = init["sys_path"]
     max_bytes = int(init["max_error_bytes"])
     for line in requests:
-        reply = _perform(json.loads(line), max_bytes)
-        replies.write(_dumps(reply))
-        replies.flush()
+        _send(replies, _perform(json.loads(line), replies, max_bytes))
 
 
-def _load_main(path: str) -> None:
-    """Make the node's main script importable as ``__main__`` (its guard stays closed)."""
-    spec = importlib.util.spec_from_file_location("__mp_main__", path)
-    if spec is None or spec.loader is None:
-        return
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["__mp_main__"] = sys.modules["__main__"] = module
-    spec.loader.exec_module(module)
+def _send(replies: Any, message: Any) -> None:
+    replies.write(_dumps(message))
+    replies.flush()
 
 
 def _watch_parent(parent: int) -> None:
@@ -351,7 +353,7 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, name="rexecutor-parent-watch", daemon=True).start()
 
 
-def _perform(request: dict[str, Any], max_bytes: int) -> dict[str, Any]:
+def _perform(request: dict[str, Any], replies: Any, max_bytes: int) -> dict[str, Any]:
     def clean(text: str) -> str:
         return _text.clean(text, max_bytes)
 
@@ -361,7 +363,9 @@ def _perform(request: dict[str, Any], max_bytes: int) -> dict[str, Any]:
         for part in qualname.split("."):
             cls = getattr(cls, part)
         job = cls.decode_job(job_from_json(request["job"]))
-        result = cls().execute(job)
+        executor = cls()
+        _send(replies, _STARTED)
+        result = executor.execute(job)
         if inspect.iscoroutine(result):
             result = asyncio.run(result)
         return _reply(result, clean)

@@ -176,6 +176,13 @@ def test_a_class_a_child_cannot_import_is_refused_at_registration() -> None:
     with pytest.raises(ConfigurationError, match="define the class at the top level"):
         Rexecutor(InMemoryBackend()).with_executor(Local)
 
+    class Scripted(InProcess):
+        name = "in_process_script"
+
+    Scripted.__module__ = "__main__"  # as if defined in the script being run
+    with pytest.raises(ConfigurationError, match="define it in a module the script imports"):
+        Rexecutor(InMemoryBackend()).with_executor(Scripted)
+
 
 @pytest.mark.parametrize("how", ["exit", "sigkill"])
 async def test_a_child_that_dies_is_an_error_not_a_hang(tmp_path: Path, how: str) -> None:
