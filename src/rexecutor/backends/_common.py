@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from rexecutor._payload import EncodedJob, check_job
 from rexecutor.backend import EnqueuableJob, FailureRecord
-from rexecutor.errors import ConfigurationError
+from rexecutor.errors import ValidationError
 from rexecutor.job import Job, JobError, JobStatus
 from rexecutor.query import (
     And,
@@ -25,24 +26,36 @@ from rexecutor.query import (
 )
 
 
-def validate_enqueuable(job: EnqueuableJob) -> None:
-    """Reject values no backend can store, with a message that says what to change."""
-    if job.max_attempts < 1:
-        raise ConfigurationError(f"max_attempts must be at least 1, got {job.max_attempts}")
-    if job.scheduled_at is not None and job.scheduled_at.tzinfo is None:
-        raise ConfigurationError("scheduled_at must be timezone-aware (UTC)")
-    if not -(2**31) < job.priority < 2**31:
-        raise ConfigurationError(f"priority {job.priority} is out of range")
+def validate_enqueuable(job: EnqueuableJob, limit: int | None) -> EncodedJob:
+    """Apply the payload rule (:func:`rexecutor._payload.check_job`) to a job to enqueue."""
+    return check_job(
+        executor=job.executor,
+        data=job.data,
+        metadata=job.metadata,
+        tags=job.tags,
+        max_attempts=job.max_attempts,
+        priority=job.priority,
+        scheduled_at=job.scheduled_at,
+        limit=limit,
+    )
 
 
-def validate_update(job: Job[Any, Any]) -> None:
-    """Reject edited values that ``update_job`` cannot store, as ``enqueue`` does."""
-    if job.max_attempts < 1:
-        raise ConfigurationError(f"max_attempts must be at least 1, got {job.max_attempts}")
-    if job.scheduled_at.tzinfo is None:
-        raise ConfigurationError("scheduled_at must be timezone-aware (UTC)")
-    if not -(2**31) < job.priority < 2**31:
-        raise ConfigurationError(f"priority {job.priority} is out of range")
+def validate_update(job: Job[Any, Any], limit: int | None) -> tuple[EncodedJob, datetime]:
+    """Apply the payload rule to the edited values of ``update_job``, as ``enqueue`` does;
+    returns the encoded values and the new ``scheduled_at`` in UTC."""
+    encoded = check_job(
+        executor=job.executor,
+        data=job.data,
+        metadata=job.metadata,
+        tags=job.tags,
+        max_attempts=job.max_attempts,
+        priority=job.priority,
+        scheduled_at=job.scheduled_at,
+        limit=limit,
+    )
+    if encoded.scheduled_at is None:
+        raise ValidationError(f"scheduled_at of job {int(job.id)} must be a datetime, got None")
+    return encoded, encoded.scheduled_at
 
 
 def json_equal(left: Any, right: Any) -> bool:

@@ -113,6 +113,7 @@ from psycopg_pool.abc import AsyncConninfoParam, AsyncKwargsParam
 
 from rexecutor._json import stable_hash
 from rexecutor._notify import Subscription
+from rexecutor._payload import storable_delay
 from rexecutor.backend import (
     Backend,
     EnqueuableJob,
@@ -831,17 +832,12 @@ class _Prepared:
     metadata: str
     tags: list[str]
 
+    scheduled_at: datetime | None
+
     @classmethod
-    def of(cls, job: EnqueuableJob) -> _Prepared:
-        validate_enqueuable(job)
-        if not isinstance(job.executor, str):
-            raise ConfigurationError(f"executor must be a string, got {job.executor!r}")
-        return cls(
-            job,
-            _json_text(job.data, "job data"),
-            _json_text(job.metadata, "job metadata"),
-            [str(tag) for tag in job.tags],
-        )
+    def of(cls, job: EnqueuableJob, limit: int | None) -> _Prepared:
+        encoded = validate_enqueuable(job, limit)
+        return cls(job, encoded.data, encoded.metadata, list(job.tags), encoded.scheduled_at)
 
     def params(self) -> dict[str, Any]:
         job = self.job
@@ -852,7 +848,7 @@ class _Prepared:
             "max_attempts": job.max_attempts,
             "priority": job.priority,
             "tags": self.tags,
-            "scheduled_at": job.scheduled_at,
+            "scheduled_at": self.scheduled_at,
         }
 
 
@@ -1476,7 +1472,8 @@ class PostgresBackend(Backend):
     async def _enqueue_batch(
         self, jobs: Sequence[EnqueuableJob], connection: Conn | None
     ) -> list[EnqueueResult]:
-        prepared = [_Prepared.of(job) for job in jobs]
+        limit = self.max_payload_bytes
+        prepared = [_Prepared.of(job, limit) for job in jobs]
         if not prepared:
             return []
 
@@ -1543,7 +1540,7 @@ class PostgresBackend(Backend):
             "metadata": [p.metadata for p in prepared],
             "max_attempts": [p.job.max_attempts for p in prepared],
             "priority": [p.job.priority for p in prepared],
-            "scheduled_at": [p.job.scheduled_at for p in prepared],
+            "scheduled_at": [p.scheduled_at for p in prepared],
         }
         if any(p.tags for p in prepared):
             params["tags"] = [_TAGS_TEXT(p.tags) if p.tags else "[]" for p in prepared]
@@ -1822,7 +1819,7 @@ class PostgresBackend(Backend):
         self, job_id: int, lease: Lease, delay: timedelta, error: FailureRecord
     ) -> bool:
         """Executing → retryable at now + ``delay``, appending ``error``; fenced."""
-        params = {**self._lease(lease), **_error_params(error), "delay": delay}
+        params = {**self._lease(lease), **_error_params(error), "delay": storable_delay(delay)}
         return await self._fenced("retryable", job_id, params, wake=True)
 
     async def mark_job_discarded(self, job_id: int, lease: Lease, error: FailureRecord) -> bool:
@@ -1834,7 +1831,7 @@ class PostgresBackend(Backend):
         self, job_id: int, lease: Lease, delay: timedelta, error: FailureRecord | None = None
     ) -> bool:
         """Executing → scheduled/retryable at now + ``delay``, giving the attempt back; fenced."""
-        params: dict[str, Any] = {**self._lease(lease), "delay": delay}
+        params: dict[str, Any] = {**self._lease(lease), "delay": storable_delay(delay)}
         if error is None:
             return await self._fenced("snoozed", job_id, params, wake=True)
         params.update(_error_params(error))
@@ -1896,8 +1893,8 @@ class PostgresBackend(Backend):
         """Write data, metadata, max_attempts, priority, tags and scheduled_at; nothing else."""
         job_id = int(job.id)
         try:
-            validate_update(job)
-        except ConfigurationError:
+            encoded, scheduled_at = validate_update(job, self.max_payload_bytes)
+        except ValidationError:
             if not await self._exists(job_id):
                 raise JobNotFound(job_id) from None
             raise
@@ -1905,12 +1902,12 @@ class PostgresBackend(Backend):
             raise JobNotFound(job_id)
         params = {
             "id": job_id,
-            "data": _json_text(job.data, "job data"),
-            "metadata": _json_text(job.metadata, "job metadata"),
+            "data": encoded.data,
+            "metadata": encoded.metadata,
             "max_attempts": job.max_attempts,
             "priority": job.priority,
-            "tags": [str(tag) for tag in job.tags],
-            "scheduled_at": job.scheduled_at,
+            "tags": list(job.tags),
+            "scheduled_at": scheduled_at,
         }
 
         async def work(conn: Conn) -> Row | None:

@@ -46,6 +46,7 @@ from typing import Any, Final, TypeVar
 
 from rexecutor import _clock
 from rexecutor._notify import Subscription, WakeHub
+from rexecutor._payload import EncodedJob, storable_delay
 from rexecutor.backend import (
     Backend,
     EnqueuableJob,
@@ -264,16 +265,6 @@ def _error_json(attempt: int, error: FailureRecord, now: datetime) -> str:
     return json.dumps(entry.to_json(), ensure_ascii=False)
 
 
-def _encode(value: Any, what: str) -> str:
-    try:
-        return _canonical(value)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(
-            f"job {what} cannot be stored as JSON: {exc}. Pass plain JSON values "
-            "(dict, list, str, int, float, bool, None)."
-        ) from exc
-
-
 def _has_integral_float(value: Any) -> bool:
     if isinstance(value, float):
         return value.is_integer()
@@ -303,10 +294,9 @@ def _equality_text(value: Any) -> str:
     return _canonical(_normalise(value))
 
 
-def _encode_json(value: Any, what: str) -> tuple[str, str | None]:
-    """Stored text of a JSON value, and its equality text when that differs."""
-    text = _encode(value, what)
-    return text, (_equality_text(value) if _has_integral_float(value) else None)
+def _equality_text_if_needed(value: Any) -> str | None:
+    """The equality text of a JSON value when it differs from its stored text."""
+    return _equality_text(value) if _has_integral_float(value) else None
 
 
 def _code(exc: sqlite3.Error) -> int:
@@ -972,8 +962,8 @@ class SqliteBackend(Backend):
 
     async def enqueue(self, job: EnqueuableJob, *, connection: Any = None) -> EnqueueResult:
         refuse_connection(self, connection)
-        validate_enqueuable(job)
-        results, wake = await self._call(self._enqueue_tx, [_Prepared(job)])
+        prepared = _Prepared(job, validate_enqueuable(job, self.max_payload_bytes))
+        results, wake = await self._call(self._enqueue_tx, [prepared])
         self._wake_all(wake)
         return results[0]
 
@@ -981,11 +971,11 @@ class SqliteBackend(Backend):
         self, jobs: Sequence[EnqueuableJob], *, connection: Any = None
     ) -> list[EnqueueResult]:
         refuse_connection(self, connection)
-        for job in jobs:
-            validate_enqueuable(job)
-        if not jobs:
+        limit = self.max_payload_bytes
+        prepared = [_Prepared(job, validate_enqueuable(job, limit)) for job in jobs]
+        if not prepared:
             return []
-        results, wake = await self._call(self._enqueue_tx, [_Prepared(j) for j in jobs])
+        results, wake = await self._call(self._enqueue_tx, prepared)
         self._wake_all(wake)
         return results
 
@@ -1222,7 +1212,7 @@ class SqliteBackend(Backend):
             f"UPDATE jobs SET status = 'retryable', scheduled_at = ?, {_APPEND_ERROR} "
             f"WHERE {_HELD} RETURNING executor",
             (
-                _to_us(now + delay),
+                _to_us(now + storable_delay(delay)),
                 _error_json(lease.attempt, error, now),
                 job_id,
                 lease.node_id,
@@ -1280,18 +1270,19 @@ class SqliteBackend(Backend):
         # computed here; the error records the attempt being given back.
         attempt = max(lease.attempt - 1, 0)
         status = status_after_giving_back(attempt).value
+        due_us = _to_us(now + storable_delay(delay))
         if error is None:
             sql = (
                 "UPDATE jobs SET status = ?, attempt = ?, scheduled_at = ? "
                 f"WHERE {_HELD} RETURNING executor"
             )
-            params: tuple[Any, ...] = (status, attempt, _to_us(now + delay))
+            params: tuple[Any, ...] = (status, attempt, due_us)
         else:
             sql = (
                 f"UPDATE jobs SET status = ?, attempt = ?, scheduled_at = ?, {_APPEND_ERROR} "
                 f"WHERE {_HELD} RETURNING executor"
             )
-            params = (status, attempt, _to_us(now + delay), _error_json(lease.attempt, error, now))
+            params = (status, attempt, due_us, _error_json(lease.attempt, error, now))
         row = conn.execute(sql, (*params, job_id, lease.node_id, lease.attempt)).fetchone()
         if row is None:
             _require_job(conn, job_id)
@@ -1364,21 +1355,19 @@ class SqliteBackend(Backend):
 
     async def update_job(self, job: Job[Any, Any]) -> None:
         try:
-            validate_update(job)
-        except ConfigurationError:
+            encoded, scheduled_at = validate_update(job, self.max_payload_bytes)
+        except ValidationError:
             await self.get_job(job.id)  # an unknown id is reported first, as on every backend
             raise
-        data, data_eq = _encode_json(job.data, "data")
-        metadata, metadata_eq = _encode_json(job.metadata, "metadata")
         values = (
-            data,
-            data_eq,
-            metadata,
-            metadata_eq,
+            encoded.data,
+            _equality_text_if_needed(job.data),
+            encoded.metadata,
+            _equality_text_if_needed(job.metadata),
             int(job.max_attempts),
             int(job.priority),
-            _encode(list(job.tags), "tags"),
-            _to_us(job.scheduled_at),
+            encoded.tags,
+            _to_us(scheduled_at),
         )
         woken = await self._call(self._update_tx, int(job.id), values)
         if woken is not None:
@@ -1589,13 +1578,14 @@ class _Prepared:
         "tags",
     )
 
-    def __init__(self, job: EnqueuableJob) -> None:
+    def __init__(self, job: EnqueuableJob, encoded: EncodedJob) -> None:
         self.source = job
-        self.data, self.data_eq = _encode_json(job.data, "data")
-        self.metadata, self.metadata_eq = _encode_json(job.metadata, "metadata")
-        self.tags = _encode(list(job.tags), "tags")
+        self.data, self.data_eq = encoded.data, _equality_text_if_needed(job.data)
+        self.metadata = encoded.metadata
+        self.metadata_eq = _equality_text_if_needed(job.metadata)
+        self.tags = encoded.tags
         self.key = job.uniqueness.key if job.uniqueness is not None else None
-        self.scheduled_us = None if job.scheduled_at is None else _to_us(job.scheduled_at)
+        self.scheduled_us = None if encoded.scheduled_at is None else _to_us(encoded.scheduled_at)
 
 
 def _select_jobs(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Job[Any, Any]]:
