@@ -35,8 +35,9 @@ __all__ = [
 #: an aware datetime whatever offset a reader converts it to.
 EARLIEST: Final = datetime(1, 1, 2, tzinfo=UTC)
 LATEST: Final = datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC)
-#: The longest executor name, in characters: it is a routing key, not a place for data.
-MAX_EXECUTOR_NAME: Final = 255
+#: The longest executor name, in UTF-8 bytes: it is a routing key, not a place for data, and
+#: PostgreSQL's claim index must hold it (a B-tree entry holds at most about 2,700 bytes).
+MAX_EXECUTOR_NAME: Final = 2048
 #: The largest priority and max_attempts every backend can store (a 32-bit signed integer).
 _INT32_MAX: Final = 2**31 - 1
 #: How much of an offending value an error message quotes.
@@ -74,7 +75,7 @@ def check_job(
     """Refuse a job that no backend can store faithfully; return its encoded values.
 
     The rule: the executor name is a non-empty string of at most ``MAX_EXECUTOR_NAME``
-    characters; data, metadata and tags are JSON (no NaN or Infinity, no NUL character, no
+    bytes; data, metadata and tags are JSON (no NaN or Infinity, no NUL character, no
     lone surrogate) and together at most ``limit`` bytes; every tag is a string; priority is
     an int from 0 and max_attempts an int from 1 (both below 2**31); scheduled_at is aware and
     within ``EARLIEST`` .. ``LATEST``. Raises ``ValidationError`` (``PayloadTooLarge`` for
@@ -193,12 +194,14 @@ def _check_executor(executor: object) -> str:
         raise ValidationError(
             f"a job's executor must be a non-empty string (the executor's name), got {executor!r}"
         )
-    if len(executor) > MAX_EXECUTOR_NAME:
+    check_text(executor, "executor name")
+    size = len(executor.encode())
+    if size > MAX_EXECUTOR_NAME:
         raise ValidationError(
-            f"executor name {_quote(executor)} is {len(executor)} characters long; use a name "
-            f"of at most {MAX_EXECUTOR_NAME}"
+            f"executor name {_quote(executor)} is {size} bytes long (UTF-8); use a name of at "
+            f"most {MAX_EXECUTOR_NAME} bytes"
         )
-    return check_text(executor, "executor name")
+    return executor
 
 
 def _check_int(value: object, what: str, lowest: int, name: str) -> None:

@@ -40,13 +40,14 @@ import random
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from rexecutor import _clock
 from rexecutor._notify import Subscription, WakeHub
-from rexecutor._payload import EncodedJob, storable_delay
+from rexecutor._payload import EARLIEST, LATEST, EncodedJob, storable_delay
 from rexecutor.backend import (
     Backend,
     EnqueuableJob,
@@ -58,7 +59,14 @@ from rexecutor.backend import (
     refuse_connection,
 )
 from rexecutor.backends._common import (
+    UNREADABLE_EARLY,
+    UNREADABLE_LATE,
+    RowReader,
+    error_entry,
+    poison_failure,
+    schedulable,
     status_after_giving_back,
+    storable_id,
     validate_enqueuable,
     validate_update,
 )
@@ -174,6 +182,14 @@ _COLUMNS: Final = (
 _READY_SQL: Final = "status IN ('scheduled', 'retryable')"
 _FINISHED_SQL: Final = "COALESCE(completed_at, cancelled_at, discarded_at, scheduled_at)"
 
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+#: The range of stored times Python can represent, and the narrower one enqueue accepts.
+_MIN_US: Final = (UNREADABLE_EARLY - _EPOCH) // _MICROSECOND
+_MAX_US: Final = (UNREADABLE_LATE - _EPOCH) // _MICROSECOND
+_EARLIEST_US: Final = (EARLIEST - _EPOCH) // _MICROSECOND
+_LATEST_US: Final = (LATEST - _EPOCH) // _MICROSECOND
+
 _INSERT: Final = (
     "INSERT INTO jobs (status, executor, data, metadata, data_eq, metadata_eq, attempt, "
     "max_attempts, priority, tags, errors, uniqueness_key, inserted_at, scheduled_at) "
@@ -182,15 +198,15 @@ _INSERT: Final = (
 _CLAIM: Final = (
     "UPDATE jobs SET status = 'executing', attempt = attempt + 1, attempted_at = ?, "
     "attempted_by = ? WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_ready "
-    f"WHERE executor = ? AND {_READY_SQL} AND scheduled_at <= ? "
+    # Rows scheduled beyond what enqueue accepts cannot have been written by it: they are claimed
+    # so that they are set aside (see _set_aside) instead of lying in wait.
+    f"WHERE executor = ? AND {_READY_SQL} AND (scheduled_at <= ? OR scheduled_at > {_LATEST_US}) "
     f"ORDER BY priority, scheduled_at, id LIMIT ?) RETURNING {_COLUMNS}"
 )
 _HELD: Final = "id = ? AND status = 'executing' AND attempted_by = ? AND attempt = ?"
 _COMPLETE: Final = f"UPDATE jobs SET status = 'complete', completed_at = ? WHERE {_HELD}"
 _APPEND_ERROR: Final = "errors = json_insert(errors, '$[#]', json(?))"
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND: Final = timedelta(microseconds=1)
 _STATUS: Final = {s.value: s for s in JobStatus}
 
 # Primary SQLite result codes (the low byte of an extended code).
@@ -225,6 +241,24 @@ def _opt_from_us(value: int | None) -> datetime | None:
     return None if value is None else _EPOCH + timedelta(microseconds=value)
 
 
+def _clamped_from_us(value: int | None) -> datetime | None:
+    """A stored time as a datetime, clamped to what Python can represent (for summaries)."""
+    if value is None:
+        return None
+    return _from_us(min(max(int(value), _MIN_US), _MAX_US))
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+#: json.loads, except that NaN and Infinity (which Python's json writes and reads, but which
+#: are not JSON) make a stored value unreadable instead of flowing on into JSON output.
+_decode_json: Final = json.JSONDecoder(parse_constant=_refuse_constant).decode
+#: What decoding a stored row can raise when the row holds something rexecutor never writes.
+_DECODE_ERRORS: Final = (ValueError, TypeError, KeyError, OverflowError, RecursionError)
+
+
 def _loads(text: str) -> Any:
     # Shortcuts for the commonest values (no metadata, no tags, no errors): decoding is a large
     # share of the cost of reading a job.
@@ -232,7 +266,7 @@ def _loads(text: str) -> Any:
         return None
     if text == "[]":
         return []
-    return json.loads(text)
+    return _decode_json(text)
 
 
 def _job_from_row(row: tuple[Any, ...]) -> Job[Any, Any]:
@@ -249,7 +283,7 @@ def _job_from_row(row: tuple[Any, ...]) -> Job[Any, Any]:
         tags=_loads(row[8]),
         errors=[]
         if errors_text == "[]"
-        else [JobError.from_json(e) for e in json.loads(errors_text)],
+        else [JobError.from_json(e) for e in _decode_json(errors_text)],
         inserted_at=_from_us(row[10]),
         scheduled_at=_from_us(row[11]),
         attempted_at=_opt_from_us(row[12]),
@@ -257,6 +291,136 @@ def _job_from_row(row: tuple[Any, ...]) -> Job[Any, Any]:
         completed_at=_opt_from_us(row[14]),
         cancelled_at=_opt_from_us(row[15]),
         discarded_at=_opt_from_us(row[16]),
+    )
+
+
+def _read_job(row: tuple[Any, ...]) -> Job[Any, Any]:
+    """Decode a row for a reader; a row that rexecutor could not have written still reads."""
+    try:
+        return _job_from_row(row)
+    except _DECODE_ERRORS:
+        return _read_defensively(row)[0]
+
+
+def _read_claimed(row: tuple[Any, ...]) -> tuple[Job[Any, Any], RowReader | None]:
+    """Decode a claimed row, with what makes it unfit to run (None: nothing)."""
+    try:
+        job = _job_from_row(row)
+    except _DECODE_ERRORS:
+        return _read_defensively(row)
+    if schedulable(job.scheduled_at) and schedulable(job.inserted_at):
+        return job, None
+    reader = RowReader()
+    for column, moment, raw in (
+        ("inserted_at", job.inserted_at, row[10]),
+        ("scheduled_at", job.scheduled_at, row[11]),
+    ):
+        if not schedulable(moment):
+            clamped = min(max(raw, _EARLIEST_US), _LATEST_US)
+            reader.note(
+                column, raw, f"({moment.isoformat()}) is outside what enqueue accepts", clamped
+            )
+    return job, reader
+
+
+def _read_defensively(row: tuple[Any, ...]) -> tuple[Job[Any, Any], RowReader]:
+    """Decode each column of a row on its own, noting (and standing in for) what is unreadable."""
+    reader = RowReader()
+
+    def moment(column: str, raw: Any) -> datetime | None:
+        if raw is None and column not in ("inserted_at", "scheduled_at"):
+            return None
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            if raw > _MAX_US:
+                reader.note(column, raw, "is after the latest time Python can hold", _LATEST_US)
+                return UNREADABLE_LATE
+            if raw < _MIN_US:
+                reader.note(
+                    column, raw, "is before the earliest time Python can hold", _EARLIEST_US
+                )
+                return UNREADABLE_EARLY
+            if column in ("inserted_at", "scheduled_at") and not (
+                _EARLIEST_US <= raw <= _LATEST_US
+            ):
+                reader.note(
+                    column,
+                    raw,
+                    "is outside what enqueue accepts",
+                    min(max(raw, _EARLIEST_US), _LATEST_US),
+                )
+            return _from_us(raw)
+        reader.note(column, raw, "is not a time (integer microseconds since 1970)", _LATEST_US)
+        return UNREADABLE_LATE
+
+    def value(column: str, raw: Any) -> Any:
+        try:
+            return _loads(raw)
+        except _DECODE_ERRORS as exc:
+            text = raw if isinstance(raw, str) else repr(raw)
+            reader.note(column, raw, f"is not valid JSON ({exc})", _canonical(text))
+            return text
+
+    tags: Any = value("tags", row[8])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        if "tags" not in reader.repairs:
+            reader.note("tags", row[8], "is not a JSON list of strings", None)
+        tags = [row[8] if isinstance(row[8], str) else repr(row[8])]
+        reader.repairs["tags"] = _canonical(tags)
+    try:
+        stored_errors: Any = _loads(row[9])
+    except _DECODE_ERRORS:
+        stored_errors = None
+    errors = reader.errors(stored_errors, row[9])
+    status = reader.status(row[1])
+    if "status" in reader.repairs:
+        errors.append(JobError(0, ErrorType.INVALID_DATA, reader.problems[-1], UNREADABLE_EARLY))
+    job: Job[Any, Any] = Job(
+        id=JobId(row[0]),
+        status=status,
+        executor=reader.text("executor", row[2]),
+        data=value("data", row[3]),
+        metadata=value("metadata", row[4]),
+        attempt=reader.integer("attempt", row[5], 0),
+        max_attempts=reader.integer("max_attempts", row[6], 1),
+        priority=reader.integer("priority", row[7], 0),
+        tags=tags,
+        errors=errors,
+        inserted_at=moment("inserted_at", row[10]) or UNREADABLE_EARLY,
+        scheduled_at=moment("scheduled_at", row[11]) or UNREADABLE_LATE,
+        attempted_at=moment("attempted_at", row[12]),
+        attempted_by=None if row[13] is None else reader.text("attempted_by", row[13]),
+        completed_at=moment("completed_at", row[14]),
+        cancelled_at=moment("cancelled_at", row[15]),
+        discarded_at=moment("discarded_at", row[16]),
+    )
+    return job, reader
+
+
+def _set_aside(conn: sqlite3.Connection, job: Job[Any, Any], reader: RowReader) -> None:
+    """Discard a claimed job whose row cannot be read, writing readable stand-ins."""
+    now = _clock.now()
+    failure = poison_failure(reader.problems)
+    entries = [e.to_json() for e in job.errors]
+    entries.append(error_entry(job, failure, now).to_json())
+    columns: dict[str, Any] = {
+        "status": JobStatus.DISCARDED.value,
+        "discarded_at": _to_us(now),
+        "errors": json.dumps(entries, ensure_ascii=False),
+    }
+    for column, repair in reader.repairs.items():
+        if column not in ("status", "errors"):
+            columns[column] = repair
+    if "data" in columns:
+        columns["data_eq"] = None
+    if "metadata" in columns:
+        columns["metadata_eq"] = None
+    assignments = ", ".join(f"{column} = ?" for column in columns)
+    conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*columns.values(), job.id))
+    _log.warning(
+        "job %s of executor %r cannot be read and was discarded: %s",
+        int(job.id),
+        job.executor,
+        "; ".join(reader.problems),
     )
 
 
@@ -358,7 +522,7 @@ def _compile(node: QueryNode, params: list[Any]) -> str:
             if not ids:
                 return "0"
             # One JSON parameter however many ids: no limit on bound variables.
-            params.append(json.dumps([int(i) for i in ids]))
+            params.append(json.dumps([int(i) for i in ids if storable_id(int(i))]))
             return "(id IN (SELECT value FROM json_each(?)))"
         case StatusIn(statuses):
             if not statuses:
@@ -368,9 +532,13 @@ def _compile(node: QueryNode, params: list[Any]) -> str:
         case TagsAllOf(tags):
             if not tags:
                 return "1"
-            params.extend(tags)
-            each = "EXISTS (SELECT 1 FROM json_each(jobs.tags) AS t WHERE t.value = ?)"
-            return "(" + " AND ".join([each] * len(tags)) + ")"
+            # One JSON parameter however many tags: no limit on bound variables or on the depth
+            # of the expression tree.
+            params.append(json.dumps(list(tags), ensure_ascii=False))
+            return (
+                "(NOT EXISTS (SELECT 1 FROM json_each(?) AS w WHERE w.value NOT IN "
+                "(SELECT t.value FROM json_each(jobs.tags) AS t)))"
+            )
         case TagsOneOf(tags):
             if not tags:
                 return "0"
@@ -1119,8 +1287,23 @@ class SqliteBackend(Backend):
         conn: sqlite3.Connection, executor: str, limit: int, node_id: str
     ) -> list[Job[Any, Any]]:
         now_us = _to_us(_clock.now())
-        rows = conn.execute(_CLAIM, (now_us, node_id, executor, now_us, limit)).fetchall()
-        jobs = [_job_from_row(r) for r in rows]
+        jobs: list[Job[Any, Any]] = []
+        want = limit
+        while True:
+            rows = conn.execute(_CLAIM, (now_us, node_id, executor, now_us, want)).fetchall()
+            unreadable = 0
+            for row in rows:
+                job, reader = _read_claimed(row)
+                if reader is None:
+                    jobs.append(job)
+                else:
+                    _set_aside(conn, job, reader)
+                    unreadable += 1
+            # Rows set aside must not take the places of the good jobs behind them; each round
+            # discards what it could not read, so this ends.
+            if unreadable == 0 or len(rows) < want:
+                break
+            want = unreadable
         # RETURNING yields rows in no promised order; callers get them in claim order.
         jobs.sort(key=lambda j: (j.priority, j.scheduled_at, j.id))
         return jobs
@@ -1130,7 +1313,7 @@ class SqliteBackend(Backend):
         if not names:
             return None
         value = await self._call_read(self._next_scheduled_at, json.dumps(names))
-        return _opt_from_us(value)
+        return _clamped_from_us(value)
 
     @staticmethod
     def _next_scheduled_at(conn: sqlite3.Connection, names: str) -> int | None:
@@ -1143,7 +1326,7 @@ class SqliteBackend(Backend):
         return None if row is None or row[0] is None else int(row[0])
 
     async def mark_job_complete(self, job_id: int, lease: Lease) -> bool:
-        return await self._call(self._complete_tx, int(job_id), lease)
+        return await self._call(self._complete_tx, _job_key(job_id), lease)
 
     @staticmethod
     def _complete_tx(conn: sqlite3.Connection, job_id: int, lease: Lease) -> bool:
@@ -1157,7 +1340,7 @@ class SqliteBackend(Backend):
     async def complete_jobs(self, completions: Sequence[tuple[int, Lease]]) -> list[bool]:
         if not completions:
             return []
-        pairs = [(int(job_id), lease) for job_id, lease in completions]
+        pairs = [(_job_key(job_id), lease) for job_id, lease in completions]
         results, missing = await self._call(self._complete_many_tx, pairs)
         if missing is not None:
             raise JobNotFound(missing)
@@ -1197,7 +1380,7 @@ class SqliteBackend(Backend):
     async def mark_job_retryable(
         self, job_id: int, lease: Lease, delay: timedelta, error: FailureRecord
     ) -> bool:
-        executor = await self._call(self._retryable_tx, int(job_id), lease, delay, error)
+        executor = await self._call(self._retryable_tx, _job_key(job_id), lease, delay, error)
         if executor is None:
             return False
         self.notify(executor)
@@ -1225,7 +1408,7 @@ class SqliteBackend(Backend):
         return str(row[0])
 
     async def mark_job_discarded(self, job_id: int, lease: Lease, error: FailureRecord) -> bool:
-        return await self._call(self._discarded_tx, int(job_id), lease, error)
+        return await self._call(self._discarded_tx, _job_key(job_id), lease, error)
 
     @staticmethod
     def _discarded_tx(
@@ -1251,7 +1434,7 @@ class SqliteBackend(Backend):
     async def mark_job_snoozed(
         self, job_id: int, lease: Lease, delay: timedelta, error: FailureRecord | None = None
     ) -> bool:
-        executor = await self._call(self._snoozed_tx, int(job_id), lease, delay, error)
+        executor = await self._call(self._snoozed_tx, _job_key(job_id), lease, delay, error)
         if executor is None:
             return False
         self.notify(executor)
@@ -1292,7 +1475,7 @@ class SqliteBackend(Backend):
     async def mark_job_cancelled(
         self, job_id: int, lease: Lease | None, error: FailureRecord
     ) -> bool:
-        cancelled = await self._call(self._cancelled_tx, int(job_id), lease, error)
+        cancelled = await self._call(self._cancelled_tx, _job_key(job_id), lease, error)
         if cancelled and lease is None:
             self.notify_cancellation()
         return cancelled
@@ -1306,7 +1489,7 @@ class SqliteBackend(Backend):
         ).fetchone()
         if row is None:
             raise JobNotFound(job_id)
-        status, attempt, holder = _STATUS[row[0]], int(row[1]), row[2]
+        status, attempt, holder = _stored_status(row[0]), int(row[1]), row[2]
         if lease is not None and not (
             status is JobStatus.EXECUTING and holder == lease.node_id and attempt == lease.attempt
         ):
@@ -1321,7 +1504,7 @@ class SqliteBackend(Backend):
         return True
 
     async def rerun_job(self, job_id: int) -> None:
-        executor = await self._call(self._rerun_tx, int(job_id))
+        executor = await self._call(self._rerun_tx, _job_key(job_id))
         self.notify(executor)
 
     @staticmethod
@@ -1331,7 +1514,7 @@ class SqliteBackend(Backend):
         ).fetchone()
         if row is None:
             raise JobNotFound(job_id)
-        status, attempt, max_attempts = _STATUS[row[0]], int(row[1]), int(row[2])
+        status, attempt, max_attempts = _stored_status(row[0]), int(row[1]), int(row[2])
         if status is JobStatus.EXECUTING:
             raise InvalidTransition(
                 f"job {job_id} is executing and cannot be rerun; cancel it first, or wait "
@@ -1369,7 +1552,7 @@ class SqliteBackend(Backend):
             encoded.tags,
             _to_us(scheduled_at),
         )
-        woken = await self._call(self._update_tx, int(job.id), values)
+        woken = await self._call(self._update_tx, _job_key(job.id), values)
         if woken is not None:
             self.notify(woken)
 
@@ -1383,7 +1566,7 @@ class SqliteBackend(Backend):
         ).fetchone()
         if row is None:
             raise JobNotFound(job_id)
-        return str(row[1]) if _STATUS[row[0]] in JobStatus.READY else None
+        return str(row[1]) if _stored_status(row[0]) in JobStatus.READY else None
 
     # -- reading and housekeeping ------------------------------------------------------------
 
@@ -1404,7 +1587,7 @@ class SqliteBackend(Backend):
 
     async def get_job(self, job_id: int) -> Job[Any, Any]:
         found = await self._call_read(
-            _select_jobs, f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", [int(job_id)]
+            _select_jobs, f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", [_job_key(job_id)]
         )
         if not found:
             raise JobNotFound(job_id)
@@ -1466,7 +1649,11 @@ class SqliteBackend(Backend):
                 "SELECT executor, status, count(*) FROM jobs GROUP BY executor, status"
             ).fetchall()
         )
-        return {(executor, _STATUS[status]): int(n) for executor, status, n in rows}
+        counts: Counter[tuple[str, JobStatus]] = Counter()
+        for executor, status, n in rows:
+            # An unknown status reads as discarded, as it does on the job itself.
+            counts[str(executor), _STATUS.get(status, JobStatus.DISCARDED)] += int(n)
+        return dict(counts)
 
     async def finished_per_minute(self, since: timedelta) -> list[tuple[datetime, JobStatus, int]]:
         minute = 60_000_000
@@ -1480,7 +1667,10 @@ class SqliteBackend(Backend):
                 (cutoff,),
             ).fetchall()
         )
-        return [(_from_us(bucket), _STATUS[status], int(n)) for bucket, status, n in rows]
+        return [
+            (cast(datetime, _clamped_from_us(bucket)), _STATUS[status], int(n))
+            for bucket, status, n in rows
+        ]
 
     async def list_nodes(self) -> list[NodeInfo]:
         return await self._call_read(self._list_nodes)
@@ -1589,7 +1779,7 @@ class _Prepared:
 
 
 def _select_jobs(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Job[Any, Any]]:
-    return [_job_from_row(r) for r in conn.execute(sql, params).fetchall()]
+    return [_read_job(r) for r in conn.execute(sql, params).fetchall()]
 
 
 def _execute_rowcount(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
@@ -1621,6 +1811,19 @@ def _give_back_tx(conn: sqlite3.Connection, held: list[tuple[int, str, int]]) ->
                 attempt,
             ),
         )
+
+
+def _job_key(job_id: int) -> int:
+    """A job id as SQLite binds it; an id no row can have is not found (not an OverflowError)."""
+    key = int(job_id)
+    if not storable_id(key):
+        raise JobNotFound(key)
+    return key
+
+
+def _stored_status(value: Any) -> JobStatus:
+    # An unknown status (a row rexecutor did not write) counts as discarded, as readers show it.
+    return _STATUS.get(value, JobStatus.DISCARDED)
 
 
 def _job_exists(conn: sqlite3.Connection, job_id: int) -> bool:
