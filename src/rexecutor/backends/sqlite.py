@@ -271,6 +271,9 @@ def _loads(text: str) -> Any:
 
 def _job_from_row(row: tuple[Any, ...]) -> Job[Any, Any]:
     errors_text: str = row[9]
+    tags = _loads(row[8])
+    if type(tags) is not list:
+        raise TypeError("tags are not a list")
     return Job(
         id=JobId(row[0]),
         status=_STATUS[row[1]],
@@ -280,7 +283,7 @@ def _job_from_row(row: tuple[Any, ...]) -> Job[Any, Any]:
         attempt=row[5],
         max_attempts=row[6],
         priority=row[7],
-        tags=_loads(row[8]),
+        tags=tags,
         errors=[]
         if errors_text == "[]"
         else [JobError.from_json(e) for e in _decode_json(errors_text)],
