@@ -3,7 +3,8 @@ computed in Python (the SQL backends mirror these rules in their statements)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -194,6 +195,7 @@ class RowReader:
     def __init__(self) -> None:
         self.problems: list[str] = []
         self.repairs: dict[str, Any] = {}
+        self._explain: JobError | None = None
 
     def note(self, column: str, raw: object, why: str, repair: Any) -> None:
         """Record that ``column`` held ``raw``, unreadable because ``why``."""
@@ -205,7 +207,13 @@ class RowReader:
         if isinstance(raw, str) and raw in _STATUS_VALUES:
             return JobStatus(raw)
         self.note("status", raw, "is not a job status", JobStatus.DISCARDED.value)
+        self._explain = JobError(0, ErrorType.INVALID_DATA, self.problems[-1], UNREADABLE_EARLY)
         return JobStatus.DISCARDED
+
+    def explained(self, errors: list[JobError]) -> list[JobError]:
+        """``errors``, with an entry saying why the job reads as discarded when its stored
+        status is unknown (call after :meth:`status`)."""
+        return errors if self._explain is None else [*errors, self._explain]
 
     def integer(self, column: str, raw: object, default: int) -> int:
         """An integer column; anything else reads as ``default``."""
@@ -258,3 +266,13 @@ def poison_failure(problems: Sequence[str]) -> FailureRecord:
         "rerun it, or enqueue the job again",
         name="UnreadableJob",
     )
+
+
+def tally(rows: Iterable[Sequence[Any]]) -> dict[tuple[str, JobStatus], int]:
+    """``count_jobs`` from (executor, stored status, count) rows; an unknown status counts as
+    discarded, as the job itself reads."""
+    counts: Counter[tuple[str, JobStatus]] = Counter()
+    for executor, status, n in rows:
+        known = JobStatus(status) if status in _STATUS_VALUES else JobStatus.DISCARDED
+        counts[str(executor), known] += int(n)
+    return dict(counts)

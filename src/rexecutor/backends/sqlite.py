@@ -40,7 +40,6 @@ import random
 import sqlite3
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar, cast
@@ -67,6 +66,7 @@ from rexecutor.backends._common import (
     schedulable,
     status_after_giving_back,
     storable_id,
+    tally,
     validate_enqueuable,
     validate_update,
 )
@@ -375,8 +375,6 @@ def _read_defensively(row: tuple[Any, ...]) -> tuple[Job[Any, Any], RowReader]:
         stored_errors = None
     errors = reader.errors(stored_errors, row[9])
     status = reader.status(row[1])
-    if "status" in reader.repairs:
-        errors.append(JobError(0, ErrorType.INVALID_DATA, reader.problems[-1], UNREADABLE_EARLY))
     job: Job[Any, Any] = Job(
         id=JobId(row[0]),
         status=status,
@@ -387,7 +385,7 @@ def _read_defensively(row: tuple[Any, ...]) -> tuple[Job[Any, Any], RowReader]:
         max_attempts=reader.integer("max_attempts", row[6], 1),
         priority=reader.integer("priority", row[7], 0),
         tags=tags,
-        errors=errors,
+        errors=reader.explained(errors),
         inserted_at=moment("inserted_at", row[10]) or UNREADABLE_EARLY,
         scheduled_at=moment("scheduled_at", row[11]) or UNREADABLE_LATE,
         attempted_at=moment("attempted_at", row[12]),
@@ -1652,11 +1650,7 @@ class SqliteBackend(Backend):
                 "SELECT executor, status, count(*) FROM jobs GROUP BY executor, status"
             ).fetchall()
         )
-        counts: Counter[tuple[str, JobStatus]] = Counter()
-        for executor, status, n in rows:
-            # An unknown status reads as discarded, as it does on the job itself.
-            counts[str(executor), _STATUS.get(status, JobStatus.DISCARDED)] += int(n)
-        return dict(counts)
+        return tally(rows)
 
     async def finished_per_minute(self, since: timedelta) -> list[tuple[datetime, JobStatus, int]]:
         minute = 60_000_000
