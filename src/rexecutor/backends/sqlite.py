@@ -535,10 +535,13 @@ def _compile(node: QueryNode, params: list[Any]) -> str:
                 return "1"
             # One JSON parameter however many tags: no limit on bound variables or on the depth
             # of the expression tree.
-            params.append(json.dumps(list(tags), ensure_ascii=False))
+            # The wanted list is the uncorrelated side, so SQLite builds its lookup once.
+            wanted = sorted(set(tags))
+            params.append(json.dumps(wanted, ensure_ascii=False))
+            params.append(len(wanted))
             return (
-                "(NOT EXISTS (SELECT 1 FROM json_each(?) AS w WHERE w.value NOT IN "
-                "(SELECT t.value FROM json_each(jobs.tags) AS t)))"
+                "((SELECT COUNT(DISTINCT t.value) FROM json_each(jobs.tags) AS t "
+                "WHERE t.value IN (SELECT value FROM json_each(?))) = ?)"
             )
         case TagsOneOf(tags):
             if not tags:
