@@ -11,11 +11,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rexecutor import Executor, Job, PayloadTooLarge, ValidationError, Where, enqueue_many
 from rexecutor.backend import Backend, EnqueuableJob
 
-from ._helpers import enqueue, find, new_job
+from ._helpers import CANCEL, enqueue, find, new_job
 
 #: UTC year 10000 and UTC year 0: aware datetimes no backend can store.
 YEAR_10000 = datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-14)))
@@ -166,3 +168,43 @@ async def test_huge_retry_and_snooze_delays_stay_storable(backend: Backend) -> N
     assert await backend.mark_job_retryable(job.id, lease, timedelta(days=999_999_999), FAILURE)
     stored = await backend.get_job(job.id)
     assert stored.scheduled_at.year < 9999
+
+
+edge_moments = st.one_of(
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(1, 1, 4)),
+    st.datetimes(min_value=datetime(9999, 12, 29), max_value=datetime(9999, 12, 31, 23, 59)),
+    st.datetimes(),
+)
+offsets = st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1).map(
+    lambda minutes: timezone(timedelta(minutes=minutes))
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(local=edge_moments, offset=offsets)
+async def test_any_aware_datetime_is_stored_exactly_or_refused_clearly(
+    backend: Backend, local: datetime, offset: timezone
+) -> None:
+    from rexecutor._payload import EARLIEST, LATEST
+
+    moment = local.replace(tzinfo=offset)
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    storable = utc is not None and EARLIEST <= utc <= LATEST
+    try:
+        job_id = await enqueue(backend, scheduled_at=moment)
+    except ValidationError as exc:
+        assert not storable, f"{moment!r} was refused: {exc}"
+        assert "scheduled_at" in str(exc)
+        return
+    assert storable, f"{moment!r} was accepted"
+    job = await backend.get_job(job_id)
+    assert job.scheduled_at == utc
+    # Examples share the backend: earlier jobs may sit at the same moment.
+    found = await backend.query(Where.scheduled_at_equals(moment).node)
+    assert job_id in [j.id for j in found] and all(j.scheduled_at == utc for j in found)
+    await backend.mark_job_cancelled(job_id, None, CANCEL)
