@@ -149,6 +149,27 @@ def _ago(age: timedelta) -> datetime:
     return check_moment(moment, "query datetime")
 
 
+def _status(status: str) -> JobStatus:
+    try:
+        return JobStatus(status)
+    except ValueError:
+        raise ValidationError(
+            f"{status!r} is not a job status; use one of {', '.join(JobStatus.ALL)}"
+        ) from None
+
+
+def _ids(values: Iterable[object]) -> tuple[int, ...]:
+    ids: list[int] = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValidationError(f"a job id must be an integer, got {value!r}")
+        try:
+            ids.append(int(value))
+        except ValueError:
+            raise ValidationError(f"a job id must be an integer, got {value!r}") from None
+    return tuple(ids)
+
+
 def _texts(values: Iterable[str], what: str) -> tuple[str, ...]:
     return tuple(check_text(v, f"{what}[{i}]") for i, v in enumerate(values))
 
@@ -165,7 +186,7 @@ class Where(Generic[D, M]):
     @staticmethod
     def status_equals(status: JobStatus) -> Where[Any, Any]:
         """Jobs with this status."""
-        return Where(StatusIn((JobStatus(status),)))
+        return Where(StatusIn((_status(status),)))
 
     @staticmethod
     def data_equals(data: object) -> Where[Any, Any]:
@@ -180,12 +201,12 @@ class Where(Generic[D, M]):
     @staticmethod
     def id_equals(job_id: int) -> Where[Any, Any]:
         """The job with this id."""
-        return Where(IdIn((int(job_id),)))
+        return Where(IdIn(_ids((job_id,))))
 
     @staticmethod
     def id_in(job_ids: Iterable[int]) -> Where[Any, Any]:
         """Jobs whose id is in ``job_ids``; an empty list matches nothing."""
-        return Where(IdIn(tuple(int(i) for i in job_ids)))
+        return Where(IdIn(_ids(job_ids)))
 
     @staticmethod
     def tagged_by_all_of(tags: Iterable[str]) -> Where[Any, Any]:

@@ -84,3 +84,12 @@ def test_the_backends_import_from_rexecutor_without_loading_psycopg() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_bad_ids_and_statuses_in_a_query_are_refused_clearly() -> None:
+    with pytest.raises(ValidationError, match="job id"):
+        Where.id_in(["seven"])
+    with pytest.raises(ValidationError, match="job id"):
+        Where.id_equals(None)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="not a job status"):
+        Where.status_equals("done")  # type: ignore[arg-type]
