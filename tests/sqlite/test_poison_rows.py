@@ -159,3 +159,25 @@ async def test_a_lone_far_future_row_does_not_stop_the_idle_wait(tmp_path: Path)
             healthy = await Healthy.builder().with_data("later").enqueue_to_backend(backend)
             await wait_for_status(backend, healthy, JobStatus.COMPLETE)
         await eventually(lambda: Healthy.ran == ["later"])
+
+
+async def test_text_that_is_not_utf8_is_read_and_set_aside(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    async with SqliteBackend(path) as backend:
+        await backend.connect()
+    poison = insert_raw(path)
+    with sqlite3.connect(path) as conn:
+        # Another tool stored bytes that are not UTF-8 as TEXT.
+        conn.execute("UPDATE jobs SET data = CAST(X'227802ff22' AS TEXT) WHERE id = ?", (poison,))
+    async with SqliteBackend(path) as backend:
+        listed = await backend.query(Where.everything().node)
+        assert [j.id for j in listed] == [poison]
+        assert "\ufffd" in str(listed[0].data)
+        healthy = await Healthy.builder().with_data("fine").enqueue_to_backend(backend)
+        async with Rexecutor(backend, poll_interval=0.05).with_executor(Healthy):
+            await wait_for_status(backend, healthy, JobStatus.COMPLETE)
+            job = await wait_for_status(backend, poison, JobStatus.DISCARDED)
+        assert "not valid UTF-8" in job.errors[-1].details
+        # Repaired: it now reads without the lenient fallback.
+        with sqlite3.connect(path) as conn:
+            conn.execute("SELECT data FROM jobs WHERE id = ?", (poison,)).fetchone()

@@ -305,8 +305,58 @@ def _read_job(row: tuple[Any, ...]) -> Job[Any, Any]:
         return _read_defensively(row)[0]
 
 
-def _read_claimed(row: tuple[Any, ...]) -> tuple[Job[Any, Any], RowReader | None]:
-    """Decode a claimed row, with what makes it unfit to run (None: nothing)."""
+class _InvalidUtf8(str):
+    """Stored text that is not UTF-8, read with its bad bytes replaced (U+FFFD)."""
+
+    __slots__ = ()
+
+
+def _lenient_text(raw: bytes) -> str:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return _InvalidUtf8(raw.decode(errors="replace"))
+
+
+def _is_undecodable(exc: sqlite3.Error) -> bool:
+    # What sqlite3 raises when a TEXT value (written by another tool) is not UTF-8.
+    return isinstance(exc, sqlite3.OperationalError) and "decode to UTF-8" in str(exc)
+
+
+def _leniently(conn: sqlite3.Connection, run: Callable[[], T]) -> T:
+    """``run()`` with text read by ``_lenient_text``: the default, C-speed text reading stays
+    on every other call."""
+    conn.text_factory = _lenient_text
+    try:
+        return run()
+    finally:
+        conn.text_factory = str
+
+
+_COLUMN_NAMES: Final = tuple(_COLUMNS.split(", "))
+
+
+def _note_invalid_utf8(row: tuple[Any, ...], reader: RowReader) -> None:
+    for name, value in zip(_COLUMN_NAMES, row, strict=True):
+        if type(value) is _InvalidUtf8:
+            text = str(value)
+            if name in ("data", "metadata", "tags", "errors"):
+                try:
+                    _decode_json(text)
+                except _DECODE_ERRORS:
+                    text = _canonical(text)
+            reader.note(name, value, "is not valid UTF-8 (bad bytes replaced)", text)
+
+
+def _read_claimed(row: tuple[Any, ...], lenient: bool) -> tuple[Job[Any, Any], RowReader | None]:
+    """Decode a claimed row, with what makes it unfit to run (None: nothing).
+
+    ``lenient``: text was read by ``_lenient_text`` (some row holds text that is not UTF-8).
+    """
+    if lenient and any(type(value) is _InvalidUtf8 for value in row):
+        job, reader = _read_defensively(row)
+        _note_invalid_utf8(row, reader)
+        return job, reader
     try:
         job = _job_from_row(row)
     except _DECODE_ERRORS:
@@ -1056,6 +1106,9 @@ class SqliteBackend(Backend):
                     raise
                 return result
             except sqlite3.Error as exc:
+                if _is_undecodable(exc) and conn.text_factory is not _lenient_text:
+                    # Rolled back: run it again, reading text that is not UTF-8 leniently.
+                    return _leniently(conn, lambda: self._transaction(conn, fn, *args))
                 if not _is_busy(exc):
                     raise self._translate(exc) from exc
                 busy = busy or _Busy(self.busy_timeout.total_seconds())
@@ -1072,6 +1125,8 @@ class SqliteBackend(Backend):
             try:
                 return fn(conn, *args)
             except sqlite3.Error as exc:
+                if _is_undecodable(exc) and conn.text_factory is not _lenient_text:
+                    return _leniently(conn, lambda: self._read(conn, fn, *args))
                 if not _is_busy(exc):
                     raise self._translate(exc) from exc
                 busy = busy or _Busy(self.busy_timeout.total_seconds())
@@ -1296,8 +1351,9 @@ class SqliteBackend(Backend):
         while True:
             rows = conn.execute(_CLAIM, (now_us, node_id, executor, now_us, want)).fetchall()
             unreadable = 0
+            lenient = conn.text_factory is _lenient_text
             for row in rows:
-                job, reader = _read_claimed(row)
+                job, reader = _read_claimed(row, lenient)
                 if reader is None:
                     jobs.append(job)
                 else:
