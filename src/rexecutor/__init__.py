@@ -4,6 +4,8 @@ Define an :class:`Executor`, enqueue jobs with its :class:`JobBuilder`, and run 
 :class:`Rexecutor` node on a backend.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from rexecutor import telemetry
 from rexecutor.backend import Backend, EnqueueResult
 from rexecutor.backoff import BackoffStrategy, Jitter
@@ -28,6 +30,11 @@ from rexecutor.result import ExecutionResult
 from rexecutor.rexecutor import Rexecutor
 from rexecutor.uniqueness import Replace, UniquenessCriteria
 
+if TYPE_CHECKING:
+    from rexecutor.backends.memory import InMemoryBackend
+    from rexecutor.backends.postgres import PostgresBackend
+    from rexecutor.backends.sqlite import SqliteBackend
+
 __all__ = [
     "Backend",
     "BackendError",
@@ -39,6 +46,7 @@ __all__ = [
     "ExecutionResult",
     "Executor",
     "GlobalBackendNotSet",
+    "InMemoryBackend",
     "InvalidTransition",
     "Jitter",
     "Job",
@@ -48,15 +56,29 @@ __all__ = [
     "JobNotFound",
     "JobStatus",
     "PayloadTooLarge",
+    "PostgresBackend",
     "Pruner",
     "PrunerConfig",
     "Replace",
     "Rexecutor",
     "RexecutorError",
     "SchemaVersionError",
+    "SqliteBackend",
     "UniquenessCriteria",
     "ValidationError",
     "Where",
     "enqueue_many",
     "telemetry",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The backends are imported on first use, so that ``import rexecutor`` needs no database
+    # driver: a SQLite user never needs psycopg installed.
+    if name in ("InMemoryBackend", "SqliteBackend", "PostgresBackend"):
+        from rexecutor import backends
+
+        value = getattr(backends, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

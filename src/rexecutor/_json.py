@@ -9,7 +9,8 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
-from rexecutor.errors import PayloadTooLarge, ValidationError
+from rexecutor._payload import check_values
+from rexecutor.errors import ValidationError
 
 
 def to_json_value(value: object, what: str = "value") -> Any:
@@ -40,32 +41,9 @@ def stable_hash(value: object) -> int:
 def check_payload(
     data: Any, metadata: Any, tags: Sequence[str], limit: int | None, executor: str
 ) -> None:
-    """Refuse a job whose data and metadata are too large, or that holds NUL characters.
+    """Refuse data, metadata and tags that no backend can store, or too large together.
 
-    NUL cannot be stored by PostgreSQL's jsonb; refusing it everywhere keeps the backends
-    alike.
+    The rule lives in :func:`rexecutor._payload.check_values`; this is its entry point for
+    callers that hold no whole job.
     """
-    if _has_nul(data) or _has_nul(metadata) or _has_nul(list(tags)):
-        raise ValidationError(
-            f"a job for executor {executor!r} contains a NUL character (\\x00) in its data, "
-            "metadata or tags, which cannot be "
-            "stored; remove it or encode the value (for example as base64)"
-        )
-    if limit is not None:
-        size = len(canonical([data, metadata]).encode())
-        if size > limit:
-            raise PayloadTooLarge(
-                f"job for executor {executor!r} is {size} bytes of JSON, over the backend's "
-                f"limit of {limit} bytes; store large content elsewhere and enqueue a "
-                "reference to it, or raise backend.max_payload_bytes"
-            )
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+    check_values(executor, data, metadata, tags, limit)

@@ -174,8 +174,9 @@ class Backend(abc.ABC):
 
     #: Seconds between polls for work that no wake-up announces (other processes, due jobs).
     poll_interval: float = 1.0
-    #: The largest encoded data plus metadata a job may carry, in bytes (None: no limit).
-    #: Enforced at enqueue; set it per instance to change it.
+    #: The largest encoded data, metadata and tags a job may carry together, in bytes (None: no
+    #: limit). Enforced by every backend's enqueue, enqueue_many and update_job (see
+    #: ``rexecutor._payload.check_job``); set it per instance to change it.
     max_payload_bytes: int | None = 1024 * 1024
 
     def __init__(self) -> None:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 from rexecutor import _clock, _global
-from rexecutor._json import check_payload
+from rexecutor._payload import check_moment
 from rexecutor.backend import Backend, EnqueuableJob, EnqueueResult
 from rexecutor.errors import ConfigurationError, ValidationError
 from rexecutor.job import JobId
@@ -110,6 +110,7 @@ class JobBuilder(Generic[D, M]):
                 f"schedule_at needs a timezone-aware datetime, got {moment!r}; "
                 "use datetime.now(UTC) or attach tzinfo"
             )
+        check_moment(moment, "schedule_at")
         return self._with(scheduled_at=moment)
 
     def schedule_in(self, delay: timedelta) -> Self:
@@ -168,7 +169,6 @@ class JobBuilder(Generic[D, M]):
         """
         job = self.build()
         target = backend if backend is not None else _global.get_global_backend()
-        check_payload(job.data, job.metadata, job.tags, target.max_payload_bytes, job.executor)
         return await target.enqueue(job, connection=connection)
 
 
@@ -190,6 +190,4 @@ async def enqueue_many(
     """
     jobs = [builder.build() for builder in builders]
     target = backend if backend is not None else _global.get_global_backend()
-    for job in jobs:
-        check_payload(job.data, job.metadata, job.tags, target.max_payload_bytes, job.executor)
     return await target.enqueue_many(jobs, connection=connection)

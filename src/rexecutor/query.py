@@ -16,6 +16,8 @@ from typing import Any, Generic, TypeVar
 
 from rexecutor import _clock
 from rexecutor._json import to_json_value
+from rexecutor._payload import check_moment, check_text, encode_query_value
+from rexecutor.errors import ValidationError
 from rexecutor.job import JobStatus
 
 __all__ = [
@@ -131,10 +133,45 @@ QueryNode = (
 )
 
 
-def _aware(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise ValueError(f"datetime {moment!r} has no timezone; pass an aware datetime (UTC)")
-    return moment
+def _json_value(value: object, what: str) -> Any:
+    encoded = to_json_value(value, what)
+    encode_query_value(encoded, what)
+    return encoded
+
+
+def _ago(age: timedelta) -> datetime:
+    try:
+        moment = _clock.now() - age
+    except OverflowError:
+        raise ValidationError(
+            f"an age of {age} reaches outside the datetimes Python can represent; use a shorter one"
+        ) from None
+    return check_moment(moment, "query datetime")
+
+
+def _status(status: str) -> JobStatus:
+    try:
+        return JobStatus(status)
+    except ValueError:
+        raise ValidationError(
+            f"{status!r} is not a job status; use one of {', '.join(JobStatus.ALL)}"
+        ) from None
+
+
+def _ids(values: Iterable[object]) -> tuple[int, ...]:
+    ids: list[int] = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValidationError(f"a job id must be an integer, got {value!r}")
+        try:
+            ids.append(int(value))
+        except ValueError:
+            raise ValidationError(f"a job id must be an integer, got {value!r}") from None
+    return tuple(ids)
+
+
+def _texts(values: Iterable[str], what: str) -> tuple[str, ...]:
+    return tuple(check_text(v, f"{what}[{i}]") for i, v in enumerate(values))
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,67 +186,67 @@ class Where(Generic[D, M]):
     @staticmethod
     def status_equals(status: JobStatus) -> Where[Any, Any]:
         """Jobs with this status."""
-        return Where(StatusIn((JobStatus(status),)))
+        return Where(StatusIn((_status(status),)))
 
     @staticmethod
     def data_equals(data: object) -> Where[Any, Any]:
         """Jobs whose data equals ``data`` (compared as JSON)."""
-        return Where(DataEquals(to_json_value(data, "query data")))
+        return Where(DataEquals(_json_value(data, "query data")))
 
     @staticmethod
     def metadata_equals(metadata: object) -> Where[Any, Any]:
         """Jobs whose metadata equals ``metadata`` (compared as JSON)."""
-        return Where(MetadataEquals(to_json_value(metadata, "query metadata")))
+        return Where(MetadataEquals(_json_value(metadata, "query metadata")))
 
     @staticmethod
     def id_equals(job_id: int) -> Where[Any, Any]:
         """The job with this id."""
-        return Where(IdIn((int(job_id),)))
+        return Where(IdIn(_ids((job_id,))))
 
     @staticmethod
     def id_in(job_ids: Iterable[int]) -> Where[Any, Any]:
         """Jobs whose id is in ``job_ids``; an empty list matches nothing."""
-        return Where(IdIn(tuple(int(i) for i in job_ids)))
+        return Where(IdIn(_ids(job_ids)))
 
     @staticmethod
     def tagged_by_all_of(tags: Iterable[str]) -> Where[Any, Any]:
         """Jobs carrying every one of ``tags``."""
-        return Where(TagsAllOf(tuple(tags)))
+        return Where(TagsAllOf(_texts(tags, "query tag")))
 
     @staticmethod
     def tagged_by_one_of(tags: Iterable[str]) -> Where[Any, Any]:
         """Jobs carrying at least one of ``tags``."""
-        return Where(TagsOneOf(tuple(tags)))
+        return Where(TagsOneOf(_texts(tags, "query tag")))
 
     @staticmethod
     def scheduled_at_equals(moment: datetime) -> Where[Any, Any]:
         """Jobs scheduled exactly at ``moment`` (microsecond precision)."""
-        return Where(ScheduledAt("=", _aware(moment)))
+        return Where(ScheduledAt("=", check_moment(moment, "query datetime")))
 
     @staticmethod
     def scheduled_at_before(moment: datetime) -> Where[Any, Any]:
         """Jobs scheduled strictly before ``moment``."""
-        return Where(ScheduledAt("<", _aware(moment)))
+        return Where(ScheduledAt("<", check_moment(moment, "query datetime")))
 
     @staticmethod
     def scheduled_at_after(moment: datetime) -> Where[Any, Any]:
         """Jobs scheduled strictly after ``moment``."""
-        return Where(ScheduledAt(">", _aware(moment)))
+        return Where(ScheduledAt(">", check_moment(moment, "query datetime")))
 
     @staticmethod
     def scheduled_at_older_than(age: timedelta) -> Where[Any, Any]:
         """Jobs scheduled more than ``age`` ago (now is taken when the query is built)."""
-        return Where(ScheduledAt("<", _clock.now() - age))
+        return Where(ScheduledAt("<", _ago(age)))
 
     @staticmethod
     def scheduled_at_within_the_last(age: timedelta) -> Where[Any, Any]:
         """Jobs scheduled less than ``age`` ago, or in the future."""
-        return Where(ScheduledAt(">", _clock.now() - age))
+        return Where(ScheduledAt(">", _ago(age)))
 
     @staticmethod
     def executor_equals(name: str) -> Where[Any, Any]:
         """Jobs of the executor called ``name`` (used by untyped callers such as the CLI)."""
-        return Where(ExecutorEquals(name))
+        return Where(ExecutorEquals(check_text(name, "query executor name")))
 
     @staticmethod
     def everything() -> Where[Any, Any]:

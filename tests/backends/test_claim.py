@@ -116,18 +116,18 @@ async def test_executing_and_finished_jobs_are_not_claimed(backend: Backend) -> 
 async def test_claim_order_is_priority_then_scheduled_at_then_id(backend: Backend) -> None:
     now = utcnow()
     same_time = now - timedelta(hours=1)
-    low_priority_oldest = await enqueue(backend, priority=1, scheduled_at=now - timedelta(hours=3))
-    second_at_same_time = await enqueue(backend, priority=0, scheduled_at=same_time)
-    older = await enqueue(backend, priority=0, scheduled_at=now - timedelta(hours=2))
-    third_at_same_time = await enqueue(backend, priority=0, scheduled_at=same_time)
-    negative_newest = await enqueue(backend, priority=-1, scheduled_at=now - timedelta(minutes=1))
+    low_priority_oldest = await enqueue(backend, priority=2, scheduled_at=now - timedelta(hours=3))
+    second_at_same_time = await enqueue(backend, priority=1, scheduled_at=same_time)
+    older = await enqueue(backend, priority=1, scheduled_at=now - timedelta(hours=2))
+    third_at_same_time = await enqueue(backend, priority=1, scheduled_at=same_time)
+    urgent_newest = await enqueue(backend, priority=0, scheduled_at=now - timedelta(minutes=1))
 
     order = []
     for _ in range(5):
         job, _ = await claim_one(backend)
         order.append(job.id)
     assert order == [
-        negative_newest,
+        urgent_newest,
         older,
         second_at_same_time,
         third_at_same_time,

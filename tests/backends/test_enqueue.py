@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from rexecutor.backend import Backend
-from rexecutor.errors import ConfigurationError
+from rexecutor.errors import ValidationError
 from rexecutor.job import JobStatus
 from rexecutor.query import Where
 
@@ -102,7 +102,7 @@ async def test_scheduled_at_in_the_past_is_accepted(backend: Backend) -> None:
 
 @pytest.mark.parametrize("max_attempts", [0, -1])
 async def test_max_attempts_below_one_is_rejected(backend: Backend, max_attempts: int) -> None:
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ValidationError):
         await backend.enqueue(new_job(max_attempts=max_attempts))
     assert await find(backend, Where.everything()) == []
 
@@ -113,19 +113,21 @@ async def test_max_attempts_of_one_is_accepted(backend: Backend) -> None:
 
 
 async def test_naive_scheduled_at_is_rejected(backend: Backend) -> None:
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ValidationError):
         await backend.enqueue(new_job(scheduled_at=datetime(2030, 1, 1, 12, 0)))
     assert await find(backend, Where.everything()) == []
 
 
 async def test_priority_far_out_of_range_is_rejected(backend: Backend) -> None:
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ValidationError):
         await backend.enqueue(new_job(priority=2**40))
 
 
-async def test_negative_priority_is_stored(backend: Backend) -> None:
-    job = await backend.get_job(await enqueue(backend, priority=-5))
-    assert job.priority == -5
+async def test_negative_priority_is_rejected(backend: Backend) -> None:
+    # The builder refuses it too: every path applies the same rule.
+    with pytest.raises(ValidationError, match="priority"):
+        await backend.enqueue(new_job(priority=-5))
+    assert await find(backend, Where.everything()) == []
 
 
 async def test_json_values_of_every_kind_round_trip(backend: Backend) -> None:
@@ -201,5 +203,5 @@ async def test_enqueue_many_of_nothing_stores_nothing(backend: Backend) -> None:
 
 
 async def test_enqueue_many_rejects_max_attempts_below_one(backend: Backend) -> None:
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ValidationError):
         await backend.enqueue_many([new_job(max_attempts=0)])

@@ -19,7 +19,7 @@ from rexecutor import (
     Where,
     enqueue_many,
 )
-from rexecutor._json import _has_nul as _contains_nul
+from rexecutor._payload import _has_nul as _contains_nul
 from rexecutor.backend import Backend
 from rexecutor.query import ExecutorEquals
 

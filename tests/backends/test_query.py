@@ -343,7 +343,7 @@ async def test_empty_id_list_inside_or_and_not(backend: Backend) -> None:
 async def test_results_are_oldest_first_by_id(backend: Backend) -> None:
     now = datetime.now(UTC)
     first = await enqueue(backend, scheduled_at=now + timedelta(hours=3), priority=5)
-    second = await enqueue(backend, scheduled_at=now - timedelta(hours=3), priority=-5)
+    second = await enqueue(backend, scheduled_at=now - timedelta(hours=3), priority=0)
     third = await enqueue(backend, scheduled_at=now)
     assert await find(backend, Where.everything()) == [first, second, third]
     assert await find(backend, Where.everything(), newest_first=True) == [third, second, first]

@@ -213,7 +213,7 @@ async def test_window_of_an_hour_ignores_jobs_further_away(backend: Backend) -> 
 async def test_the_earliest_match_wins(backend: Backend) -> None:
     now = utcnow()
     first = await enqueue(backend, scheduled_at=now + timedelta(hours=2), priority=9)
-    await enqueue(backend, scheduled_at=now - timedelta(hours=2), priority=-9)
+    await enqueue(backend, scheduled_at=now - timedelta(hours=2), priority=0)
     await enqueue(backend, scheduled_at=now)
     result = await _unique(backend, UniquenessCriteria.by_executor())
     assert (result.job_id, result.duplicate) == (first, True)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from rexecutor.backend import Backend
-from rexecutor.errors import ConfigurationError, JobNotFound
+from rexecutor.errors import JobNotFound, ValidationError
 from rexecutor.job import ErrorType, JobError, JobId, JobStatus
 
 from ._helpers import FAR_FUTURE, assert_utc, claim_one, enqueue, retryable, utcnow
@@ -22,7 +22,7 @@ async def test_update_writes_the_six_editable_fields(backend: Backend) -> None:
     job.data = {"v": 2, "nested": {"list": [1, "x"]}}
     job.metadata = {"edited": True}
     job.max_attempts = 9
-    job.priority = -4
+    job.priority = 4
     job.tags = ["z", "new", "a"]
     job.scheduled_at = when
     await backend.update_job(job)
@@ -31,7 +31,7 @@ async def test_update_writes_the_six_editable_fields(backend: Backend) -> None:
     assert stored.data == {"v": 2, "nested": {"list": [1, "x"]}}
     assert stored.metadata == {"edited": True}
     assert stored.max_attempts == 9
-    assert stored.priority == -4
+    assert stored.priority == 4
     assert stored.tags == ["z", "new", "a"]
     assert stored.scheduled_at == when
     assert stored.status is JobStatus.SCHEDULED
@@ -110,7 +110,7 @@ async def test_update_rejects_a_naive_scheduled_at(backend: Backend) -> None:
     job = await backend.get_job(await enqueue(backend))
     before = await backend.get_job(job.id)
     job.scheduled_at = datetime(2032, 2, 3, 23, 30)
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ValidationError):
         await backend.update_job(job)
     assert await backend.get_job(job.id) == before
 
@@ -119,7 +119,7 @@ async def test_update_rejects_max_attempts_below_one(backend: Backend) -> None:
     job = await backend.get_job(await enqueue(backend))
     before = await backend.get_job(job.id)
     job.max_attempts = 0
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ValidationError):
         await backend.update_job(job)
     assert await backend.get_job(job.id) == before
 
@@ -128,7 +128,7 @@ async def test_update_rejects_a_priority_far_out_of_range(backend: Backend) -> N
     job = await backend.get_job(await enqueue(backend))
     before = await backend.get_job(job.id)
     job.priority = 2**40
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ValidationError):
         await backend.update_job(job)
     assert await backend.get_job(job.id) == before
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from rexecutor._payload import EARLIEST, LATEST
 from rexecutor.backend import EnqueuableJob
 from rexecutor.backends.sqlite import SCHEMA_VERSION, SqliteBackend
 from rexecutor.errors import BackendError, SchemaVersionError
@@ -173,9 +174,9 @@ async def test_times_are_integer_microseconds_and_read_back_as_aware_utc(tmp_pat
 @pytest.mark.parametrize(
     "moment",
     [
-        datetime(1, 1, 1, tzinfo=UTC),
+        EARLIEST,
         datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
-        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        LATEST,
     ],
 )
 async def test_extreme_times_round_trip_and_compare(tmp_path: Path, moment: datetime) -> None:

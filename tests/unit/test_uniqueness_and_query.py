@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rexecutor import JobStatus, Replace, UniquenessCriteria, Where
+from rexecutor import JobStatus, Replace, UniquenessCriteria, ValidationError, Where
 from rexecutor.query import And, IdIn, Not, Or, StatusIn, TagsOneOf
 
 
@@ -61,6 +61,6 @@ def test_where_combinators_group_as_written() -> None:
 
 
 def test_where_refuses_naive_datetimes() -> None:
-    with pytest.raises(ValueError, match="no timezone"):
+    with pytest.raises(ValidationError, match="no timezone"):
         Where.scheduled_at_before(datetime(2030, 1, 1))
     assert Where.scheduled_at_after(datetime(2030, 1, 1, tzinfo=UTC))

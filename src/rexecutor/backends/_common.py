@@ -3,12 +3,15 @@ computed in Python (the SQL backends mirror these rules in their statements)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
 
+from rexecutor._payload import EARLIEST, LATEST, EncodedJob, check_job
 from rexecutor.backend import EnqueuableJob, FailureRecord
-from rexecutor.errors import ConfigurationError
-from rexecutor.job import Job, JobError, JobStatus
+from rexecutor.errors import ValidationError
+from rexecutor.job import ErrorType, Job, JobError, JobStatus
 from rexecutor.query import (
     And,
     DataEquals,
@@ -25,24 +28,45 @@ from rexecutor.query import (
 )
 
 
-def validate_enqueuable(job: EnqueuableJob) -> None:
-    """Reject values no backend can store, with a message that says what to change."""
-    if job.max_attempts < 1:
-        raise ConfigurationError(f"max_attempts must be at least 1, got {job.max_attempts}")
-    if job.scheduled_at is not None and job.scheduled_at.tzinfo is None:
-        raise ConfigurationError("scheduled_at must be timezone-aware (UTC)")
-    if not -(2**31) < job.priority < 2**31:
-        raise ConfigurationError(f"priority {job.priority} is out of range")
+def validate_enqueuable(job: EnqueuableJob, limit: int | None) -> EncodedJob:
+    """Apply the payload rule (:func:`rexecutor._payload.check_job`) to a job to enqueue."""
+    return check_job(
+        executor=job.executor,
+        data=job.data,
+        metadata=job.metadata,
+        tags=job.tags,
+        max_attempts=job.max_attempts,
+        priority=job.priority,
+        scheduled_at=job.scheduled_at,
+        limit=limit,
+    )
 
 
-def validate_update(job: Job[Any, Any]) -> None:
-    """Reject edited values that ``update_job`` cannot store, as ``enqueue`` does."""
-    if job.max_attempts < 1:
-        raise ConfigurationError(f"max_attempts must be at least 1, got {job.max_attempts}")
-    if job.scheduled_at.tzinfo is None:
-        raise ConfigurationError("scheduled_at must be timezone-aware (UTC)")
-    if not -(2**31) < job.priority < 2**31:
-        raise ConfigurationError(f"priority {job.priority} is out of range")
+def validate_update(job: Job[Any, Any], limit: int | None) -> tuple[EncodedJob, datetime]:
+    """Apply the payload rule to the edited values of ``update_job``, as ``enqueue`` does;
+    returns the encoded values and the new ``scheduled_at`` in UTC."""
+    encoded = check_job(
+        executor=job.executor,
+        data=job.data,
+        metadata=job.metadata,
+        tags=job.tags,
+        max_attempts=job.max_attempts,
+        priority=job.priority,
+        scheduled_at=job.scheduled_at,
+        limit=limit,
+    )
+    if encoded.scheduled_at is None:
+        raise ValidationError(f"scheduled_at of job {int(job.id)} must be a datetime, got None")
+    return encoded, encoded.scheduled_at
+
+
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
+
+
+def storable_id(job_id: int) -> bool:
+    """Whether ``job_id`` fits the 64-bit integer every backend stores ids as."""
+    return _INT64_MIN <= job_id <= _INT64_MAX
 
 
 def json_equal(left: Any, right: Any) -> bool:
@@ -136,3 +160,119 @@ def error_entry(job: Job[Any, Any], error: FailureRecord, now: datetime) -> JobE
 def status_after_giving_back(attempt: int) -> JobStatus:
     """The ready status of a job whose last attempt was given back (snooze, rerun)."""
     return JobStatus.SCHEDULED if attempt == 0 else JobStatus.RETRYABLE
+
+
+# -- rows that cannot be read -------------------------------------------------------------------
+
+#: What a reader shows for a stored time it cannot represent (too early, too late, not a time).
+UNREADABLE_EARLY: Final = datetime.min.replace(tzinfo=UTC)
+UNREADABLE_LATE: Final = datetime.max.replace(tzinfo=UTC)
+_STATUS_VALUES: Final = frozenset(s.value for s in JobStatus)
+#: How much of an unreadable stored value an error quotes.
+_RAW_QUOTE: Final = 300
+
+
+def quote_raw(value: object) -> str:
+    """A stored value as an error quotes it: its repr, cut to a few hundred characters."""
+    text = repr(value)
+    return text if len(text) <= _RAW_QUOTE else text[:_RAW_QUOTE] + "...(cut)"
+
+
+def schedulable(moment: datetime) -> bool:
+    """Whether a stored time is one that enqueue would accept (a row outside is poison)."""
+    return EARLIEST <= moment <= LATEST
+
+
+class RowReader:
+    """Reads the columns of one stored job row that the fast decoder failed on.
+
+    Every column is decoded on its own; what cannot be read is replaced by a stand-in
+    (times clamped to ``UNREADABLE_EARLY``/``UNREADABLE_LATE``, JSON kept as its raw text) and
+    noted in :attr:`problems`, with the stored value the backend should write instead in
+    :attr:`repairs` (column → value) when the row is set aside.
+    """
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.repairs: dict[str, Any] = {}
+        self._explain: JobError | None = None
+
+    def note(self, column: str, raw: object, why: str, repair: Any) -> None:
+        """Record that ``column`` held ``raw``, unreadable because ``why``."""
+        self.problems.append(f"{column} {why} (stored value: {quote_raw(raw)})")
+        self.repairs[column] = repair
+
+    def status(self, raw: object) -> JobStatus:
+        """The stored status; an unknown one reads as discarded (nothing runs it)."""
+        if isinstance(raw, str) and raw in _STATUS_VALUES:
+            return JobStatus(raw)
+        self.note("status", raw, "is not a job status", JobStatus.DISCARDED.value)
+        self._explain = JobError(0, ErrorType.INVALID_DATA, self.problems[-1], UNREADABLE_EARLY)
+        return JobStatus.DISCARDED
+
+    def explained(self, errors: list[JobError]) -> list[JobError]:
+        """``errors``, with an entry saying why the job reads as discarded when its stored
+        status is unknown (call after :meth:`status`)."""
+        return errors if self._explain is None else [*errors, self._explain]
+
+    def integer(self, column: str, raw: object, default: int) -> int:
+        """An integer column; anything else reads as ``default``."""
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        self.note(column, raw, "is not an integer", default)
+        return default
+
+    def text(self, column: str, raw: object) -> str:
+        """A text column; anything else reads as its ``str``."""
+        if isinstance(raw, str):
+            return raw
+        self.note(column, raw, "is not text", str(raw))
+        return str(raw)
+
+    def errors(self, entries: object, raw: object) -> list[JobError]:
+        """The stored error list; an entry that cannot be read becomes an INVALID_DATA entry."""
+        if not isinstance(entries, list):
+            self.note("errors", raw, "is not a JSON list of errors", [])
+            return [unreadable_error_entry(raw)]
+        found: list[JobError] = []
+        broken = False
+        for entry in entries:
+            try:
+                if not isinstance(entry, dict):
+                    raise TypeError("not an object")
+                found.append(JobError.from_json(entry))
+            except (KeyError, TypeError, ValueError, OverflowError):
+                broken = True
+                found.append(unreadable_error_entry(entry))
+        if broken:
+            self.note("errors", raw, "holds entries that are not errors", found)
+        return found
+
+
+def unreadable_error_entry(raw: object) -> JobError:
+    """A stand-in for a stored error entry that cannot be read, quoting it."""
+    return JobError(
+        0, ErrorType.INVALID_DATA, f"stored error entry unreadable: {quote_raw(raw)}", EARLIEST
+    )
+
+
+def poison_failure(problems: Sequence[str]) -> FailureRecord:
+    """The error recorded on a claimed job whose stored row cannot be read."""
+    return FailureRecord(
+        ErrorType.INVALID_DATA,
+        "the stored job could not be read, so it was discarded without running: "
+        + "; ".join(problems)
+        + ". Unreadable values were reset so that the job can be listed; fix the row and "
+        "rerun it, or enqueue the job again",
+        name="UnreadableJob",
+    )
+
+
+def tally(rows: Iterable[Sequence[Any]]) -> dict[tuple[str, JobStatus], int]:
+    """``count_jobs`` from (executor, stored status, count) rows; an unknown status counts as
+    discarded, as the job itself reads."""
+    counts: Counter[tuple[str, JobStatus]] = Counter()
+    for executor, status, n in rows:
+        known = JobStatus(status) if status in _STATUS_VALUES else JobStatus.DISCARDED
+        counts[str(executor), known] += int(n)
+    return dict(counts)

@@ -13,10 +13,11 @@ import threading
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from rexecutor import _clock
+from rexecutor._payload import storable_delay
 from rexecutor.backend import (
     Backend,
     EnqueuableJob,
@@ -90,11 +91,12 @@ class InMemoryBackend(Backend):
 
     # -- enqueue ---------------------------------------------------------------------------
 
-    def _enqueue_locked(self, job: EnqueuableJob, now: datetime, wake: set[str]) -> EnqueueResult:
-        validate_enqueuable(job)
+    def _enqueue_locked(
+        self, job: EnqueuableJob, scheduled: datetime | None, now: datetime, wake: set[str]
+    ) -> EnqueueResult:
         # Store copies: the caller may go on mutating what it passed in.
         data, metadata = _clone(job.data), _clone(job.metadata)
-        scheduled_at = job.scheduled_at.astimezone(UTC) if job.scheduled_at else now
+        scheduled_at = now if scheduled is None else scheduled
         criteria = job.uniqueness
         key = criteria.key if criteria else None
         if criteria is not None:
@@ -150,9 +152,10 @@ class InMemoryBackend(Backend):
 
     async def enqueue(self, job: EnqueuableJob, *, connection: Any = None) -> EnqueueResult:
         refuse_connection(self, connection)
+        scheduled = validate_enqueuable(job, self.max_payload_bytes).scheduled_at
         wake: set[str] = set()
         with self._lock:
-            result = self._enqueue_locked(job, _clock.now(), wake)
+            result = self._enqueue_locked(job, scheduled, _clock.now(), wake)
         self._wake_all(wake)
         return result
 
@@ -160,12 +163,14 @@ class InMemoryBackend(Backend):
         self, jobs: Sequence[EnqueuableJob], *, connection: Any = None
     ) -> list[EnqueueResult]:
         refuse_connection(self, connection)
+        times = [validate_enqueuable(job, self.max_payload_bytes).scheduled_at for job in jobs]
         wake: set[str] = set()
         with self._lock:
             now = _clock.now()
-            for job in jobs:
-                validate_enqueuable(job)
-            results = [self._enqueue_locked(job, now, wake) for job in jobs]
+            results = [
+                self._enqueue_locked(job, scheduled, now, wake)
+                for job, scheduled in zip(jobs, times, strict=True)
+            ]
         self._wake_all(wake)
         return results
 
@@ -260,7 +265,7 @@ class InMemoryBackend(Backend):
             now = _clock.now()
             job.errors.append(error_entry(job, error, now))
             job.status = JobStatus.RETRYABLE
-            job.scheduled_at = now + delay
+            job.scheduled_at = now + storable_delay(delay)
             self._requeue(job)
             self._wake(job)
             return True
@@ -288,7 +293,7 @@ class InMemoryBackend(Backend):
                 job.errors.append(error_entry(job, error, now))
             job.attempt = max(job.attempt - 1, 0)
             job.status = status_after_giving_back(job.attempt)
-            job.scheduled_at = now + delay
+            job.scheduled_at = now + storable_delay(delay)
             self._requeue(job)
             self._wake(job)
             return True
@@ -330,13 +335,13 @@ class InMemoryBackend(Backend):
     async def update_job(self, job: Job[Any, Any]) -> None:
         with self._lock:
             stored = self._get(job.id)
-            validate_update(job)
+            _, scheduled_at = validate_update(job, self.max_payload_bytes)
             stored.data = _clone(job.data)
             stored.metadata = _clone(job.metadata)
             stored.max_attempts = job.max_attempts
             stored.priority = job.priority
             stored.tags = list(job.tags)
-            stored.scheduled_at = job.scheduled_at.astimezone(UTC)
+            stored.scheduled_at = scheduled_at
             self._requeue(stored)
             self._wake(stored)
 

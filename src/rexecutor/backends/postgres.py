@@ -113,6 +113,7 @@ from psycopg_pool.abc import AsyncConninfoParam, AsyncKwargsParam
 
 from rexecutor._json import stable_hash
 from rexecutor._notify import Subscription
+from rexecutor._payload import EARLIEST, LATEST, storable_delay
 from rexecutor.backend import (
     Backend,
     EnqueuableJob,
@@ -122,7 +123,16 @@ from rexecutor.backend import (
     NodeInfo,
     PruneSpec,
 )
-from rexecutor.backends._common import validate_enqueuable, validate_update
+from rexecutor.backends._common import (
+    UNREADABLE_EARLY,
+    UNREADABLE_LATE,
+    RowReader,
+    poison_failure,
+    schedulable,
+    tally,
+    validate_enqueuable,
+    validate_update,
+)
 from rexecutor.errors import (
     BackendError,
     ConfigurationError,
@@ -213,8 +223,43 @@ _COLUMN_NAMES: Final = (
     "discarded_at",
     "attempted_by",
 )
-_COLUMNS: Final = ", ".join(_COLUMN_NAMES)
-_J_COLUMNS: Final = ", ".join(f"j.{name}" for name in _COLUMN_NAMES)
+_TIME_COLUMNS: Final = (
+    "inserted_at",
+    "scheduled_at",
+    "attempted_at",
+    "completed_at",
+    "cancelled_at",
+    "discarded_at",
+)
+#: The range of timestamptz values Python can hold, and the narrower one enqueue accepts.
+_READABLE: Final = ("'0001-01-01 00:00:00+00'", "'9999-12-31 23:59:59.999999+00'")
+_ACCEPTED: Final = (f"'{EARLIEST.isoformat()}'", f"'{LATEST.isoformat()}'")
+#: The times a job row must hold within ``_ACCEPTED`` to be claimed and run.
+_SCHEDULING: Final = ("inserted_at", "scheduled_at")
+
+
+def _clamped(column: str, bounds: tuple[str, str]) -> str:
+    """SQL for ``column`` clamped into ``bounds`` (NULL stays NULL; infinities are clamped)."""
+    low, high = (f"{bound}::timestamptz" for bound in bounds)
+    return (
+        f"CASE WHEN {column} > {high} THEN {high} WHEN {column} < {low} THEN {low} "
+        f"ELSE {column} END"
+    )
+
+
+def _select_list(prefix: str) -> str:
+    # A time no Python datetime can hold (a hand-written year 10000, 'infinity') is read
+    # clamped, so that decoding a row never fails on it.
+    return ", ".join(
+        f"{_clamped(prefix + name, _READABLE)} AS {name}"
+        if name in _TIME_COLUMNS
+        else prefix + name
+        for name in _COLUMN_NAMES
+    )
+
+
+_COLUMNS: Final = _select_list("")
+_J_COLUMNS: Final = _select_list("j.")
 
 # -- migrations ------------------------------------------------------------------------------
 
@@ -376,7 +421,9 @@ _STATEMENTS: Final[dict[str, str]] = {
             SELECT id FROM {{jobs}}
             WHERE executor = %(executor)s
               AND status IN {_READY_SQL}
-              AND scheduled_at <= now()
+              -- Rows scheduled beyond what enqueue accepts cannot have been written by it:
+              -- they are claimed so that they are set aside instead of lying in wait.
+              AND (scheduled_at <= now() OR scheduled_at > {_ACCEPTED[1]}::timestamptz)
             ORDER BY priority, scheduled_at, id
             LIMIT %(limit)s
             FOR UPDATE SKIP LOCKED
@@ -388,12 +435,12 @@ _STATEMENTS: Final[dict[str, str]] = {
         WHERE j.id = picked.id
         RETURNING {_J_COLUMNS}
     """,
-    "next_scheduled_at": """
-        SELECT min(first.scheduled_at)
+    "next_scheduled_at": f"""
+        SELECT {_clamped("min(first.scheduled_at)", _READABLE)}
         FROM unnest(%(executors)s::text[]) AS e(executor)
         CROSS JOIN (VALUES ('scheduled'), ('retryable')) AS s(status)
         CROSS JOIN LATERAL (
-            SELECT j.scheduled_at FROM {jobs} AS j
+            SELECT j.scheduled_at FROM {{jobs}} AS j
             WHERE j.executor = e.executor AND j.status = s.status
             ORDER BY j.scheduled_at
             LIMIT 1
@@ -509,6 +556,19 @@ _STATEMENTS: Final[dict[str, str]] = {
         RETURNING executor, status
     """,
     "exists": "SELECT EXISTS (SELECT 1 FROM {jobs} WHERE id = %(id)s)",
+    "stored_times": "SELECT inserted_at::text, scheduled_at::text FROM {jobs} WHERE id = %(id)s",
+    # A claimed job whose row cannot be read: discarded, its times made readable, unreadable
+    # JSON replaced by its text (as a JSON string), the error list rewritten as read.
+    "set_aside": "UPDATE {jobs} SET status = 'discarded', discarded_at = now(), "
+    "errors = %(errors)s::jsonb || " + _ERROR_ENTRY + ", data = COALESCE(%(data)s::jsonb, data), "
+    "metadata = COALESCE(%(metadata)s::jsonb, metadata), "
+    + ", ".join(
+        f"{name} = {_clamped(name, _ACCEPTED if name in _SCHEDULING else _READABLE)}"
+        for name in _TIME_COLUMNS
+        if name != "discarded_at"
+    )
+    + " WHERE "
+    + _FENCE,
     "try_lock": "SELECT pg_try_advisory_xact_lock(%(key)s)",
     "heartbeat": """
         INSERT INTO {nodes} (node_id, host, pid, started_at, heartbeat_at)
@@ -518,10 +578,12 @@ _STATEMENTS: Final[dict[str, str]] = {
     """,
     "remove_node": "DELETE FROM {nodes} WHERE node_id = %(node_id)s",
     "count_jobs": "SELECT executor, status, count(*) FROM {jobs} GROUP BY executor, status",
-    "finished_per_minute": """
+    "finished_per_minute": f"""
         SELECT date_trunc('minute', finished) AS bucket, status, count(*) FROM (
-            SELECT status, COALESCE(completed_at, cancelled_at, discarded_at) AS finished
-            FROM {jobs} WHERE status IN ('complete', 'cancelled', 'discarded')
+            SELECT status,
+                {_clamped("COALESCE(completed_at, cancelled_at, discarded_at)", _READABLE)}
+                    AS finished
+            FROM {{jobs}} WHERE status IN ('complete', 'cancelled', 'discarded')
         ) AS done
         WHERE finished >= now() - %(since)s
         GROUP BY bucket, status ORDER BY bucket, status
@@ -697,7 +759,77 @@ class _JsonbBinaryLoader(Loader):
             return None
         if raw == b"\x01[]":
             return []
-        return json.loads(raw[1:].decode())
+        text = raw[1:].decode()
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError):
+            # jsonb nests deeper than Python's parser goes: keep the text, so the job reads.
+            return _UnreadableJson(text)
+
+
+class _UnreadableJson(str):
+    """The raw text of a stored JSON value that Python cannot decode."""
+
+    __slots__ = ()
+
+
+def _read_job(row: Row) -> Job[Any, Any]:
+    """Decode a row for a reader; a row that rexecutor could not have written still reads."""
+    try:
+        return _job_from_row(row)
+    except (ValueError, TypeError, KeyError, OverflowError):
+        return _read_defensively(row)[0]
+
+
+def _read_claimed(row: Row) -> tuple[Job[Any, Any], RowReader | None]:
+    """Decode a claimed row, with what makes it unfit to run (None: nothing)."""
+    try:
+        job = _job_from_row(row)
+    except (ValueError, TypeError, KeyError, OverflowError):
+        return _read_defensively(row)
+    if (
+        schedulable(job.scheduled_at)
+        and schedulable(job.inserted_at)
+        and type(job.data) is not _UnreadableJson
+        and type(job.metadata) is not _UnreadableJson
+    ):
+        return job, None
+    return _read_defensively(row)
+
+
+def _read_defensively(row: Row) -> tuple[Job[Any, Any], RowReader]:
+    """Decode each column of a row on its own, noting (and standing in for) what is unreadable.
+
+    Times arrive clamped (see ``_select_list``); ``_set_aside`` notes those outside what
+    enqueue accepts, quoting the stored text.
+    """
+    reader = RowReader()
+    values = dict(zip(_COLUMN_NAMES, row, strict=True))
+    for name in ("data", "metadata"):
+        if type(values[name]) is _UnreadableJson:
+            reader.note(name, values[name], "is JSON nested too deeply to decode", None)
+    errors = values["errors"]
+    status = reader.status(values["status"])
+    job: Job[Any, Any] = Job(
+        JobId(values["id"]),
+        status,
+        reader.text("executor", values["executor"]),
+        values["data"],
+        values["metadata"],
+        reader.integer("attempt", values["attempt"], 0),
+        reader.integer("max_attempts", values["max_attempts"], 1),
+        reader.integer("priority", values["priority"], 0),
+        [str(tag) for tag in values["tags"] or ()],
+        reader.explained(reader.errors(errors, errors)),
+        _utc(values["inserted_at"]) or UNREADABLE_EARLY,
+        _utc(values["scheduled_at"]) or UNREADABLE_LATE,
+        _utc(values["attempted_at"]),
+        _utc(values["completed_at"]),
+        _utc(values["cancelled_at"]),
+        _utc(values["discarded_at"]),
+        values["attempted_by"],
+    )
+    return job, reader
 
 
 def _error_params(error: FailureRecord) -> dict[str, Any]:
@@ -831,17 +963,12 @@ class _Prepared:
     metadata: str
     tags: list[str]
 
+    scheduled_at: datetime | None
+
     @classmethod
-    def of(cls, job: EnqueuableJob) -> _Prepared:
-        validate_enqueuable(job)
-        if not isinstance(job.executor, str):
-            raise ConfigurationError(f"executor must be a string, got {job.executor!r}")
-        return cls(
-            job,
-            _json_text(job.data, "job data"),
-            _json_text(job.metadata, "job metadata"),
-            [str(tag) for tag in job.tags],
-        )
+    def of(cls, job: EnqueuableJob, limit: int | None) -> _Prepared:
+        encoded = validate_enqueuable(job, limit)
+        return cls(job, encoded.data, encoded.metadata, list(job.tags), encoded.scheduled_at)
 
     def params(self) -> dict[str, Any]:
         job = self.job
@@ -852,7 +979,7 @@ class _Prepared:
             "max_attempts": job.max_attempts,
             "priority": job.priority,
             "tags": self.tags,
-            "scheduled_at": job.scheduled_at,
+            "scheduled_at": self.scheduled_at,
         }
 
 
@@ -1476,7 +1603,8 @@ class PostgresBackend(Backend):
     async def _enqueue_batch(
         self, jobs: Sequence[EnqueuableJob], connection: Conn | None
     ) -> list[EnqueueResult]:
-        prepared = [_Prepared.of(job) for job in jobs]
+        limit = self.max_payload_bytes
+        prepared = [_Prepared.of(job, limit) for job in jobs]
         if not prepared:
             return []
 
@@ -1543,7 +1671,7 @@ class PostgresBackend(Backend):
             "metadata": [p.metadata for p in prepared],
             "max_attempts": [p.job.max_attempts for p in prepared],
             "priority": [p.job.priority for p in prepared],
-            "scheduled_at": [p.job.scheduled_at for p in prepared],
+            "scheduled_at": [p.scheduled_at for p in prepared],
         }
         if any(p.tags for p in prepared):
             params["tags"] = [_TAGS_TEXT(p.tags) if p.tags else "[]" for p in prepared]
@@ -1677,27 +1805,95 @@ class PostgresBackend(Backend):
         """
         if limit <= 0:
             return []
-        params = {"executor": executor, "limit": int(limit), "node": node_id}
+        jobs: list[Job[Any, Any]] = []
+        held: list[Row] = []  # the rows of ``jobs``, handed back if the caller goes away
+        want = int(limit)
+        while True:
+            params = {"executor": executor, "limit": want, "node": node_id}
 
-        async def work(conn: Conn) -> list[Row]:
-            return await _fetchall(conn, self._q["claim"], params, binary=True)
+            async def work(conn: Conn, params: dict[str, Any] = params) -> list[Row]:
+                return await _fetchall(conn, self._q["claim"], params, binary=True)
 
-        claim = asyncio.ensure_future(self._run(work, verify=False))
-        try:
-            rows = await asyncio.shield(claim)
-        except asyncio.CancelledError:
-            await self._give_back(claim, node_id)
-            raise
-        jobs = [_job_from_row(row) for row in rows]
+            claim = asyncio.ensure_future(self._run(work, verify=False))
+            try:
+                rows = await asyncio.shield(claim)
+            except asyncio.CancelledError:
+                await self._give_back(claim, node_id, held)
+                raise
+            unreadable: list[tuple[Row, Job[Any, Any], RowReader]] = []
+            for row in rows:
+                job, reader = _read_claimed(row)
+                if reader is None:
+                    jobs.append(job)
+                    held.append(row)
+                else:
+                    unreadable.append((row, job, reader))
+            if not unreadable:
+                break
+            poison = [(job, reader) for _, job, reader in unreadable]
+            aside = asyncio.ensure_future(self._set_aside(poison, node_id))
+            try:
+                await asyncio.shield(aside)
+            except BaseException:
+                # Whatever was claimed goes back; the unreadable rows are set aside next time.
+                await asyncio.wait([aside])
+                await self._give_back(None, node_id, [*held, *(r for r, _, _ in unreadable)])
+                raise
+            # Rows set aside must not take the places of the good jobs behind them; each round
+            # discards what it could not read, so this ends.
+            if len(rows) < want:
+                break
+            want = len(unreadable)
         jobs.sort(key=lambda j: (j.priority, j.scheduled_at, j.id))
         return jobs
 
-    async def _give_back(self, claim: asyncio.Future[list[Row]], node_id: str) -> None:
-        """Undo a claim whose caller was cancelled, once the claim itself has finished."""
-        await asyncio.wait([claim])
-        if claim.cancelled() or claim.exception() is not None:
-            return  # the claim did not go through: it claimed nothing
-        rows = claim.result()
+    async def _set_aside(self, items: list[tuple[Job[Any, Any], RowReader]], node_id: str) -> None:
+        """Discard claimed jobs whose rows cannot be read, writing readable stand-ins."""
+
+        async def work(conn: Conn) -> None:
+            for job, reader in items:
+                stored = await _fetchone(conn, self._q["stored_times"], {"id": int(job.id)})
+                assert stored is not None
+                for name, text in zip(("inserted_at", "scheduled_at"), stored, strict=True):
+                    moment = job.inserted_at if name == "inserted_at" else job.scheduled_at
+                    if not schedulable(moment):
+                        reader.note(name, text, "is outside what enqueue accepts", None)
+                repairs = {
+                    name: _JSON_ENCODE(str(getattr(job, name)))
+                    if type(getattr(job, name)) is _UnreadableJson
+                    else None
+                    for name in ("data", "metadata")
+                }
+                params = {
+                    "id": int(job.id),
+                    "node": node_id,
+                    "attempt": job.attempt,
+                    "errors": _JSON_ENCODE([e.to_json() for e in job.errors]),
+                    **repairs,
+                    **_error_params(poison_failure(reader.problems)),
+                }
+                await _execute(conn, self._q["set_aside"], params)
+                logger.warning(
+                    "rexecutor: job %s of executor %r cannot be read and was discarded: %s",
+                    int(job.id),
+                    job.executor,
+                    "; ".join(reader.problems),
+                )
+
+        await self._run(work)
+
+    async def _give_back(
+        self, claim: asyncio.Future[list[Row]] | None, node_id: str, earlier: list[Row]
+    ) -> None:
+        """Undo a claim whose caller was cancelled, once the claim itself has finished.
+
+        ``earlier``: rows claimed before by the same call, handed back with it.
+        """
+        rows = list(earlier)
+        if claim is not None:
+            await asyncio.wait([claim])
+            if not claim.cancelled() and claim.exception() is None:
+                rows.extend(claim.result())
         if not rows:
             return
         at_id, at_attempt, at_executor = (
@@ -1822,7 +2018,7 @@ class PostgresBackend(Backend):
         self, job_id: int, lease: Lease, delay: timedelta, error: FailureRecord
     ) -> bool:
         """Executing → retryable at now + ``delay``, appending ``error``; fenced."""
-        params = {**self._lease(lease), **_error_params(error), "delay": delay}
+        params = {**self._lease(lease), **_error_params(error), "delay": storable_delay(delay)}
         return await self._fenced("retryable", job_id, params, wake=True)
 
     async def mark_job_discarded(self, job_id: int, lease: Lease, error: FailureRecord) -> bool:
@@ -1834,7 +2030,7 @@ class PostgresBackend(Backend):
         self, job_id: int, lease: Lease, delay: timedelta, error: FailureRecord | None = None
     ) -> bool:
         """Executing → scheduled/retryable at now + ``delay``, giving the attempt back; fenced."""
-        params: dict[str, Any] = {**self._lease(lease), "delay": delay}
+        params: dict[str, Any] = {**self._lease(lease), "delay": storable_delay(delay)}
         if error is None:
             return await self._fenced("snoozed", job_id, params, wake=True)
         params.update(_error_params(error))
@@ -1896,8 +2092,8 @@ class PostgresBackend(Backend):
         """Write data, metadata, max_attempts, priority, tags and scheduled_at; nothing else."""
         job_id = int(job.id)
         try:
-            validate_update(job)
-        except ConfigurationError:
+            encoded, scheduled_at = validate_update(job, self.max_payload_bytes)
+        except ValidationError:
             if not await self._exists(job_id):
                 raise JobNotFound(job_id) from None
             raise
@@ -1905,12 +2101,12 @@ class PostgresBackend(Backend):
             raise JobNotFound(job_id)
         params = {
             "id": job_id,
-            "data": _json_text(job.data, "job data"),
-            "metadata": _json_text(job.metadata, "job metadata"),
+            "data": encoded.data,
+            "metadata": encoded.metadata,
             "max_attempts": job.max_attempts,
             "priority": job.priority,
-            "tags": [str(tag) for tag in job.tags],
-            "scheduled_at": job.scheduled_at,
+            "tags": list(job.tags),
+            "scheduled_at": scheduled_at,
         }
 
         async def work(conn: Conn) -> Row | None:
@@ -1950,7 +2146,7 @@ class PostgresBackend(Backend):
         async def work(conn: Conn) -> list[Row]:
             return await _fetchall(conn, statement, params, binary=True)
 
-        return [_job_from_row(row) for row in await self._run(work, retry=True)]
+        return [_read_job(row) for row in await self._run(work, retry=True)]
 
     async def get_job(self, job_id: int) -> Job[Any, Any]:
         """The job with this id, or ``JobNotFound``."""
@@ -2046,7 +2242,7 @@ class PostgresBackend(Backend):
             return await _fetchall(conn, self._q["count_jobs"])
 
         rows = await self._run(work, retry=True)
-        return {(executor, JobStatus(status)): int(n) for executor, status, n in rows}
+        return tally(rows)
 
     async def finished_per_minute(self, since: timedelta) -> list[tuple[datetime, JobStatus, int]]:
         """Jobs finished within the last ``since``, per minute and terminal status."""

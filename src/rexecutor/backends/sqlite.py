@@ -42,10 +42,11 @@ import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from rexecutor import _clock
 from rexecutor._notify import Subscription, WakeHub
+from rexecutor._payload import EARLIEST, LATEST, EncodedJob, storable_delay
 from rexecutor.backend import (
     Backend,
     EnqueuableJob,
@@ -57,7 +58,15 @@ from rexecutor.backend import (
     refuse_connection,
 )
 from rexecutor.backends._common import (
+    UNREADABLE_EARLY,
+    UNREADABLE_LATE,
+    RowReader,
+    error_entry,
+    poison_failure,
+    schedulable,
     status_after_giving_back,
+    storable_id,
+    tally,
     validate_enqueuable,
     validate_update,
 )
@@ -173,6 +182,14 @@ _COLUMNS: Final = (
 _READY_SQL: Final = "status IN ('scheduled', 'retryable')"
 _FINISHED_SQL: Final = "COALESCE(completed_at, cancelled_at, discarded_at, scheduled_at)"
 
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+#: The range of stored times Python can represent, and the narrower one enqueue accepts.
+_MIN_US: Final = (UNREADABLE_EARLY - _EPOCH) // _MICROSECOND
+_MAX_US: Final = (UNREADABLE_LATE - _EPOCH) // _MICROSECOND
+_EARLIEST_US: Final = (EARLIEST - _EPOCH) // _MICROSECOND
+_LATEST_US: Final = (LATEST - _EPOCH) // _MICROSECOND
+
 _INSERT: Final = (
     "INSERT INTO jobs (status, executor, data, metadata, data_eq, metadata_eq, attempt, "
     "max_attempts, priority, tags, errors, uniqueness_key, inserted_at, scheduled_at) "
@@ -181,15 +198,15 @@ _INSERT: Final = (
 _CLAIM: Final = (
     "UPDATE jobs SET status = 'executing', attempt = attempt + 1, attempted_at = ?, "
     "attempted_by = ? WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_ready "
-    f"WHERE executor = ? AND {_READY_SQL} AND scheduled_at <= ? "
+    # Rows scheduled beyond what enqueue accepts cannot have been written by it: they are claimed
+    # so that they are set aside (see _set_aside) instead of lying in wait.
+    f"WHERE executor = ? AND {_READY_SQL} AND (scheduled_at <= ? OR scheduled_at > {_LATEST_US}) "
     f"ORDER BY priority, scheduled_at, id LIMIT ?) RETURNING {_COLUMNS}"
 )
 _HELD: Final = "id = ? AND status = 'executing' AND attempted_by = ? AND attempt = ?"
 _COMPLETE: Final = f"UPDATE jobs SET status = 'complete', completed_at = ? WHERE {_HELD}"
 _APPEND_ERROR: Final = "errors = json_insert(errors, '$[#]', json(?))"
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND: Final = timedelta(microseconds=1)
 _STATUS: Final = {s.value: s for s in JobStatus}
 
 # Primary SQLite result codes (the low byte of an extended code).
@@ -224,6 +241,24 @@ def _opt_from_us(value: int | None) -> datetime | None:
     return None if value is None else _EPOCH + timedelta(microseconds=value)
 
 
+def _clamped_from_us(value: int | None) -> datetime | None:
+    """A stored time as a datetime, clamped to what Python can represent (for summaries)."""
+    if value is None:
+        return None
+    return _from_us(min(max(int(value), _MIN_US), _MAX_US))
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+#: json.loads, except that NaN and Infinity (which Python's json writes and reads, but which
+#: are not JSON) make a stored value unreadable instead of flowing on into JSON output.
+_decode_json: Final = json.JSONDecoder(parse_constant=_refuse_constant).decode
+#: What decoding a stored row can raise when the row holds something rexecutor never writes.
+_DECODE_ERRORS: Final = (ValueError, TypeError, KeyError, OverflowError, RecursionError)
+
+
 def _loads(text: str) -> Any:
     # Shortcuts for the commonest values (no metadata, no tags, no errors): decoding is a large
     # share of the cost of reading a job.
@@ -231,11 +266,14 @@ def _loads(text: str) -> Any:
         return None
     if text == "[]":
         return []
-    return json.loads(text)
+    return _decode_json(text)
 
 
 def _job_from_row(row: tuple[Any, ...]) -> Job[Any, Any]:
     errors_text: str = row[9]
+    tags = _loads(row[8])
+    if type(tags) is not list:
+        raise TypeError("tags are not a list")
     return Job(
         id=JobId(row[0]),
         status=_STATUS[row[1]],
@@ -245,10 +283,10 @@ def _job_from_row(row: tuple[Any, ...]) -> Job[Any, Any]:
         attempt=row[5],
         max_attempts=row[6],
         priority=row[7],
-        tags=_loads(row[8]),
+        tags=tags,
         errors=[]
         if errors_text == "[]"
-        else [JobError.from_json(e) for e in json.loads(errors_text)],
+        else [JobError.from_json(e) for e in _decode_json(errors_text)],
         inserted_at=_from_us(row[10]),
         scheduled_at=_from_us(row[11]),
         attempted_at=_opt_from_us(row[12]),
@@ -259,19 +297,187 @@ def _job_from_row(row: tuple[Any, ...]) -> Job[Any, Any]:
     )
 
 
+def _read_job(row: tuple[Any, ...]) -> Job[Any, Any]:
+    """Decode a row for a reader; a row that rexecutor could not have written still reads."""
+    try:
+        return _job_from_row(row)
+    except _DECODE_ERRORS:
+        return _read_defensively(row)[0]
+
+
+class _InvalidUtf8(str):
+    """Stored text that is not UTF-8, read with its bad bytes replaced (U+FFFD)."""
+
+    __slots__ = ()
+
+
+def _lenient_text(raw: bytes) -> str:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return _InvalidUtf8(raw.decode(errors="replace"))
+
+
+def _is_undecodable(exc: sqlite3.Error) -> bool:
+    # What sqlite3 raises when a TEXT value (written by another tool) is not UTF-8.
+    return isinstance(exc, sqlite3.OperationalError) and "decode to UTF-8" in str(exc)
+
+
+def _leniently(conn: sqlite3.Connection, run: Callable[[], T]) -> T:
+    """``run()`` with text read by ``_lenient_text``: the default, C-speed text reading stays
+    on every other call."""
+    conn.text_factory = _lenient_text
+    try:
+        return run()
+    finally:
+        conn.text_factory = str
+
+
+_COLUMN_NAMES: Final = tuple(_COLUMNS.split(", "))
+
+
+def _note_invalid_utf8(row: tuple[Any, ...], reader: RowReader) -> None:
+    for name, value in zip(_COLUMN_NAMES, row, strict=True):
+        if type(value) is _InvalidUtf8:
+            text = str(value)
+            if name in ("data", "metadata", "tags", "errors"):
+                try:
+                    _decode_json(text)
+                except _DECODE_ERRORS:
+                    text = _canonical(text)
+            reader.note(name, value, "is not valid UTF-8 (bad bytes replaced)", text)
+
+
+def _read_claimed(row: tuple[Any, ...], lenient: bool) -> tuple[Job[Any, Any], RowReader | None]:
+    """Decode a claimed row, with what makes it unfit to run (None: nothing).
+
+    ``lenient``: text was read by ``_lenient_text`` (some row holds text that is not UTF-8).
+    """
+    if lenient and any(type(value) is _InvalidUtf8 for value in row):
+        job, reader = _read_defensively(row)
+        _note_invalid_utf8(row, reader)
+        return job, reader
+    try:
+        job = _job_from_row(row)
+    except _DECODE_ERRORS:
+        return _read_defensively(row)
+    if schedulable(job.scheduled_at) and schedulable(job.inserted_at):
+        return job, None
+    reader = RowReader()
+    for column, moment, raw in (
+        ("inserted_at", job.inserted_at, row[10]),
+        ("scheduled_at", job.scheduled_at, row[11]),
+    ):
+        if not schedulable(moment):
+            clamped = min(max(raw, _EARLIEST_US), _LATEST_US)
+            reader.note(
+                column, raw, f"({moment.isoformat()}) is outside what enqueue accepts", clamped
+            )
+    return job, reader
+
+
+def _read_defensively(row: tuple[Any, ...]) -> tuple[Job[Any, Any], RowReader]:
+    """Decode each column of a row on its own, noting (and standing in for) what is unreadable."""
+    reader = RowReader()
+
+    def moment(column: str, raw: Any) -> datetime | None:
+        if raw is None and column not in ("inserted_at", "scheduled_at"):
+            return None
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            if raw > _MAX_US:
+                reader.note(column, raw, "is after the latest time Python can hold", _LATEST_US)
+                return UNREADABLE_LATE
+            if raw < _MIN_US:
+                reader.note(
+                    column, raw, "is before the earliest time Python can hold", _EARLIEST_US
+                )
+                return UNREADABLE_EARLY
+            if column in ("inserted_at", "scheduled_at") and not (
+                _EARLIEST_US <= raw <= _LATEST_US
+            ):
+                reader.note(
+                    column,
+                    raw,
+                    "is outside what enqueue accepts",
+                    min(max(raw, _EARLIEST_US), _LATEST_US),
+                )
+            return _from_us(raw)
+        reader.note(column, raw, "is not a time (integer microseconds since 1970)", _LATEST_US)
+        return UNREADABLE_LATE
+
+    def value(column: str, raw: Any) -> Any:
+        try:
+            return _loads(raw)
+        except _DECODE_ERRORS as exc:
+            text = raw if isinstance(raw, str) else repr(raw)
+            reader.note(column, raw, f"is not valid JSON ({exc})", _canonical(text))
+            return text
+
+    tags: Any = value("tags", row[8])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        if "tags" not in reader.repairs:
+            reader.note("tags", row[8], "is not a JSON list of strings", None)
+        tags = [row[8] if isinstance(row[8], str) else repr(row[8])]
+        reader.repairs["tags"] = _canonical(tags)
+    try:
+        stored_errors: Any = _loads(row[9])
+    except _DECODE_ERRORS:
+        stored_errors = None
+    errors = reader.errors(stored_errors, row[9])
+    status = reader.status(row[1])
+    job: Job[Any, Any] = Job(
+        id=JobId(row[0]),
+        status=status,
+        executor=reader.text("executor", row[2]),
+        data=value("data", row[3]),
+        metadata=value("metadata", row[4]),
+        attempt=reader.integer("attempt", row[5], 0),
+        max_attempts=reader.integer("max_attempts", row[6], 1),
+        priority=reader.integer("priority", row[7], 0),
+        tags=tags,
+        errors=reader.explained(errors),
+        inserted_at=moment("inserted_at", row[10]) or UNREADABLE_EARLY,
+        scheduled_at=moment("scheduled_at", row[11]) or UNREADABLE_LATE,
+        attempted_at=moment("attempted_at", row[12]),
+        attempted_by=None if row[13] is None else reader.text("attempted_by", row[13]),
+        completed_at=moment("completed_at", row[14]),
+        cancelled_at=moment("cancelled_at", row[15]),
+        discarded_at=moment("discarded_at", row[16]),
+    )
+    return job, reader
+
+
+def _set_aside(conn: sqlite3.Connection, job: Job[Any, Any], reader: RowReader) -> None:
+    """Discard a claimed job whose row cannot be read, writing readable stand-ins."""
+    now = _clock.now()
+    failure = poison_failure(reader.problems)
+    entries = [e.to_json() for e in job.errors]
+    entries.append(error_entry(job, failure, now).to_json())
+    columns: dict[str, Any] = {
+        "status": JobStatus.DISCARDED.value,
+        "discarded_at": _to_us(now),
+        "errors": json.dumps(entries, ensure_ascii=False),
+    }
+    for column, repair in reader.repairs.items():
+        if column not in ("status", "errors"):
+            columns[column] = repair
+    if "data" in columns:
+        columns["data_eq"] = None
+    if "metadata" in columns:
+        columns["metadata_eq"] = None
+    assignments = ", ".join(f"{column} = ?" for column in columns)
+    conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*columns.values(), job.id))
+    _log.warning(
+        "job %s of executor %r cannot be read and was discarded: %s",
+        int(job.id),
+        job.executor,
+        "; ".join(reader.problems),
+    )
+
+
 def _error_json(attempt: int, error: FailureRecord, now: datetime) -> str:
     entry = JobError(attempt, error.error_type, error.details, now, error.name, error.traceback)
     return json.dumps(entry.to_json(), ensure_ascii=False)
-
-
-def _encode(value: Any, what: str) -> str:
-    try:
-        return _canonical(value)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(
-            f"job {what} cannot be stored as JSON: {exc}. Pass plain JSON values "
-            "(dict, list, str, int, float, bool, None)."
-        ) from exc
 
 
 def _has_integral_float(value: Any) -> bool:
@@ -303,10 +509,9 @@ def _equality_text(value: Any) -> str:
     return _canonical(_normalise(value))
 
 
-def _encode_json(value: Any, what: str) -> tuple[str, str | None]:
-    """Stored text of a JSON value, and its equality text when that differs."""
-    text = _encode(value, what)
-    return text, (_equality_text(value) if _has_integral_float(value) else None)
+def _equality_text_if_needed(value: Any) -> str | None:
+    """The equality text of a JSON value when it differs from its stored text."""
+    return _equality_text(value) if _has_integral_float(value) else None
 
 
 def _code(exc: sqlite3.Error) -> int:
@@ -368,7 +573,7 @@ def _compile(node: QueryNode, params: list[Any]) -> str:
             if not ids:
                 return "0"
             # One JSON parameter however many ids: no limit on bound variables.
-            params.append(json.dumps([int(i) for i in ids]))
+            params.append(json.dumps([int(i) for i in ids if storable_id(int(i))]))
             return "(id IN (SELECT value FROM json_each(?)))"
         case StatusIn(statuses):
             if not statuses:
@@ -378,9 +583,16 @@ def _compile(node: QueryNode, params: list[Any]) -> str:
         case TagsAllOf(tags):
             if not tags:
                 return "1"
-            params.extend(tags)
-            each = "EXISTS (SELECT 1 FROM json_each(jobs.tags) AS t WHERE t.value = ?)"
-            return "(" + " AND ".join([each] * len(tags)) + ")"
+            # One JSON parameter however many tags: no limit on bound variables or on the depth
+            # of the expression tree.
+            # The wanted list is the uncorrelated side, so SQLite builds its lookup once.
+            wanted = sorted(set(tags))
+            params.append(json.dumps(wanted, ensure_ascii=False))
+            params.append(len(wanted))
+            return (
+                "((SELECT COUNT(DISTINCT t.value) FROM json_each(jobs.tags) AS t "
+                "WHERE t.value IN (SELECT value FROM json_each(?))) = ?)"
+            )
         case TagsOneOf(tags):
             if not tags:
                 return "0"
@@ -894,6 +1106,9 @@ class SqliteBackend(Backend):
                     raise
                 return result
             except sqlite3.Error as exc:
+                if _is_undecodable(exc) and conn.text_factory is not _lenient_text:
+                    # Rolled back: run it again, reading text that is not UTF-8 leniently.
+                    return _leniently(conn, lambda: self._transaction(conn, fn, *args))
                 if not _is_busy(exc):
                     raise self._translate(exc) from exc
                 busy = busy or _Busy(self.busy_timeout.total_seconds())
@@ -910,6 +1125,8 @@ class SqliteBackend(Backend):
             try:
                 return fn(conn, *args)
             except sqlite3.Error as exc:
+                if _is_undecodable(exc) and conn.text_factory is not _lenient_text:
+                    return _leniently(conn, lambda: self._read(conn, fn, *args))
                 if not _is_busy(exc):
                     raise self._translate(exc) from exc
                 busy = busy or _Busy(self.busy_timeout.total_seconds())
@@ -972,8 +1189,8 @@ class SqliteBackend(Backend):
 
     async def enqueue(self, job: EnqueuableJob, *, connection: Any = None) -> EnqueueResult:
         refuse_connection(self, connection)
-        validate_enqueuable(job)
-        results, wake = await self._call(self._enqueue_tx, [_Prepared(job)])
+        prepared = _Prepared(job, validate_enqueuable(job, self.max_payload_bytes))
+        results, wake = await self._call(self._enqueue_tx, [prepared])
         self._wake_all(wake)
         return results[0]
 
@@ -981,11 +1198,11 @@ class SqliteBackend(Backend):
         self, jobs: Sequence[EnqueuableJob], *, connection: Any = None
     ) -> list[EnqueueResult]:
         refuse_connection(self, connection)
-        for job in jobs:
-            validate_enqueuable(job)
-        if not jobs:
+        limit = self.max_payload_bytes
+        prepared = [_Prepared(job, validate_enqueuable(job, limit)) for job in jobs]
+        if not prepared:
             return []
-        results, wake = await self._call(self._enqueue_tx, [_Prepared(j) for j in jobs])
+        results, wake = await self._call(self._enqueue_tx, prepared)
         self._wake_all(wake)
         return results
 
@@ -1129,8 +1346,24 @@ class SqliteBackend(Backend):
         conn: sqlite3.Connection, executor: str, limit: int, node_id: str
     ) -> list[Job[Any, Any]]:
         now_us = _to_us(_clock.now())
-        rows = conn.execute(_CLAIM, (now_us, node_id, executor, now_us, limit)).fetchall()
-        jobs = [_job_from_row(r) for r in rows]
+        jobs: list[Job[Any, Any]] = []
+        want = limit
+        while True:
+            rows = conn.execute(_CLAIM, (now_us, node_id, executor, now_us, want)).fetchall()
+            unreadable = 0
+            lenient = conn.text_factory is _lenient_text
+            for row in rows:
+                job, reader = _read_claimed(row, lenient)
+                if reader is None:
+                    jobs.append(job)
+                else:
+                    _set_aside(conn, job, reader)
+                    unreadable += 1
+            # Rows set aside must not take the places of the good jobs behind them; each round
+            # discards what it could not read, so this ends.
+            if unreadable == 0 or len(rows) < want:
+                break
+            want = unreadable
         # RETURNING yields rows in no promised order; callers get them in claim order.
         jobs.sort(key=lambda j: (j.priority, j.scheduled_at, j.id))
         return jobs
@@ -1140,7 +1373,7 @@ class SqliteBackend(Backend):
         if not names:
             return None
         value = await self._call_read(self._next_scheduled_at, json.dumps(names))
-        return _opt_from_us(value)
+        return _clamped_from_us(value)
 
     @staticmethod
     def _next_scheduled_at(conn: sqlite3.Connection, names: str) -> int | None:
@@ -1153,7 +1386,7 @@ class SqliteBackend(Backend):
         return None if row is None or row[0] is None else int(row[0])
 
     async def mark_job_complete(self, job_id: int, lease: Lease) -> bool:
-        return await self._call(self._complete_tx, int(job_id), lease)
+        return await self._call(self._complete_tx, _job_key(job_id), lease)
 
     @staticmethod
     def _complete_tx(conn: sqlite3.Connection, job_id: int, lease: Lease) -> bool:
@@ -1167,7 +1400,7 @@ class SqliteBackend(Backend):
     async def complete_jobs(self, completions: Sequence[tuple[int, Lease]]) -> list[bool]:
         if not completions:
             return []
-        pairs = [(int(job_id), lease) for job_id, lease in completions]
+        pairs = [(_job_key(job_id), lease) for job_id, lease in completions]
         results, missing = await self._call(self._complete_many_tx, pairs)
         if missing is not None:
             raise JobNotFound(missing)
@@ -1207,7 +1440,7 @@ class SqliteBackend(Backend):
     async def mark_job_retryable(
         self, job_id: int, lease: Lease, delay: timedelta, error: FailureRecord
     ) -> bool:
-        executor = await self._call(self._retryable_tx, int(job_id), lease, delay, error)
+        executor = await self._call(self._retryable_tx, _job_key(job_id), lease, delay, error)
         if executor is None:
             return False
         self.notify(executor)
@@ -1222,7 +1455,7 @@ class SqliteBackend(Backend):
             f"UPDATE jobs SET status = 'retryable', scheduled_at = ?, {_APPEND_ERROR} "
             f"WHERE {_HELD} RETURNING executor",
             (
-                _to_us(now + delay),
+                _to_us(now + storable_delay(delay)),
                 _error_json(lease.attempt, error, now),
                 job_id,
                 lease.node_id,
@@ -1235,7 +1468,7 @@ class SqliteBackend(Backend):
         return str(row[0])
 
     async def mark_job_discarded(self, job_id: int, lease: Lease, error: FailureRecord) -> bool:
-        return await self._call(self._discarded_tx, int(job_id), lease, error)
+        return await self._call(self._discarded_tx, _job_key(job_id), lease, error)
 
     @staticmethod
     def _discarded_tx(
@@ -1261,7 +1494,7 @@ class SqliteBackend(Backend):
     async def mark_job_snoozed(
         self, job_id: int, lease: Lease, delay: timedelta, error: FailureRecord | None = None
     ) -> bool:
-        executor = await self._call(self._snoozed_tx, int(job_id), lease, delay, error)
+        executor = await self._call(self._snoozed_tx, _job_key(job_id), lease, delay, error)
         if executor is None:
             return False
         self.notify(executor)
@@ -1280,18 +1513,19 @@ class SqliteBackend(Backend):
         # computed here; the error records the attempt being given back.
         attempt = max(lease.attempt - 1, 0)
         status = status_after_giving_back(attempt).value
+        due_us = _to_us(now + storable_delay(delay))
         if error is None:
             sql = (
                 "UPDATE jobs SET status = ?, attempt = ?, scheduled_at = ? "
                 f"WHERE {_HELD} RETURNING executor"
             )
-            params: tuple[Any, ...] = (status, attempt, _to_us(now + delay))
+            params: tuple[Any, ...] = (status, attempt, due_us)
         else:
             sql = (
                 f"UPDATE jobs SET status = ?, attempt = ?, scheduled_at = ?, {_APPEND_ERROR} "
                 f"WHERE {_HELD} RETURNING executor"
             )
-            params = (status, attempt, _to_us(now + delay), _error_json(lease.attempt, error, now))
+            params = (status, attempt, due_us, _error_json(lease.attempt, error, now))
         row = conn.execute(sql, (*params, job_id, lease.node_id, lease.attempt)).fetchone()
         if row is None:
             _require_job(conn, job_id)
@@ -1301,7 +1535,7 @@ class SqliteBackend(Backend):
     async def mark_job_cancelled(
         self, job_id: int, lease: Lease | None, error: FailureRecord
     ) -> bool:
-        cancelled = await self._call(self._cancelled_tx, int(job_id), lease, error)
+        cancelled = await self._call(self._cancelled_tx, _job_key(job_id), lease, error)
         if cancelled and lease is None:
             self.notify_cancellation()
         return cancelled
@@ -1315,7 +1549,7 @@ class SqliteBackend(Backend):
         ).fetchone()
         if row is None:
             raise JobNotFound(job_id)
-        status, attempt, holder = _STATUS[row[0]], int(row[1]), row[2]
+        status, attempt, holder = _stored_status(row[0]), int(row[1]), row[2]
         if lease is not None and not (
             status is JobStatus.EXECUTING and holder == lease.node_id and attempt == lease.attempt
         ):
@@ -1330,7 +1564,7 @@ class SqliteBackend(Backend):
         return True
 
     async def rerun_job(self, job_id: int) -> None:
-        executor = await self._call(self._rerun_tx, int(job_id))
+        executor = await self._call(self._rerun_tx, _job_key(job_id))
         self.notify(executor)
 
     @staticmethod
@@ -1340,7 +1574,7 @@ class SqliteBackend(Backend):
         ).fetchone()
         if row is None:
             raise JobNotFound(job_id)
-        status, attempt, max_attempts = _STATUS[row[0]], int(row[1]), int(row[2])
+        status, attempt, max_attempts = _stored_status(row[0]), int(row[1]), int(row[2])
         if status is JobStatus.EXECUTING:
             raise InvalidTransition(
                 f"job {job_id} is executing and cannot be rerun; cancel it first, or wait "
@@ -1364,23 +1598,21 @@ class SqliteBackend(Backend):
 
     async def update_job(self, job: Job[Any, Any]) -> None:
         try:
-            validate_update(job)
-        except ConfigurationError:
+            encoded, scheduled_at = validate_update(job, self.max_payload_bytes)
+        except ValidationError:
             await self.get_job(job.id)  # an unknown id is reported first, as on every backend
             raise
-        data, data_eq = _encode_json(job.data, "data")
-        metadata, metadata_eq = _encode_json(job.metadata, "metadata")
         values = (
-            data,
-            data_eq,
-            metadata,
-            metadata_eq,
+            encoded.data,
+            _equality_text_if_needed(job.data),
+            encoded.metadata,
+            _equality_text_if_needed(job.metadata),
             int(job.max_attempts),
             int(job.priority),
-            _encode(list(job.tags), "tags"),
-            _to_us(job.scheduled_at),
+            encoded.tags,
+            _to_us(scheduled_at),
         )
-        woken = await self._call(self._update_tx, int(job.id), values)
+        woken = await self._call(self._update_tx, _job_key(job.id), values)
         if woken is not None:
             self.notify(woken)
 
@@ -1394,7 +1626,7 @@ class SqliteBackend(Backend):
         ).fetchone()
         if row is None:
             raise JobNotFound(job_id)
-        return str(row[1]) if _STATUS[row[0]] in JobStatus.READY else None
+        return str(row[1]) if _stored_status(row[0]) in JobStatus.READY else None
 
     # -- reading and housekeeping ------------------------------------------------------------
 
@@ -1415,7 +1647,7 @@ class SqliteBackend(Backend):
 
     async def get_job(self, job_id: int) -> Job[Any, Any]:
         found = await self._call_read(
-            _select_jobs, f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", [int(job_id)]
+            _select_jobs, f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", [_job_key(job_id)]
         )
         if not found:
             raise JobNotFound(job_id)
@@ -1477,7 +1709,7 @@ class SqliteBackend(Backend):
                 "SELECT executor, status, count(*) FROM jobs GROUP BY executor, status"
             ).fetchall()
         )
-        return {(executor, _STATUS[status]): int(n) for executor, status, n in rows}
+        return tally(rows)
 
     async def finished_per_minute(self, since: timedelta) -> list[tuple[datetime, JobStatus, int]]:
         minute = 60_000_000
@@ -1491,7 +1723,10 @@ class SqliteBackend(Backend):
                 (cutoff,),
             ).fetchall()
         )
-        return [(_from_us(bucket), _STATUS[status], int(n)) for bucket, status, n in rows]
+        return [
+            (cast(datetime, _clamped_from_us(bucket)), _STATUS[status], int(n))
+            for bucket, status, n in rows
+        ]
 
     async def list_nodes(self) -> list[NodeInfo]:
         return await self._call_read(self._list_nodes)
@@ -1589,17 +1824,18 @@ class _Prepared:
         "tags",
     )
 
-    def __init__(self, job: EnqueuableJob) -> None:
+    def __init__(self, job: EnqueuableJob, encoded: EncodedJob) -> None:
         self.source = job
-        self.data, self.data_eq = _encode_json(job.data, "data")
-        self.metadata, self.metadata_eq = _encode_json(job.metadata, "metadata")
-        self.tags = _encode(list(job.tags), "tags")
+        self.data, self.data_eq = encoded.data, _equality_text_if_needed(job.data)
+        self.metadata = encoded.metadata
+        self.metadata_eq = _equality_text_if_needed(job.metadata)
+        self.tags = encoded.tags
         self.key = job.uniqueness.key if job.uniqueness is not None else None
-        self.scheduled_us = None if job.scheduled_at is None else _to_us(job.scheduled_at)
+        self.scheduled_us = None if encoded.scheduled_at is None else _to_us(encoded.scheduled_at)
 
 
 def _select_jobs(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Job[Any, Any]]:
-    return [_job_from_row(r) for r in conn.execute(sql, params).fetchall()]
+    return [_read_job(r) for r in conn.execute(sql, params).fetchall()]
 
 
 def _execute_rowcount(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
@@ -1631,6 +1867,19 @@ def _give_back_tx(conn: sqlite3.Connection, held: list[tuple[int, str, int]]) ->
                 attempt,
             ),
         )
+
+
+def _job_key(job_id: int) -> int:
+    """A job id as SQLite binds it; an id no row can have is not found (not an OverflowError)."""
+    key = int(job_id)
+    if not storable_id(key):
+        raise JobNotFound(key)
+    return key
+
+
+def _stored_status(value: Any) -> JobStatus:
+    # An unknown status (a row rexecutor did not write) counts as discarded, as readers show it.
+    return _STATUS.get(value, JobStatus.DISCARDED)
 
 
 def _job_exists(conn: sqlite3.Connection, job_id: int) -> bool:
