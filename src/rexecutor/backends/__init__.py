@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from rexecutor._redact import mask_url
 from rexecutor.backend import Backend
 from rexecutor.backends.memory import InMemoryBackend
-from rexecutor._redact import mask_url
 from rexecutor.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -66,7 +66,8 @@ def backend_from_url(url: str | None = None) -> Backend:
 
         return PostgresBackend(target)
     raise ConfigurationError(
-        f"unknown backend scheme {scheme!r} in {mask_url(target)!r}: use sqlite, postgresql or memory"
+        f"unknown backend scheme {scheme!r} in {mask_url(target)!r}: "
+        "use sqlite, postgresql or memory"
     )
 
 

@@ -59,7 +59,8 @@ def dashboard_app(
             ``[::1]``), which keeps web pages from reaching it through DNS rebinding; with a
             token or an auth hook, any name is.
 
-    Raises ``ConfigurationError`` for an empty token or a malformed host name. Every action is a POST carrying a CSRF token tied to a per-browser cookie.
+    Raises ``ConfigurationError`` for an empty token or a malformed host name. Every action
+    is a POST carrying a CSRF token tied to a per-browser cookie.
     """
     from rexecutor.web.app import build_app
 

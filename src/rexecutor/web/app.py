@@ -29,7 +29,6 @@ import asyncio
 import hashlib
 import hmac
 import inspect
-import ipaddress
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -59,8 +58,6 @@ __all__ = [
     "MAX_RESPONSE_BYTES",
     "TOKEN_COOKIE",
     "build_app",
-    "host_name",
-    "is_loopback",
 ]
 
 CSRF_COOKIE = "rexecutor_csrf"
@@ -92,27 +89,6 @@ class _Refused(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names only this machine (``localhost`` or a loopback address)."""
-    name = host.strip().lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def host_name(header: str) -> str:
-    """The name in a Host header, lower case, without the port: ``[::1]:8000`` → ``::1``."""
-    value = header.strip().lower()
-    if value.startswith("["):
-        return value[1 : value.find("]")] if "]" in value else value
-    if value.count(":") == 1:
-        value = value.split(":", 1)[0]
-    return value.rstrip(".")
 
 
 def build_app(
@@ -154,7 +130,7 @@ def _allowed_hosts(names: Iterable[str]) -> frozenset[str]:
         raise ConfigurationError(f"allowed_hosts must be a list of names, got the string {names!r}")
     hosts = set()
     for name in names:
-        cleaned = host_name(str(name))
+        cleaned = ops.host_name(str(name))
         if not cleaned or any(c in cleaned for c in "/@ \t"):
             raise ConfigurationError(
                 f"allowed host {name!r} is not a host name: give names such as "
@@ -221,8 +197,8 @@ class _Dashboard:
         if self.allowed_hosts is None or "*" in self.allowed_hosts:
             return
         header = request.headers.get("host", "")
-        name = host_name(header)
-        if is_loopback(name) or name in self.allowed_hosts:
+        name = ops.host_name(header)
+        if ops.is_loopback(name) or name in self.allowed_hosts:
             return
         raise _Refused(
             400,

@@ -7,6 +7,7 @@ line uses it without the ``web`` extra installed.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import re
@@ -37,6 +38,8 @@ __all__ = [
     "dumps_json",
     "error_to_json",
     "format_age",
+    "host_name",
+    "is_loopback",
     "job_history",
     "job_to_json",
     "list_node_rows",
@@ -60,6 +63,27 @@ LIST_ERRORS = 3
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)")
 _UNITS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine (``localhost`` or a loopback address)."""
+    name = host.strip().lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, lower case, without the port: ``[::1]:8000`` → ``::1``."""
+    value = header.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    if value.count(":") == 1:
+        value = value.split(":", 1)[0]
+    return value.rstrip(".")
 
 
 def parse_duration(text: str) -> timedelta:
