@@ -131,7 +131,7 @@ def _allowed_hosts(names: Iterable[str]) -> frozenset[str]:
     hosts = set()
     for name in names:
         cleaned = ops.host_name(str(name))
-        if not cleaned or any(c in cleaned for c in "/@ \t"):
+        if not cleaned or any(c in str(name) for c in "/@ \t"):
             raise ConfigurationError(
                 f"allowed host {name!r} is not a host name: give names such as "
                 "jobs.example.com (no scheme, path or port), or '*' for any"
