@@ -282,7 +282,7 @@ def test_a_job_naming_no_registered_task_is_cancelled_without_importing_it(worke
     for path in paths:
         call = TaskCall(path=path, args=["echo pwned"], kwargs={}, backend="default")
         builder = DjangoTaskExecutor.for_queue("default").builder().with_data(call)
-        ids[path] = sync.enqueue(builder, store)
+        ids[path] = int(sync.enqueue(builder, store))
     deadline = time.monotonic() + 20
     for path, expected in paths.items():
         while (job := stored_job(str(ids[path]))).status.value != "cancelled":
