@@ -370,6 +370,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _MaskSecrets) for f in handler.filters):
+            handler.addFilter(_MaskSecrets())
     previous = os.environ.get(ENV_VAR)
     if args.backend:
         # The worker's factories build their backend from the environment.
@@ -407,6 +410,18 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(_sentence(exc), EXIT_USAGE)
     except KeyboardInterrupt:
         return 130
+
+
+class _MaskSecrets(logging.Filter):
+    """Masks the password of any connection URL in a log line (a driver's message may quote
+    the URL it was given)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_secrets(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
 
 
 def _sentence(exc: BaseException) -> str:

@@ -215,3 +215,23 @@ def test_the_dashboard_refuses_an_empty_token_and_a_public_bind_without_one(
         assert "without an access token" in err and "--token" in err, err
     assert main(["--backend", url, "dashboard", "--allowed-host", "https://x/"]) == EXIT_USAGE
     assert "not a host name" in capsys.readouterr().err
+
+
+def test_log_lines_have_passwords_masked(tmp_path: Path) -> None:
+    script = (
+        "import logging, sys\n"
+        "from rexecutor.cli import main\n"
+        "code = main(['--backend', 'memory://', '--log-level', 'INFO', 'stats'])\n"
+        "logging.getLogger('rexecutor').warning('cannot use %s', 'postgresql://a:hunter2@db/x')\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == EXIT_OK, done.stderr
+    assert "cannot use postgresql://a:***@db/x" in done.stderr and "hunter2" not in done.stderr
