@@ -235,3 +235,30 @@ def test_log_lines_have_passwords_masked(tmp_path: Path) -> None:
     )
     assert done.returncode == EXIT_OK, done.stderr
     assert "cannot use postgresql://a:***@db/x" in done.stderr and "hunter2" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("postgresql://user:secret@host/db", "postgresql://user:***@host/db"),
+        ("postgres://u:p@ss:w@rd@host:5432/db", "postgres://u:***@host:5432/db"),
+        ("postgresql://:secret@host/db", "postgresql://:***@host/db"),
+        (
+            "postgresql://u@h/db?sslmode=require&password=secret",
+            "postgresql://u@h/db?sslmode=require&password=***",
+        ),
+        (
+            "host=db user=app password=secret dbname=jobs",
+            "host=db user=app password=*** dbname=jobs",
+        ),
+        ("host=db password='se cret' dbname=jobs", "host=db password=*** dbname=jobs"),
+        ("user:secret@host/db (no scheme)", "user:***@host/db (no scheme)"),
+        ("postgresql://u@host:5432/db", "postgresql://u@host:5432/db"),
+        ("sqlite:///var/lib/jobs.db", "sqlite:///var/lib/jobs.db"),
+        ("memory://", "memory://"),
+    ],
+)
+def test_mask_url(text: str, masked: str) -> None:
+    from rexecutor._redact import mask_url
+
+    assert mask_url(text) == masked
