@@ -351,3 +351,37 @@ async def test_pages_and_api_render_hostile_stored_values(tmp_path: Path) -> Non
         assert full["data"]["x"] == "NaN" and full["data"]["y"] == "Infinity"
         assert full["data"]["s"] == "\ud800"  # written as the escape \ud800, which parses
         assert full["data"]["h"] == "<script>alert(1)</script>"
+
+
+async def test_a_job_page_shows_only_the_last_errors(tmp_path: Path) -> None:
+    from rexecutor.web.pages import PAGE_ERRORS
+
+    path = tmp_path / "jobs.db"
+    async with SqliteBackend(path) as backend:
+        job_id = int((await backend.enqueue(EnqueuableJob("email", {}))).job_id)
+    errors = [
+        {
+            "attempt": n,
+            "type": "exception",
+            "details": f"failure number {n}",
+            "name": "Boom",
+            "at": "2026-01-01T00:00:00+00:00",
+            "traceback": None,
+        }
+        for n in range(1, 31)
+    ]
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE jobs SET errors = ? WHERE id = ?", (json.dumps(errors), job_id))
+    conn.commit()
+    conn.close()
+    async with SqliteBackend(path) as backend, client(dashboard_app(backend)) as web:
+        page = (await web.get(f"/jobs/{job_id}")).text
+        assert page.count('<li class="error">') == PAGE_ERRORS
+        assert f"{30 - PAGE_ERRORS} earlier errors are not shown" in page
+        assert "<code>failure number 30</code>" in page
+        assert "<code>failure number 1</code>" not in page
+        full = strict_json((await web.get(f"/api/jobs/{job_id}")).text)
+        assert len(full["errors"]) == 30
+        [summary] = strict_json((await web.get("/api/jobs")).text)["jobs"]
+        assert [e["attempt"] for e in summary["errors"]] == [28, 29, 30]
+        assert "errors" in summary["truncated"]

@@ -18,13 +18,15 @@ from rexecutor import _clock
 from rexecutor.job import Job, JobStatus
 from rexecutor.web import ops
 
-__all__ = ["PAGE_TEXT_CHARS", "Ctx", "h", "safe_next"]
+__all__ = ["PAGE_ERRORS", "PAGE_TEXT_CHARS", "Ctx", "h", "safe_next"]
 
 #: On a job's page, data, metadata, error details and tracebacks longer than this are cut
 #: (the JSON API's /api/jobs/ID has them in full).
 PAGE_TEXT_CHARS = 256 * 1024
 #: In the job list, at most this many tags are shown per job, each cut to TAG_CHARS.
 LIST_TAGS = 10
+#: On a job's page, only the last errors are shown.
+PAGE_ERRORS = 20
 TAG_CHARS = 60
 
 
@@ -424,7 +426,9 @@ def job_live(ctx: Ctx, job: Job[Any, Any]) -> str:
         for entry in ops.job_history(job)
     )
     errors = []
-    for index, error in enumerate(job.errors):
+    shown = job.errors[-PAGE_ERRORS:]
+    earlier = len(job.errors) - len(shown)
+    for index, error in enumerate(shown, start=earlier):
         trace = (
             f'<details id="tb-{index}"><summary>traceback</summary>'
             f"<pre>{h(_cut(error.traceback, job_id))}</pre>"
@@ -432,15 +436,24 @@ def job_live(ctx: Ctx, job: Job[Any, Any]) -> str:
             if error.traceback
             else ""
         )
+        name = f" · {h(_clip(error.name, 200))}" if error.name else ""
         errors.append(
             f'<li class="error"><p><strong>attempt {error.attempt}</strong> · '
-            f"{h(error.error_type.value)}{' · ' + h(error.name) if error.name else ''} · "
+            f"{h(error.error_type.value)}{name} · "
             f"{_time(error.recorded_at)}</p><p><code>{h(_cut(error.details, job_id))}</code></p>"
             f"{trace}</li>"
         )
     error_list = (
-        f'<ol class="errors">{"".join(errors)}</ol>' if errors else '<p class="muted">None.</p>'
+        f'<ol class="errors" start="{earlier + 1}">{"".join(errors)}</ol>'
+        if errors
+        else '<p class="muted">None.</p>'
     )
+    if earlier:
+        error_list = (
+            f'<p class="muted">{earlier} earlier errors are not shown: see '
+            f'<a href="{h(ctx.url(f"/api/jobs/{job_id}"))}">/api/jobs/{job_id}</a>.</p>'
+            + error_list
+        )
     return f"""<div class="actions">{"".join(actions)}</div>
 <dl class="facts" data-status="{job.status.value}">{facts}</dl>
 <section class="two"><div><h2>Data</h2>
