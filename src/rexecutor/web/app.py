@@ -30,7 +30,7 @@ import hashlib
 import hmac
 import inspect
 import secrets
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
@@ -48,7 +48,7 @@ from rexecutor.errors import (
     JobNotFound,
     RexecutorError,
 )
-from rexecutor.job import JobStatus
+from rexecutor.job import Job, JobStatus
 from rexecutor.web import assets, ops, pages
 from rexecutor.web.pages import Ctx, ListParams
 
@@ -65,6 +65,8 @@ TOKEN_COOKIE = "rexecutor_token"
 FRAGMENT_HEADER = "x-rexecutor-fragment"
 #: The largest request body read; a larger one is refused with 413 before it is all read.
 MAX_FORM_BYTES = 64 * 1024
+#: Job lists are read from the backend this many jobs at a time.
+LIST_BATCH = 20
 #: A job list response (JSON) stops adding jobs once it reaches this size.
 MAX_RESPONSE_BYTES = 1024 * 1024
 
@@ -368,12 +370,28 @@ class _Dashboard:
         nodes = await ops.list_node_rows(self.backend)
         return self._respond(request, ctx, "Overview", pages.overview_live(ctx, overview, nodes))
 
+    async def _list_jobs(self, params: ListParams) -> AsyncIterator[Job[Any, Any]]:
+        """The jobs of a list page, read :data:`LIST_BATCH` at a time, so that at most that
+        many whole jobs are in memory however large they are."""
+        node = params.filters().node()
+        seen: set[int] = set()
+        offset, remaining = params.offset, params.limit
+        while remaining > 0:
+            size = min(LIST_BATCH, remaining)
+            batch = await self.backend.query(node, limit=size, offset=offset, newest_first=True)
+            for job in batch:
+                if int(job.id) not in seen:  # a job inserted meanwhile shifts the pages by one
+                    seen.add(int(job.id))
+                    yield job
+            if len(batch) < size:
+                return
+            offset += size
+            remaining -= size
+
     async def jobs_page(self, request: Request, ctx: Ctx) -> Response:
         params = _list_params(request)
-        jobs = await self.backend.query(
-            params.filters().node(), limit=params.limit, offset=params.offset, newest_first=True
-        )
-        live = pages.jobs_live(ctx, params, jobs)
+        rows = [pages.job_row(ctx, job) async for job in self._list_jobs(params)]
+        live = pages.jobs_live(ctx, params, rows)
         if request.headers.get(FRAGMENT_HEADER) == "1":
             return _html(live)
         executors = sorted({executor for executor, _ in await self.backend.count_jobs()})
@@ -452,22 +470,20 @@ class _Dashboard:
 
     async def jobs_api(self, request: Request) -> Any:
         params = _list_params(request)
-        jobs = await self.backend.query(
-            params.filters().node(), limit=params.limit, offset=params.offset, newest_first=True
-        )
         root = str(request.scope.get("root_path", "")).rstrip("/")
         # Each job is encoded once, and the page stops before it outgrows the budget (always
         # holding at least one job, which the summary keeps small).
         parts: list[str] = []
         size = 0
-        for job in jobs:
+        truncated = False
+        async for job in self._list_jobs(params):
             text = ops.dumps_json(ops.job_to_json(job, summary=f"{root}/api/jobs/{int(job.id)}"))
             if parts and size + len(text) > MAX_RESPONSE_BYTES:
+                truncated = True
                 break
             parts.append(text)
             size += len(text) + 2
-        truncated = len(parts) < len(jobs)
-        more = truncated or len(jobs) == params.limit
+        more = truncated or len(parts) == params.limit
         tail = {
             "limit": params.limit,
             "offset": params.offset,

@@ -322,38 +322,40 @@ def jobs_filters(ctx: Ctx, params: ListParams, executors: list[str]) -> str:
     return form + retry
 
 
-def jobs_live(ctx: Ctx, params: ListParams, jobs: list[Job[Any, Any]]) -> str:
-    """The job table and the pager."""
-    if not jobs:
+def job_row(ctx: Ctx, job: Job[Any, Any]) -> str:
+    """One row of the job table (every value cut short, so a row stays small)."""
+    last = job.errors[-1] if job.errors else None
+    error = ""
+    if last is not None:
+        summary = _clip(f"{last.name or last.error_type.value}: {last.details[:200]}", 70)
+        error = f'<span class="err">{h(summary)}</span>'
+    when = job.finished_at or (
+        job.attempted_at if job.status is JobStatus.EXECUTING else job.scheduled_at
+    )
+    tags = " ".join(
+        f'<span class="tag">{h(_clip(t, TAG_CHARS))}</span>' for t in job.tags[:LIST_TAGS]
+    )
+    if len(job.tags) > LIST_TAGS:
+        tags += f' <span class="muted">+{len(job.tags) - LIST_TAGS}</span>'
+    return (
+        f'<tr data-job-id="{int(job.id)}" data-status="{job.status.value}">'
+        f'<td class="num"><a href="{h(ctx.url(f"/jobs/{int(job.id)}"))}">{int(job.id)}</a></td>'
+        f"<td>{h(job.executor)}</td><td>{_badge(job.status)}</td>"
+        f'<td class="num">{job.attempt}/{job.max_attempts}</td><td>{tags}</td>'
+        f'<td class="when">{_time(when)}</td><td><code>{h(_short(job.data, 50))}</code></td>'
+        f"<td>{error}</td></tr>"
+    )
+
+
+def jobs_live(ctx: Ctx, params: ListParams, rows: list[str]) -> str:
+    """The job table (rows from :func:`job_row`) and the pager."""
+    if not rows:
         return '<p class="muted">No jobs match.</p>' + _pager(ctx, params, 0)
-    rows = []
-    for job in jobs:
-        last = job.errors[-1] if job.errors else None
-        error = ""
-        if last is not None:
-            summary = _clip(f"{last.name or last.error_type.value}: {last.details}", 70)
-            error = f'<span class="err">{h(summary)}</span>'
-        when = job.finished_at or (
-            job.attempted_at if job.status is JobStatus.EXECUTING else job.scheduled_at
-        )
-        tags = " ".join(
-            f'<span class="tag">{h(_clip(t, TAG_CHARS))}</span>' for t in job.tags[:LIST_TAGS]
-        )
-        if len(job.tags) > LIST_TAGS:
-            tags += f' <span class="muted">+{len(job.tags) - LIST_TAGS}</span>'
-        rows.append(
-            f'<tr data-job-id="{int(job.id)}" data-status="{job.status.value}">'
-            f'<td class="num"><a href="{h(ctx.url(f"/jobs/{int(job.id)}"))}">{int(job.id)}</a></td>'
-            f"<td>{h(job.executor)}</td><td>{_badge(job.status)}</td>"
-            f'<td class="num">{job.attempt}/{job.max_attempts}</td><td>{tags}</td>'
-            f'<td class="when">{_time(when)}</td><td><code>{h(_short(job.data, 50))}</code></td>'
-            f"<td>{error}</td></tr>"
-        )
     return (
         '<table class="grid jobs"><thead><tr><th class="num">id</th><th>executor</th>'
         '<th>status</th><th class="num">attempt</th><th>tags</th><th>when</th><th>data</th>'
         f"<th>last error</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        + _pager(ctx, params, len(jobs))
+        + _pager(ctx, params, len(rows))
     )
 
 
