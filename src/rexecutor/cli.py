@@ -11,6 +11,11 @@ backend: ``jobs list|show|cancel|rerun|retry``, ``stats``, ``prune``, ``nodes`` 
 not exist, or the action applied to nothing (a cancel of a finished job, a rerun of an
 executing job, a bulk retry that matched no job); 2 a usage or configuration error; 3 the
 backend is unavailable.
+
+Only ``rexecutor migrate`` (and a worker) creates or upgrades the schema: the management
+commands connect with ``migrate=False``, so pointing one at the wrong database is an error
+that names the database and says to run ``rexecutor migrate`` (exit code 2), never new empty
+tables there. Connection URLs are shown with their password masked.
 """
 
 from __future__ import annotations
@@ -18,8 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import ipaddress
-import json
+import io
 import logging
 import os
 import shutil
@@ -30,6 +34,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rexecutor import _clock
+from rexecutor._redact import mask_secrets, mask_url
 from rexecutor.backend import Backend, PruneSpec
 from rexecutor.backends import DEFAULT_URL, ENV_VAR, backend_from_url
 from rexecutor.errors import (
@@ -43,6 +48,7 @@ from rexecutor.errors import (
 from rexecutor.job import Job, JobStatus
 from rexecutor.rexecutor import Rexecutor
 from rexecutor.web import ops
+from rexecutor.web.ops import is_loopback
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -56,6 +62,7 @@ __all__ = [
     "EXIT_USAGE",
     "TOKEN_ENV_VAR",
     "CliError",
+    "is_loopback",
     "load_target",
     "main",
     "run_worker",
@@ -332,7 +339,14 @@ def _parser() -> argparse.ArgumentParser:
     dashboard.add_argument(
         "--allow-public",
         action="store_true",
-        help="allow a host other than a loopback address (set --token too)",
+        help="allow a host other than a loopback address (needs a token)",
+    )
+    dashboard.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests for this host name, not only localhost (repeatable)",
     )
     dashboard.add_argument(
         "--refresh", type=float, default=2.0, help="seconds between live refreshes (default 2)"
@@ -356,6 +370,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _MaskSecrets) for f in handler.filters):
+            handler.addFilter(_MaskSecrets())
     previous = os.environ.get(ENV_VAR)
     if args.backend:
         # The worker's factories build their backend from the environment.
@@ -395,35 +412,81 @@ def _run(args: argparse.Namespace) -> int:
         return 130
 
 
+class _MaskSecrets(logging.Filter):
+    """Masks the password of any connection URL in a log line (a driver's message may quote
+    the URL it was given)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_secrets(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
 def _sentence(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> int:
-    print(f"rexecutor: error: {message}", file=sys.stderr)
+    print(f"rexecutor: error: {mask_secrets(message)}", file=sys.stderr)
     return code
+
+
+def _url() -> str:
+    return os.environ.get(ENV_VAR) or DEFAULT_URL
 
 
 async def _migrate() -> None:
     backend = backend_from_url()
     await backend.connect()
     await backend.close()
-    print(f"rexecutor: schema of {os.environ.get(ENV_VAR) or DEFAULT_URL} is up to date")
+    print(f"rexecutor: schema of {mask_url(_url())} is up to date")
 
 
 def _existing_backend() -> Backend:
-    """The configured backend, refusing a SQLite file that does not exist yet (a typo in the
-    path would otherwise create an empty database and show nothing)."""
+    """The configured backend, set not to create or upgrade its schema.
+
+    A SQLite file that does not exist yet is refused (a typo in the path would otherwise
+    create an empty database and show nothing); :func:`_connect` refuses a database without
+    the schema.
+    """
     backend = backend_from_url()
+    from rexecutor.backends import InMemoryBackend
+
+    if isinstance(backend, InMemoryBackend):
+        return backend
     path = getattr(backend, "path", None)
-    is_sqlite = type(backend).__name__ == "SqliteBackend" and isinstance(path, str)
-    if is_sqlite and not os.path.exists(str(path)):
+    if isinstance(path, str):  # SQLite
+        if not os.path.exists(path):
+            raise CliError(
+                f"no SQLite database at {os.path.abspath(path)}: check --backend or "
+                f"${ENV_VAR}, or create it with `rexecutor migrate`"
+            )
+        from rexecutor.backends.sqlite import SqliteBackend
+
+        return SqliteBackend(path, migrate=False)
+    from rexecutor.backends.postgres import PostgresBackend
+
+    return PostgresBackend(_url(), migrate=False)
+
+
+async def _connect(backend: Backend) -> None:
+    """Connect ``backend`` (made by :func:`_existing_backend`); a missing or old schema is a
+    ``CliError`` that names the database and says to run ``rexecutor migrate``."""
+    try:
+        await backend.connect()
+    except BackendError as exc:
+        # Both SQL backends, asked not to migrate, say so by pointing at migrate=True or at
+        # backend.migrate(): that is the one failure `rexecutor migrate` fixes.
+        text = str(exc)
+        if "migrate" not in text:
+            raise
         raise CliError(
-            f"no SQLite database at {os.path.abspath(str(path))}: check --backend or "
-            f"${ENV_VAR}, or create it with `rexecutor migrate`"
-        )
-    return backend
+            f"{mask_url(_url())} holds no up-to-date rexecutor schema ({text.split(':')[0]}): "
+            "check --backend or $REXECUTOR_BACKEND, or create it with `rexecutor migrate`"
+        ) from None
 
 
 Handler = Callable[[Backend, argparse.Namespace, "_Output"], Awaitable[int]]
@@ -431,7 +494,7 @@ Handler = Callable[[Backend, argparse.Namespace, "_Output"], Awaitable[int]]
 
 async def _with_backend(handler: Handler, args: argparse.Namespace, out: _Output) -> int:
     backend = _existing_backend()
-    await backend.connect()
+    await _connect(backend)
     try:
         return await handler(backend, args, out)
     finally:
@@ -445,13 +508,18 @@ class _Output:
         from rich.console import Console
 
         self.json = bool(getattr(args, "json", False))
+        # A stored value may hold a lone surrogate, which no encoding can write: print it as
+        # a \\uXXXX escape (still valid JSON) instead of failing half-way through the output.
+        if isinstance(sys.stdout, io.TextIOWrapper):
+            sys.stdout.reconfigure(errors="backslashreplace")
         width = None
         if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
             width = max(shutil.get_terminal_size((160, 24)).columns, 160)
         self.console = Console(file=sys.stdout, width=width, highlight=False, soft_wrap=False)
 
     def dump(self, value: Any) -> None:
-        print(json.dumps(value, indent=2, default=str, ensure_ascii=False))
+        """Print ``value`` as strict JSON (see :func:`rexecutor.web.ops.dumps_json`)."""
+        print(ops.dumps_json(value, indent=2))
 
     def print(self, *items: Any) -> None:
         self.console.print(*items)
@@ -477,7 +545,7 @@ def _when(moment: datetime | None) -> str:
 
 
 def _short(value: Any, limit: int = 40) -> str:
-    return _clip(json.dumps(value, default=str, ensure_ascii=False), limit)
+    return _clip(ops.dumps_json(value), limit)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -549,7 +617,7 @@ async def _jobs_show(backend: Backend, args: argparse.Namespace, out: _Output) -
     from rich.table import Table
     from rich.text import Text
 
-    job = await backend.get_job(args.id)
+    job = await backend.get_job(ops.check_job_id(args.id))
     if out.json:
         out.dump(ops.job_to_json(job, history=True))
         return EXIT_OK
@@ -576,9 +644,9 @@ async def _jobs_show(backend: Backend, args: argparse.Namespace, out: _Output) -
         fields.add_row("attempted by", Text(job.attempted_by))
     out.print(fields)
     out.print(Text("\ndata", style="bold"))
-    out.print(Text(json.dumps(job.data, indent=2, default=str, ensure_ascii=False)))
+    out.print(Text(ops.dumps_json(job.data, indent=2)))
     out.print(Text("\nmetadata", style="bold"))
-    out.print(Text(json.dumps(job.metadata, indent=2, default=str, ensure_ascii=False)))
+    out.print(Text(ops.dumps_json(job.metadata, indent=2)))
     out.print(Text("\nhistory", style="bold"))
     history = Table(box=None, show_header=False, pad_edge=False)
     history.add_column(no_wrap=True)
@@ -603,7 +671,7 @@ async def _jobs_show(backend: Backend, args: argparse.Namespace, out: _Output) -
 async def _jobs_cancel(backend: Backend, args: argparse.Namespace, out: _Output) -> int:
     from rich.text import Text
 
-    result = await ops.cancel_job(backend, args.id, args.reason)
+    result = await ops.cancel_job(backend, ops.check_job_id(args.id), args.reason)
     if out.json:
         out.dump({"id": result.job_id, "cancelled": result.cancelled, "status": result.status})
     if not result.cancelled:
@@ -617,7 +685,7 @@ async def _jobs_rerun(backend: Backend, args: argparse.Namespace, out: _Output) 
     from rich.text import Text
 
     try:
-        job = await ops.rerun_job(backend, args.id)
+        job = await ops.rerun_job(backend, ops.check_job_id(args.id))
     except InvalidTransition:
         raise _NothingDone(
             f"job {args.id} is executing: it cannot be rerun until it finishes (or cancel it)"
@@ -770,22 +838,23 @@ _HANDLERS: dict[str, Handler] = {
 # -- dashboard ----------------------------------------------------------------------------
 
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names only this machine (``localhost`` or a loopback address)."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _dashboard(args: argparse.Namespace) -> int:
     if not is_loopback(args.host) and not args.allow_public:
         raise CliError(
             f"refusing to serve the dashboard on {args.host}, which is not a loopback address: "
             "anyone who can reach it could see and change jobs. Pass --allow-public (with "
             "--token) to do it anyway"
+        )
+    if args.token is not None and not args.token.strip():
+        raise CliError(
+            "--token is empty: give the access token, or leave the option out for none "
+            "(loopback only)"
+        )
+    token = args.token or os.environ.get(TOKEN_ENV_VAR) or None
+    if (args.allow_public or not is_loopback(args.host)) and token is None:
+        raise CliError(
+            f"refusing to serve the dashboard on {args.host} without an access token: anyone "
+            f"who can reach it could see and change jobs. Set --token or ${TOKEN_ENV_VAR}"
         )
     if not 0 <= args.port <= 65535:
         raise CliError(f"--port must be between 0 and 65535, got {args.port}")
@@ -800,12 +869,13 @@ def _dashboard(args: argparse.Namespace) -> int:
             f"the dashboard needs the web extra ({exc.name or exc} is missing): "
             "pip install 'rexecutor[web]'"
         ) from None
-    token = args.token or os.environ.get(TOKEN_ENV_VAR) or None
-    if not is_loopback(args.host) and token is None:
-        log.warning("serving on %s without an access token: set --token", args.host)
     backend = _existing_backend()
     app = dashboard_app(
-        backend, read_only=args.read_only, token=token, refresh_seconds=args.refresh
+        backend,
+        read_only=args.read_only,
+        token=token,
+        refresh_seconds=args.refresh,
+        allowed_hosts=args.allowed_host or None,
     )
     config = uvicorn.Config(
         app,
@@ -826,7 +896,7 @@ def _dashboard(args: argparse.Namespace) -> int:
 
     async def serve() -> None:
         try:
-            await backend.connect()
+            await _connect(backend)
             await server.serve()
         finally:
             await backend.close()

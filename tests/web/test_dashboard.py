@@ -21,7 +21,7 @@ from tests.cli.seed import Seeded, seed
 FRAGMENT = {"X-Rexecutor-Fragment": "1"}
 
 
-def client(app: Any, base: str = "http://testserver") -> httpx.AsyncClient:
+def client(app: Any, base: str = "http://127.0.0.1:8000") -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base)
 
 
@@ -141,7 +141,7 @@ async def test_cancel_needs_post_csrf_and_confirmation(
     done = await web.post(
         f"/jobs/{job_id}/cancel",
         data={"csrf": token, "confirmed": "1", "reason": "duplicate", "next": f"/jobs/{job_id}"},
-        headers={"Origin": "http://testserver"},
+        headers={"Origin": "http://127.0.0.1:8000"},
     )
     assert done.status_code == 303
     assert done.headers["location"].startswith(f"/jobs/{job_id}?flash=Job+{job_id}+cancelled")

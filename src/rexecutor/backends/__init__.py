@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from rexecutor._redact import mask_url
 from rexecutor.backend import Backend
 from rexecutor.backends.memory import InMemoryBackend
 from rexecutor.errors import ConfigurationError
@@ -47,7 +48,7 @@ def backend_from_url(url: str | None = None) -> Backend:
     scheme, sep, rest = target.partition("://")
     if not sep:
         raise ConfigurationError(
-            f"backend URL {target!r} has no scheme: use sqlite:///path/to/jobs.db, "
+            f"backend URL {mask_url(target)!r} has no scheme: use sqlite:///path/to/jobs.db, "
             "postgresql://user@host/db or memory://"
         )
     if scheme == "memory":
@@ -55,7 +56,7 @@ def backend_from_url(url: str | None = None) -> Backend:
     if scheme == "sqlite":
         if not rest.startswith("/") or rest == "/":
             raise ConfigurationError(
-                f"SQLite URL {target!r} needs a path: sqlite:///relative.db or sqlite:////abs.db"
+                f"SQLite URL {mask_url(target)!r} needs a path: sqlite:///relative.db or sqlite:////abs.db"
             )
         from rexecutor.backends.sqlite import SqliteBackend
 
@@ -65,7 +66,8 @@ def backend_from_url(url: str | None = None) -> Backend:
 
         return PostgresBackend(target)
     raise ConfigurationError(
-        f"unknown backend scheme {scheme!r} in {target!r}: use sqlite, postgresql or memory"
+        f"unknown backend scheme {scheme!r} in {mask_url(target)!r}: "
+        "use sqlite, postgresql or memory"
     )
 
 

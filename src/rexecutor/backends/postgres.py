@@ -1036,7 +1036,11 @@ class PostgresBackend(Backend):
         try:
             conninfo_to_dict(url)
         except psycopg.ProgrammingError as exc:
-            raise ConfigurationError(f"invalid PostgreSQL connection URL: {exc}") from None
+            from rexecutor._redact import mask_secrets  # psycopg quotes the bad part
+
+            raise ConfigurationError(
+                f"invalid PostgreSQL connection URL: {mask_secrets(str(exc))}"
+            ) from None
         self._setup(schema, poll_interval, migrate)
         self._conninfo = url
         self._kwargs = None

@@ -13,7 +13,7 @@ this package does not, so :mod:`rexecutor.web.ops` serves the command line witho
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from rexecutor.backend import Backend
@@ -37,6 +37,7 @@ def dashboard_app(
     refresh_seconds: float = 2.0,
     secret: bytes | None = None,
     title: str = "rexecutor",
+    allowed_hosts: Iterable[str] | None = None,
 ) -> Starlette:
     """Make the dashboard as an ASGI application on ``backend``.
 
@@ -52,8 +53,14 @@ def dashboard_app(
         secret: key for the CSRF tokens (default: random per application; pass one to share
             tokens between processes behind a load balancer).
         title: shown in the page header.
+        allowed_hosts: the host names (``Host`` header, port ignored) the dashboard answers
+            besides loopback ones; ``["*"]`` for any. By default, with neither ``token`` nor
+            ``auth``, only loopback names are answered (``localhost``, ``127.0.0.1``,
+            ``[::1]``), which keeps web pages from reaching it through DNS rebinding; with a
+            token or an auth hook, any name is.
 
-    Every action is a POST carrying a CSRF token tied to a per-browser cookie.
+    Raises ``ConfigurationError`` for an empty token or a malformed host name. Every action
+    is a POST carrying a CSRF token tied to a per-browser cookie.
     """
     from rexecutor.web.app import build_app
 
@@ -65,4 +72,5 @@ def dashboard_app(
         refresh_seconds=refresh_seconds,
         secret=secret,
         title=title,
+        allowed_hosts=allowed_hosts,
     )

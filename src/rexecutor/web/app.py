@@ -2,6 +2,10 @@
 
 Protection, in the order a request meets it:
 
+0. The Host header: with neither an access token nor an ``auth`` hook, only loopback names
+   (``localhost``, ``127.0.0.1``, ``[::1]``, any port) and the ``allowed_hosts`` are answered,
+   so a web page cannot reach the dashboard by pointing its own name at 127.0.0.1 (DNS
+   rebinding). Otherwise 400.
 1. The access token, when one is set: ``Authorization: Bearer TOKEN``, or a cookie set after
    the dashboard was opened once with ``?token=TOKEN`` (the token is then removed from the
    address bar by a redirect). Otherwise 401.
@@ -11,6 +15,10 @@ Protection, in the order a request meets it:
    SameSite=Strict). A POST whose ``Origin`` names another host is refused too.
 4. Responses carry a strict Content-Security-Policy (scripts and styles from the app only),
    ``X-Frame-Options: DENY`` and ``nosniff``.
+
+Request bodies are read up to :data:`MAX_FORM_BYTES` and refused (413) beyond it, and list
+responses stay within :data:`MAX_RESPONSE_BYTES`: long values are cut (the job's own address
+has them in full) and a page that would be larger ends early with ``truncated`` set.
 
 ``rexecutor dashboard`` also refuses to listen on a non-loopback interface unless told to.
 """
@@ -22,32 +30,45 @@ import hashlib
 import hmac
 import inspect
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from rexecutor._redact import mask_secrets
 from rexecutor.backend import Backend
 from rexecutor.errors import (
     BackendError,
     ConfigurationError,
     InvalidTransition,
     JobNotFound,
+    RexecutorError,
 )
-from rexecutor.job import JobStatus
+from rexecutor.job import Job, JobStatus
 from rexecutor.web import assets, ops, pages
 from rexecutor.web.pages import Ctx, ListParams
 
-__all__ = ["CSRF_COOKIE", "TOKEN_COOKIE", "build_app"]
+__all__ = [
+    "CSRF_COOKIE",
+    "MAX_FORM_BYTES",
+    "MAX_RESPONSE_BYTES",
+    "TOKEN_COOKIE",
+    "build_app",
+]
 
 CSRF_COOKIE = "rexecutor_csrf"
 TOKEN_COOKIE = "rexecutor_token"
 FRAGMENT_HEADER = "x-rexecutor-fragment"
+#: The largest request body read; a larger one is refused with 413 before it is all read.
 MAX_FORM_BYTES = 64 * 1024
+#: Job lists are read from the backend this many jobs at a time.
+LIST_BATCH = 20
+#: A job list response (JSON) stops adding jobs once it reaches this size.
+MAX_RESPONSE_BYTES = 1024 * 1024
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -81,10 +102,16 @@ def build_app(
     refresh_seconds: float,
     secret: bytes | None,
     title: str,
+    allowed_hosts: Iterable[str] | None = None,
 ) -> Starlette:
     """The Starlette application behind :func:`rexecutor.web.dashboard_app`."""
-    if token is not None and not token:
-        raise ConfigurationError("the dashboard's access token must not be empty")
+    if token is not None and not token.strip():
+        raise ConfigurationError(
+            "the dashboard's access token must not be empty: pass a token, or None for none"
+        )
+    hosts = None if allowed_hosts is None else _allowed_hosts(allowed_hosts)
+    if hosts is None and token is None and auth is None:
+        hosts = frozenset()  # loopback names only
     if refresh_seconds < 0:
         raise ConfigurationError(f"refresh_seconds must be >= 0, got {refresh_seconds}")
     dashboard = _Dashboard(
@@ -94,9 +121,25 @@ def build_app(
         token=token,
         refresh_seconds=refresh_seconds,
         secret=secret or secrets.token_bytes(32),
-        title=title,
+        title=mask_secrets(title),
+        allowed_hosts=hosts,
     )
     return Starlette(routes=dashboard.routes())
+
+
+def _allowed_hosts(names: Iterable[str]) -> frozenset[str]:
+    if isinstance(names, str):
+        raise ConfigurationError(f"allowed_hosts must be a list of names, got the string {names!r}")
+    hosts = set()
+    for name in names:
+        cleaned = ops.host_name(str(name))
+        if not cleaned or any(c in str(name) for c in "/@ \t"):
+            raise ConfigurationError(
+                f"allowed host {name!r} is not a host name: give names such as "
+                "jobs.example.com (no scheme, path or port), or '*' for any"
+            )
+        hosts.add(cleaned)
+    return frozenset(hosts)
 
 
 class _Dashboard:
@@ -110,8 +153,10 @@ class _Dashboard:
         refresh_seconds: float,
         secret: bytes,
         title: str,
+        allowed_hosts: frozenset[str] | None,
     ) -> None:
         self.backend = backend
+        self.allowed_hosts = allowed_hosts
         self.read_only = read_only
         self.auth = auth
         self.token = token
@@ -150,12 +195,27 @@ class _Dashboard:
         message = f"{purpose}:{value}".encode()
         return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
 
+    def _check_host(self, request: Request) -> None:
+        if self.allowed_hosts is None or "*" in self.allowed_hosts:
+            return
+        header = request.headers.get("host", "")
+        name = ops.host_name(header)
+        if ops.is_loopback(name) or name in self.allowed_hosts:
+            return
+        raise _Refused(
+            400,
+            f"This dashboard does not answer for the host name {header[:100]!r}: open it as "
+            "localhost or 127.0.0.1, or start it with --allowed-host NAME (allowed_hosts= when "
+            "mounted) for a name of your own.",
+        )
+
     async def _check_access(self, request: Request) -> Response | None:
         """None when the request may go on; else the response that refuses it."""
+        self._check_host(request)
         if self.token is not None:
             expected = self._digest("token", self.token)
             offered = request.query_params.get("token")
-            if offered is not None and hmac.compare_digest(offered, self.token):
+            if offered is not None and _same(offered, self.token):
                 url = request.url.remove_query_params("token")
                 target = url.path + (f"?{url.query}" if url.query else "")
                 response: Response = RedirectResponse(target, status_code=303)
@@ -170,9 +230,8 @@ class _Dashboard:
             bearer = request.headers.get("authorization", "")
             cookie = request.cookies.get(TOKEN_COOKIE, "")
             ok = (
-                bearer.lower().startswith("bearer ")
-                and hmac.compare_digest(bearer[7:].strip().encode(), self.token.encode())
-            ) or (bool(cookie) and hmac.compare_digest(cookie, expected))
+                bearer.lower().startswith("bearer ") and _same(bearer[7:].strip(), self.token)
+            ) or (bool(cookie) and _same(cookie, expected))
             if not ok:
                 raise _Refused(
                     401,
@@ -230,15 +289,9 @@ class _Dashboard:
                     self._check_write(request, fresh is None)
                 await self._connect()
                 response = await handler(request, ctx)
-            except _Refused as exc:
-                response = _html(pages.message_page(ctx, _reason(exc.status), str(exc)), exc.status)
-            except JobNotFound as exc:
-                response = _html(pages.message_page(ctx, "Not found", f"{exc}."), 404)
-            except ConfigurationError as exc:
-                response = _html(pages.message_page(ctx, "Bad request", str(exc)), 400)
-            except BackendError as exc:
-                text = f"The backend is unavailable: {exc}"
-                response = _html(pages.message_page(ctx, "Backend unavailable", text), 503)
+            except (_Refused, RexecutorError) as exc:
+                status, heading, text = _refusal(exc)
+                response = _html(pages.message_page(ctx, heading, text), status)
             if fresh is not None:
                 response.set_cookie(
                     CSRF_COOKIE, fresh, httponly=True, samesite="strict", path=_cookie_path(request)
@@ -254,15 +307,11 @@ class _Dashboard:
                 if early is not None:
                     return _secure(early)
                 await self._connect()
-                response: Response = JSONResponse(await handler(request))
-            except _Refused as exc:
-                response = JSONResponse({"error": str(exc)}, exc.status)
-            except JobNotFound as exc:
-                response = JSONResponse({"error": str(exc)}, 404)
-            except ConfigurationError as exc:
-                response = JSONResponse({"error": str(exc)}, 400)
-            except BackendError as exc:
-                response = JSONResponse({"error": f"backend unavailable: {exc}"}, 503)
+                result = await handler(request)
+                response = result if isinstance(result, Response) else _json(result)
+            except (_Refused, RexecutorError) as exc:
+                status, _, text = _refusal(exc)
+                response = _json({"error": text}, status)
             return _secure(response)
 
         return endpoint
@@ -296,9 +345,7 @@ class _Dashboard:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media != "application/x-www-form-urlencoded":
             raise _Refused(415, "Actions take a form (application/x-www-form-urlencoded).")
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
-            raise _Refused(413, "The form is too large.")
+        body = await _read_capped(request, MAX_FORM_BYTES)
         fields = {
             key: values[-1]
             for key, values in parse_qs(
@@ -323,19 +370,35 @@ class _Dashboard:
         nodes = await ops.list_node_rows(self.backend)
         return self._respond(request, ctx, "Overview", pages.overview_live(ctx, overview, nodes))
 
+    async def _list_jobs(self, params: ListParams) -> AsyncIterator[Job[Any, Any]]:
+        """The jobs of a list page, read :data:`LIST_BATCH` at a time, so that at most that
+        many whole jobs are in memory however large they are."""
+        node = params.filters().node()
+        seen: set[int] = set()
+        offset, remaining = params.offset, params.limit
+        while remaining > 0:
+            size = min(LIST_BATCH, remaining)
+            batch = await self.backend.query(node, limit=size, offset=offset, newest_first=True)
+            for job in batch:
+                if int(job.id) not in seen:  # a job inserted meanwhile shifts the pages by one
+                    seen.add(int(job.id))
+                    yield job
+            if len(batch) < size:
+                return
+            offset += size
+            remaining -= size
+
     async def jobs_page(self, request: Request, ctx: Ctx) -> Response:
         params = _list_params(request)
-        jobs = await self.backend.query(
-            params.filters().node(), limit=params.limit, offset=params.offset, newest_first=True
-        )
-        live = pages.jobs_live(ctx, params, jobs)
+        rows = [pages.job_row(ctx, job) async for job in self._list_jobs(params)]
+        live = pages.jobs_live(ctx, params, rows)
         if request.headers.get(FRAGMENT_HEADER) == "1":
             return _html(live)
         executors = sorted({executor for executor, _ in await self.backend.count_jobs()})
         return self._respond(request, ctx, "Jobs", live, pages.jobs_filters(ctx, params, executors))
 
     async def job_page(self, request: Request, ctx: Ctx) -> Response:
-        job = await self.backend.get_job(int(request.path_params["job_id"]))
+        job = await self.backend.get_job(_job_id(request))
         return self._respond(request, ctx, f"Job {int(job.id)}", pages.job_live(ctx, job))
 
     async def nodes_page(self, request: Request, ctx: Ctx) -> Response:
@@ -345,16 +408,14 @@ class _Dashboard:
     # -- actions ---------------------------------------------------------------------------
 
     def _done(self, ctx: Ctx, fields: dict[str, str], message: str) -> Response:
-        target = fields.get("next", "/")
-        if not target.startswith("/") or target.startswith("//") or "\\" in target:
-            target = "/"
+        target = pages.safe_next(fields.get("next"))
         joiner = "&" if "?" in target else "?"
         return RedirectResponse(
             ctx.root + target + joiner + urlencode({"flash": message}), status_code=303
         )
 
     async def cancel_action(self, request: Request, ctx: Ctx) -> Response:
-        job_id = int(request.path_params["job_id"])
+        job_id = _job_id(request)
         fields = await self._form(request, ctx)
         if fields.get("confirmed") != "1":
             path = f"/jobs/{job_id}/cancel"
@@ -368,7 +429,7 @@ class _Dashboard:
         return self._done(ctx, fields, message)
 
     async def rerun_action(self, request: Request, ctx: Ctx) -> Response:
-        job_id = int(request.path_params["job_id"])
+        job_id = _job_id(request)
         fields = await self._form(request, ctx)
         if fields.get("confirmed") != "1":
             path = f"/jobs/{job_id}/rerun"
@@ -409,17 +470,30 @@ class _Dashboard:
 
     async def jobs_api(self, request: Request) -> Any:
         params = _list_params(request)
-        jobs = await self.backend.query(
-            params.filters().node(), limit=params.limit, offset=params.offset, newest_first=True
-        )
-        return {
-            "jobs": [ops.job_to_json(job) for job in jobs],
+        root = str(request.scope.get("root_path", "")).rstrip("/")
+        # Each job is encoded once, and the page stops before it outgrows the budget (always
+        # holding at least one job, which the summary keeps small).
+        parts: list[str] = []
+        size = 0
+        truncated = False
+        async for job in self._list_jobs(params):
+            text = ops.dumps_json(ops.job_to_json(job, summary=f"{root}/api/jobs/{int(job.id)}"))
+            if parts and size + len(text) > MAX_RESPONSE_BYTES:
+                truncated = True
+                break
+            parts.append(text)
+            size += len(text) + 2
+        more = truncated or len(parts) == params.limit
+        tail = {
             "limit": params.limit,
             "offset": params.offset,
+            "truncated": truncated,
+            "next_offset": params.offset + len(parts) if more else None,
         }
+        return _json_text('{"jobs": [' + ", ".join(parts) + "], " + ops.dumps_json(tail)[1:])
 
     async def job_api(self, request: Request) -> Any:
-        job = await self.backend.get_job(int(request.path_params["job_id"]))
+        job = await self.backend.get_job(_job_id(request))
         return ops.job_to_json(job, history=True)
 
     async def nodes_api(self, request: Request) -> Any:
@@ -428,6 +502,48 @@ class _Dashboard:
 
 async def _no_icon(request: Request) -> Response:
     return Response(status_code=204)
+
+
+def _job_id(request: Request) -> int:
+    return ops.check_job_id(int(request.path_params["job_id"]))
+
+
+def _same(offered: str, expected: str) -> bool:
+    """Constant-time comparison that any offered text (non-ASCII, surrogates) can go through."""
+    return hmac.compare_digest(
+        offered.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    """The request body, read as it arrives and refused (413) as soon as it exceeds ``limit``."""
+    too_large = _Refused(413, f"The form is too large (the limit is {limit} bytes).")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _refusal(exc: Exception) -> tuple[int, str, str]:
+    """Status, heading and message for an error a handler raised (passwords masked)."""
+    if isinstance(exc, _Refused):
+        return exc.status, _reason(exc.status), mask_secrets(str(exc))
+    text = mask_secrets(str(exc)) or type(exc).__name__
+    if isinstance(exc, JobNotFound):
+        return 404, "Not found", f"{text}."
+    if isinstance(exc, InvalidTransition):
+        return 409, "Conflict", text
+    if isinstance(exc, BackendError):
+        return 503, "Backend unavailable", f"The backend is unavailable: {text}"
+    # ConfigurationError, ValidationError and the rest: the request asked for something wrong.
+    return 400, "Bad request", text
 
 
 def _int(text: str | None, default: int, low: int, high: int) -> int:
@@ -456,7 +572,17 @@ def _cookie_path(request: Request) -> str:
 
 
 def _html(body: str, status: int = 200) -> Response:
-    return HTMLResponse(body, status)
+    # A lone surrogate from a stored value cannot be UTF-8: it is shown as "?" instead.
+    return HTMLResponse(body.encode("utf-8", "replace"), status)
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return _json_text(ops.dumps_json(value), status)
+
+
+def _json_text(text: str, status: int = 200) -> Response:
+    # backslashreplace writes a lone surrogate as a \\uXXXX escape: still valid JSON.
+    return Response(text.encode("utf-8", "backslashreplace"), status, media_type="application/json")
 
 
 def _secure(response: Response) -> Response:

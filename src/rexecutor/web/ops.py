@@ -7,6 +7,9 @@ line uses it without the ``web`` extra installed.
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,6 +23,10 @@ from rexecutor.query import And, ExecutorEquals, Or, QueryNode, StatusIn, TagsAl
 
 __all__ = [
     "FAILED_STATUSES",
+    "LIST_ERRORS",
+    "LIST_TEXT_CHARS",
+    "LIST_VALUE_CHARS",
+    "MAX_JOB_ID",
     "CancelResult",
     "Filters",
     "HistoryEntry",
@@ -27,8 +34,12 @@ __all__ = [
     "Overview",
     "RetryReport",
     "cancel_job",
+    "check_job_id",
+    "dumps_json",
     "error_to_json",
     "format_age",
+    "host_name",
+    "is_loopback",
     "job_history",
     "job_to_json",
     "list_node_rows",
@@ -41,8 +52,38 @@ __all__ = [
 #: Terminal statuses drawn as failures in charts and ``stats``.
 FAILED_STATUSES = frozenset({JobStatus.DISCARDED, JobStatus.CANCELLED})
 
+#: The largest job id any backend can store (a signed 64-bit integer); larger ones do not exist.
+MAX_JOB_ID = 2**63 - 1
+#: In listings, data or metadata whose JSON is longer than this is cut to a preview.
+LIST_VALUE_CHARS = 2048
+#: In listings, error details, tracebacks and tags longer than this are cut.
+LIST_TEXT_CHARS = 1024
+#: In listings, only the last errors of a job are shown.
+LIST_ERRORS = 3
+
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)")
 _UNITS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine (``localhost`` or a loopback address)."""
+    name = host.strip().lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, lower case, without the port: ``[::1]:8000`` → ``::1``."""
+    value = header.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    if value.count(":") == 1:
+        value = value.split(":", 1)[0]
+    return value.rstrip(".")
 
 
 def parse_duration(text: str) -> timedelta:
@@ -105,8 +146,93 @@ def error_to_json(error: JobError) -> dict[str, Any]:
     }
 
 
-def job_to_json(job: Job[Any, Any], *, history: bool = False) -> dict[str, Any]:
-    """A stored job as a JSON object: what ``--json`` prints and the dashboard's API returns."""
+def check_job_id(job_id: int) -> int:
+    """``job_id`` if a job could have it; ``JobNotFound`` for ids no backend can store."""
+    if not 1 <= job_id <= MAX_JOB_ID:
+        raise JobNotFound(job_id)
+    return job_id
+
+
+def dumps_json(value: Any, *, indent: int | None = None) -> str:
+    """Strict JSON text for ``value`` (non-ASCII kept as is).
+
+    Values that JSON cannot hold are written as strings, so the output always parses:
+    NaN and infinities (old rows may hold them) as ``"NaN"``, ``"Infinity"`` and
+    ``"-Infinity"``, integers too long for Python to print as text as a description of their
+    size, anything else as its ``str``. Lone surrogates stay in the text: encode it with
+    ``errors="backslashreplace"``, which writes them as valid ``\\uXXXX`` escapes.
+    """
+    try:
+        return json.dumps(value, indent=indent, ensure_ascii=False, allow_nan=False, default=str)
+    except ValueError:  # NaN, an infinity or a huge integer somewhere: rare, so walk only then
+        return json.dumps(
+            _strict(value), indent=indent, ensure_ascii=False, allow_nan=False, default=str
+        )
+
+
+def _strict(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            str(value)
+        except ValueError:
+            return f"<integer of {value.bit_length()} bits>"
+        return value
+    if isinstance(value, dict):
+        return {str(_strict(k)): _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
+def _clip_text(text: str | None, limit: int, cut: list[str], what: str) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    if what not in cut:
+        cut.append(what)
+    return text[:limit] + f"… [{len(text) - limit} more characters]"
+
+
+def _preview(value: Any, cut: list[str], what: str) -> Any:
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str) and len(value) <= LIST_VALUE_CHARS:
+        return value
+    text = dumps_json(value)
+    if len(text) <= LIST_VALUE_CHARS:
+        return value
+    cut.append(what)
+    return text[:LIST_VALUE_CHARS] + f"… [{len(text) - LIST_VALUE_CHARS} more characters]"
+
+
+def job_to_json(
+    job: Job[Any, Any], *, history: bool = False, summary: str | None = None
+) -> dict[str, Any]:
+    """A stored job as a JSON object: what ``--json`` prints and the dashboard's API returns.
+
+    With ``summary`` (the address of the full job), the object is bounded for listings: data
+    and metadata longer than :data:`LIST_VALUE_CHARS` become a preview string, only the last
+    :data:`LIST_ERRORS` errors are kept, long texts and tags are cut; ``truncated`` then names
+    the fields that were cut and ``full`` is ``summary``.
+    """
+    cut: list[str] = []
+    errors = job.errors
+    tags = list(job.tags)
+    data, metadata = job.data, job.metadata
+    if summary is not None:
+        data = _preview(data, cut, "data")
+        metadata = _preview(metadata, cut, "metadata")
+        if len(errors) > LIST_ERRORS:
+            errors, cut = errors[-LIST_ERRORS:], [*cut, "errors"]
+        if len(tags) > LIST_ERRORS * 10:
+            tags, cut = tags[: LIST_ERRORS * 10], [*cut, "tags"]
+        tags = [str(_clip_text(t, LIST_TEXT_CHARS, cut, "tags")) for t in tags]
+    error_values = [error_to_json(e) for e in errors]
+    if summary is not None:
+        for entry in error_values:
+            entry["details"] = _clip_text(entry["details"], LIST_TEXT_CHARS, cut, "errors")
+            entry["traceback"] = _clip_text(entry["traceback"], LIST_TEXT_CHARS, cut, "errors")
     value: dict[str, Any] = {
         "id": int(job.id),
         "executor": job.executor,
@@ -114,10 +240,10 @@ def job_to_json(job: Job[Any, Any], *, history: bool = False) -> dict[str, Any]:
         "attempt": job.attempt,
         "max_attempts": job.max_attempts,
         "priority": job.priority,
-        "tags": list(job.tags),
-        "data": job.data,
-        "metadata": job.metadata,
-        "errors": [error_to_json(e) for e in job.errors],
+        "tags": tags,
+        "data": data,
+        "metadata": metadata,
+        "errors": error_values,
         "inserted_at": _iso(job.inserted_at),
         "scheduled_at": _iso(job.scheduled_at),
         "attempted_at": _iso(job.attempted_at),
@@ -128,6 +254,9 @@ def job_to_json(job: Job[Any, Any], *, history: bool = False) -> dict[str, Any]:
     }
     if history:
         value["history"] = [entry.to_json() for entry in job_history(job)]
+    if cut:
+        value["truncated"] = cut
+        value["full"] = summary
     return value
 
 

@@ -8,7 +8,6 @@ browser can fetch just that part.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
@@ -19,7 +18,16 @@ from rexecutor import _clock
 from rexecutor.job import Job, JobStatus
 from rexecutor.web import ops
 
-__all__ = ["Ctx", "h"]
+__all__ = ["PAGE_ERRORS", "PAGE_TEXT_CHARS", "Ctx", "h", "safe_next"]
+
+#: On a job's page, data, metadata, error details and tracebacks longer than this are cut
+#: (the JSON API's /api/jobs/ID has them in full).
+PAGE_TEXT_CHARS = 256 * 1024
+#: In the job list, at most this many tags are shown per job, each cut to TAG_CHARS.
+LIST_TAGS = 10
+#: On a job's page, only the last errors are shown.
+PAGE_ERRORS = 20
+TAG_CHARS = 60
 
 
 def h(value: object) -> str:
@@ -55,6 +63,20 @@ class Ctx:
         return self.root + path + ("?" + urlencode(query) if query else "")
 
 
+def safe_next(target: str | None) -> str:
+    """``target`` if it is a path inside this app (where to go back to), else ``"/"``.
+
+    Only same-site relative paths pass: no scheme (``javascript:``, ``https:``), no
+    ``//host``, no backslash or control character (browsers drop tabs and newlines, so
+    ``/<TAB>/evil`` would become ``//evil``).
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    if "\\" in target or any(ord(c) < 0x21 or ord(c) == 0x7F for c in target):
+        return "/"
+    return target
+
+
 def _time(moment: datetime | None) -> str:
     if moment is None:
         return '<span class="muted">-</span>'
@@ -72,7 +94,7 @@ def _badge(status: JobStatus | str) -> str:
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    return _clip(json.dumps(value, default=str, ensure_ascii=False), limit)
+    return _clip(ops.dumps_json(value), limit)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -135,7 +157,7 @@ def confirm_page(ctx: Ctx, question: str, path: str, fields: dict[str, str]) -> 
         f'<form method="post" action="{h(ctx.url(path))}">{_csrf_field(ctx)}{hidden}'
         '<input type="hidden" name="confirmed" value="1">'
         '<button type="submit" class="danger">Yes, do it</button> '
-        f'<a href="{h(ctx.root + (fields.get("next") or "/"))}">No, go back</a></form>'
+        f'<a href="{h(ctx.root + safe_next(fields.get("next")))}">No, go back</a></form>'
     )
     return layout(ctx, "Please confirm", body)
 
@@ -300,34 +322,40 @@ def jobs_filters(ctx: Ctx, params: ListParams, executors: list[str]) -> str:
     return form + retry
 
 
-def jobs_live(ctx: Ctx, params: ListParams, jobs: list[Job[Any, Any]]) -> str:
-    """The job table and the pager."""
-    if not jobs:
+def job_row(ctx: Ctx, job: Job[Any, Any]) -> str:
+    """One row of the job table (every value cut short, so a row stays small)."""
+    last = job.errors[-1] if job.errors else None
+    error = ""
+    if last is not None:
+        summary = _clip(f"{last.name or last.error_type.value}: {last.details[:200]}", 70)
+        error = f'<span class="err">{h(summary)}</span>'
+    when = job.finished_at or (
+        job.attempted_at if job.status is JobStatus.EXECUTING else job.scheduled_at
+    )
+    tags = " ".join(
+        f'<span class="tag">{h(_clip(t, TAG_CHARS))}</span>' for t in job.tags[:LIST_TAGS]
+    )
+    if len(job.tags) > LIST_TAGS:
+        tags += f' <span class="muted">+{len(job.tags) - LIST_TAGS}</span>'
+    return (
+        f'<tr data-job-id="{int(job.id)}" data-status="{job.status.value}">'
+        f'<td class="num"><a href="{h(ctx.url(f"/jobs/{int(job.id)}"))}">{int(job.id)}</a></td>'
+        f"<td>{h(job.executor)}</td><td>{_badge(job.status)}</td>"
+        f'<td class="num">{job.attempt}/{job.max_attempts}</td><td>{tags}</td>'
+        f'<td class="when">{_time(when)}</td><td><code>{h(_short(job.data, 50))}</code></td>'
+        f"<td>{error}</td></tr>"
+    )
+
+
+def jobs_live(ctx: Ctx, params: ListParams, rows: list[str]) -> str:
+    """The job table (rows from :func:`job_row`) and the pager."""
+    if not rows:
         return '<p class="muted">No jobs match.</p>' + _pager(ctx, params, 0)
-    rows = []
-    for job in jobs:
-        last = job.errors[-1] if job.errors else None
-        error = ""
-        if last is not None:
-            summary = _clip(f"{last.name or last.error_type.value}: {last.details}", 70)
-            error = f'<span class="err">{h(summary)}</span>'
-        when = job.finished_at or (
-            job.attempted_at if job.status is JobStatus.EXECUTING else job.scheduled_at
-        )
-        tags = " ".join(f'<span class="tag">{h(t)}</span>' for t in job.tags)
-        rows.append(
-            f'<tr data-job-id="{int(job.id)}" data-status="{job.status.value}">'
-            f'<td class="num"><a href="{h(ctx.url(f"/jobs/{int(job.id)}"))}">{int(job.id)}</a></td>'
-            f"<td>{h(job.executor)}</td><td>{_badge(job.status)}</td>"
-            f'<td class="num">{job.attempt}/{job.max_attempts}</td><td>{tags}</td>'
-            f'<td class="when">{_time(when)}</td><td><code>{h(_short(job.data, 50))}</code></td>'
-            f"<td>{error}</td></tr>"
-        )
     return (
         '<table class="grid jobs"><thead><tr><th class="num">id</th><th>executor</th>'
         '<th>status</th><th class="num">attempt</th><th>tags</th><th>when</th><th>data</th>'
         f"<th>last error</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        + _pager(ctx, params, len(jobs))
+        + _pager(ctx, params, len(rows))
     )
 
 
@@ -396,35 +424,59 @@ def job_live(ctx: Ctx, job: Job[Any, Any]) -> str:
     facts = "".join(f"<dt>{h(k)}</dt><dd>{v}</dd>" for k, v in fields)
     history = "".join(
         f'<li class="ev-{h(entry.status or entry.event.replace(" ", "-"))}">{_time(entry.at)} '
-        f"<strong>{h(entry.event)}</strong> {h(entry.detail)}</li>"
+        f"<strong>{h(entry.event)}</strong> {h(_clip(entry.detail, 300))}</li>"
         for entry in ops.job_history(job)
     )
     errors = []
-    for index, error in enumerate(job.errors):
+    shown = job.errors[-PAGE_ERRORS:]
+    earlier = len(job.errors) - len(shown)
+    for index, error in enumerate(shown, start=earlier):
         trace = (
-            f'<details id="tb-{index}"><summary>traceback</summary><pre>{h(error.traceback)}</pre>'
+            f'<details id="tb-{index}"><summary>traceback</summary>'
+            f"<pre>{h(_cut(error.traceback, job_id))}</pre>"
             "</details>"
             if error.traceback
             else ""
         )
+        name = f" · {h(_clip(error.name, 200))}" if error.name else ""
         errors.append(
             f'<li class="error"><p><strong>attempt {error.attempt}</strong> · '
-            f"{h(error.error_type.value)}{' · ' + h(error.name) if error.name else ''} · "
-            f"{_time(error.recorded_at)}</p><p><code>{h(error.details)}</code></p>{trace}</li>"
+            f"{h(error.error_type.value)}{name} · "
+            f"{_time(error.recorded_at)}</p><p><code>{h(_cut(error.details, job_id))}</code></p>"
+            f"{trace}</li>"
         )
     error_list = (
-        f'<ol class="errors">{"".join(errors)}</ol>' if errors else '<p class="muted">None.</p>'
+        f'<ol class="errors" start="{earlier + 1}">{"".join(errors)}</ol>'
+        if errors
+        else '<p class="muted">None.</p>'
     )
+    if earlier:
+        error_list = (
+            f'<p class="muted">{earlier} earlier errors are not shown: see '
+            f'<a href="{h(ctx.url(f"/api/jobs/{job_id}"))}">/api/jobs/{job_id}</a>.</p>'
+            + error_list
+        )
     return f"""<div class="actions">{"".join(actions)}</div>
 <dl class="facts" data-status="{job.status.value}">{facts}</dl>
-<section class="two"><div><h2>Data</h2><pre class="json">{h(_pretty(job.data))}</pre></div>
-<div><h2>Metadata</h2><pre class="json">{h(_pretty(job.metadata))}</pre></div></section>
+<section class="two"><div><h2>Data</h2>
+<pre class="json">{h(_cut(_pretty(job.data), job_id))}</pre></div>
+<div><h2>Metadata</h2><pre class="json">{h(_cut(_pretty(job.metadata), job_id))}</pre></div>
+</section>
 <section><h2>History</h2><ol class="history">{history}</ol></section>
 <section><h2>Errors ({len(job.errors)})</h2>{error_list}</section>"""
 
 
 def _pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, default=str, ensure_ascii=False)
+    return ops.dumps_json(value, indent=2)
+
+
+def _cut(text: str, job_id: int) -> str:
+    if len(text) <= PAGE_TEXT_CHARS:
+        return text
+    return (
+        text[:PAGE_TEXT_CHARS]
+        + f"\n… [{len(text) - PAGE_TEXT_CHARS} more characters: see /api/jobs/{job_id}]"
+    )
 
 
 # -- nodes --------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,9 +63,23 @@ def project_env(
 
 @pytest.fixture(scope="session")
 def worker(project_env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
-    """``manage.py rexecutor_worker`` for the queues default and reports, in its own process."""
+    """``manage.py rexecutor_worker`` for the queues default and reports, in its own process.
+
+    ``$REXECUTOR_TEST_IMPORT_MARKER`` names the file that ``not_tasks`` writes if it is ever
+    imported (it must not be).
+    """
+    marker = Path(tempfile.mkdtemp(prefix="rexecutor-django-")) / "imported"
+    os.environ["REXECUTOR_TEST_IMPORT_MARKER"] = str(marker)
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "rexecutor_worker", "--poll-interval", "0.5"],
+        [
+            sys.executable,
+            "manage.py",
+            "rexecutor_worker",
+            "--poll-interval",
+            "0.5",
+            "--import-module",
+            "tests.django.suite.extra_tasks",
+        ],
         cwd=PROJECT,
         env={**os.environ, **project_env, "PYTHONPATH": f"{ROOT}{os.pathsep}{PROJECT}"},
         stdout=subprocess.PIPE,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -258,3 +260,38 @@ def test_without_a_url_the_database_must_be_postgresql() -> None:
 
         with pytest.raises(ImproperlyConfigured, match="only on PostgreSQL"):
             default_task_backend.get_result("1")
+
+
+def test_a_job_naming_no_registered_task_is_cancelled_without_importing_it(worker: Any) -> None:
+    from django.tasks import TaskResultStatus, default_task_backend
+
+    from rexecutor import sync
+    from rexecutor.contrib.django.backend import DjangoTaskExecutor, TaskCall
+
+    from .extra_tasks import echo
+
+    store, _ = default_task_backend._store()
+    paths = {
+        "tests.django.suite.not_tasks.run": "not a registered task",  # outside the apps
+        "os.system": "not a registered task",
+        "orders.models.Order": "not a task of a RexecutorBackend",  # an app, not a task
+        "orders.tasks.no_such_task": "not a task of a RexecutorBackend",
+        "orders.../../etc/passwd": "not a registered task",
+    }
+    ids = {}
+    for path in paths:
+        call = TaskCall(path=path, args=["echo pwned"], kwargs={}, backend="default")
+        builder = DjangoTaskExecutor.for_queue("default").builder().with_data(call)
+        ids[path] = int(sync.enqueue(builder, store))
+    deadline = time.monotonic() + 20
+    for path, expected in paths.items():
+        while (job := stored_job(str(ids[path]))).status.value != "cancelled":
+            assert time.monotonic() < deadline, f"{path}: still {job.status}"
+            time.sleep(0.05)
+        details = job.errors[-1].details
+        assert expected in details, details
+        if expected == "not a registered task":
+            assert "it was not imported" in details, details
+    assert not Path(os.environ["REXECUTOR_TEST_IMPORT_MARKER"]).exists()
+    healthy = wait_finished(echo.enqueue("after"))
+    assert healthy.status == TaskResultStatus.SUCCESSFUL

@@ -16,7 +16,16 @@ Settings (``TASKS[alias]``):
     commits, and workers are woken when it does. ``MAX_ATTEMPTS``: attempts per task before
     it fails (default 1, as in Django: a task that raises is failed; more attempts retry it
     with rexecutor's backoff). ``MIGRATE``: create or upgrade rexecutor's tables on first use
-    and after ``manage.py migrate`` (default True).
+    and after ``manage.py migrate`` (default True). ``TASK_MODULES``: modules (or packages)
+    outside ``INSTALLED_APPS`` whose tasks workers may run.
+
+Which tasks a worker runs: a job row names its task by module path, and a row can be written
+by anyone with access to the database, so the path is checked before anything is imported.
+Only tasks of a ``RexecutorBackend`` run: a path is accepted once such a task with that path
+has been defined in the process, or when its module lies inside an installed app, a
+``TASK_MODULES`` entry or a module given to ``rexecutor_worker --import-module`` (that
+module is then imported, and the path must name a task it defined). Any other path is
+cancelled with an error saying so, without importing it.
 
 With a ``URL``, enqueueing is not part of Django's transaction: to enqueue only after a
 commit, use ``transaction.on_commit(partial(my_task.enqueue, ...))``.
@@ -34,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import inspect
 import re
 import threading
@@ -70,6 +80,7 @@ if TYPE_CHECKING:
         def validate_task(self, task: Any) -> None: ...
 
     ImproperlyConfigured: Any
+    apps: Any
     TaskError: Any
     TaskContext: Any
     TaskResult: Any
@@ -85,6 +96,7 @@ if TYPE_CHECKING:
     task_backends: Any
     timezone: Any
 else:
+    from django.apps import apps
     from django.core.exceptions import ImproperlyConfigured
     from django.db import close_old_connections, connections
     from django.tasks import task_backends
@@ -96,10 +108,35 @@ else:
     from django.utils.json import normalize_json
     from django.utils.module_loading import import_string
 
-__all__ = ["DjangoTaskExecutor", "RexecutorBackend", "TaskCall", "migrate_stores"]
+__all__ = [
+    "DjangoTaskExecutor",
+    "RexecutorBackend",
+    "TaskCall",
+    "UnknownTask",
+    "allow_task_modules",
+    "migrate_stores",
+]
 
 #: Executor names of Django task queues start with this.
 PREFIX = "django:"
+
+_TASK_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+# Module paths of the tasks defined for a RexecutorBackend in this process, and the modules
+# besides the installed apps whose tasks may be imported: see the module docstring.
+_known_tasks: set[str] = set()
+_task_modules: set[str] = set()
+_registry_lock = threading.Lock()
+
+
+class UnknownTask(ValueError):
+    """A job names a task path that is not a registered task; nothing was imported."""
+
+
+def allow_task_modules(modules: Iterable[str]) -> None:
+    """Let workers import tasks from ``modules`` (module or package names), besides the
+    installed apps. ``TASK_MODULES`` and ``rexecutor_worker --import-module`` call this."""
+    with _registry_lock:
+        _task_modules.update(str(m) for m in modules)
 
 
 class TaskCall(BaseModel):
@@ -144,8 +181,14 @@ class DjangoTaskExecutor(Executor[TaskCall, dict[str, Any]], abstract=True):
             return found
 
     async def execute(self, job: Job[TaskCall, dict[str, Any]]) -> ExecutionResult | None:
-        """Run the task once; raise what it raises."""
-        task = _load_task(job.data)
+        """Run the task once; raise what it raises.
+
+        A job that names no registered task is cancelled with the reason, never imported.
+        """
+        try:
+            task = _load_task(job.data)
+        except UnknownTask as exc:
+            return ExecutionResult.Cancel(str(exc))
         result = _task_result(job, task, running=True)
         call_args = list(job.data.args)
         if task.takes_context:
@@ -211,10 +254,45 @@ def _log_lost_result(job: Job[Any, Any], exc: Exception) -> None:
     )
 
 
+def _importable(module: str) -> bool:
+    roots = [config.name for config in apps.get_app_configs()]
+    with _registry_lock:
+        roots.extend(_task_modules)
+    return any(module == root or module.startswith(root + ".") for root in roots)
+
+
 def _load_task(call: TaskCall) -> Any:
-    task = import_string(call.path)
+    """The task a job names, checked before anything is imported (see the module docstring).
+
+    Raises ``UnknownTask`` for a path that is not a registered task.
+    """
+    path = call.path
+    with _registry_lock:
+        known = path in _known_tasks
+    if not known:
+        module = path.rpartition(".")[0]
+        if not _TASK_PATH.fullmatch(path) or not _importable(module):
+            raise UnknownTask(
+                f"the job names {path[:200]!r}, which is not a registered task: tasks are "
+                "run only from installed apps, OPTIONS['TASK_MODULES'] and modules given to "
+                "rexecutor_worker --import-module; it was not imported"
+            )
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise UnknownTask(
+                f"the job names {path!r}, whose module cannot be imported: {exc}"
+            ) from exc
+        with _registry_lock:
+            known = path in _known_tasks
+        if not known:
+            raise UnknownTask(
+                f"the job names {path!r}, which is not a task of a RexecutorBackend "
+                "(decorate it with @task)"
+            )
+    task = import_string(path)
     if not hasattr(task, "using") or not hasattr(task, "func"):
-        raise TypeError(f"{call.path} is not a Django task (decorate it with @task)")
+        raise UnknownTask(f"{path} is not a Django task (decorate it with @task)")
     return task.using(
         priority=call.priority,
         queue_name=call.queue_name,
@@ -347,6 +425,19 @@ class RexecutorBackend(BaseTaskBackend):
                 f"TASKS[{alias!r}]['OPTIONS']['MAX_ATTEMPTS'] must be an int >= 1, got {attempts!r}"
             )
         self._max_attempts = attempts
+        modules = options.get("TASK_MODULES", ())
+        if isinstance(modules, str) or not all(isinstance(m, str) for m in modules):
+            raise ImproperlyConfigured(
+                f"TASKS[{alias!r}]['OPTIONS']['TASK_MODULES'] must be a list of module names, "
+                f"got {modules!r}"
+            )
+        allow_task_modules(modules)
+
+    def validate_task(self, task: Any) -> None:
+        """Django's checks; a task that passes them is one this process's workers may run."""
+        super().validate_task(task)
+        with _registry_lock:
+            _known_tasks.add(task.module_path)
 
     # -- the store ---------------------------------------------------------------------------
 

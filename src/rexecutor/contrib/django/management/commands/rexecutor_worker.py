@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from rexecutor.cli import run_worker
-from rexecutor.contrib.django.backend import RexecutorBackend
+from rexecutor.contrib.django.backend import RexecutorBackend, allow_task_modules
 
 if TYPE_CHECKING:
 
@@ -33,7 +34,8 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: Any) -> None:
-        """``--backend``, ``--queue`` (repeatable), ``--shutdown-timeout``, ``--poll-interval``."""
+        """``--backend``, ``--queue`` and ``--import-module`` (repeatable), ``--shutdown-timeout``,
+        ``--poll-interval``."""
         parser.add_argument(
             "--backend",
             default=DEFAULT_TASK_BACKEND_ALIAS,
@@ -44,6 +46,15 @@ class Command(BaseCommand):
             action="append",
             dest="queues",
             help="a queue to run; repeat for more (default: every queue in QUEUES)",
+        )
+        parser.add_argument(
+            "--import-module",
+            action="append",
+            dest="modules",
+            default=[],
+            metavar="MODULE",
+            help="import this module first and run its tasks (besides those of the installed "
+            "apps and OPTIONS['TASK_MODULES']); repeatable",
         )
         parser.add_argument(
             "--shutdown-timeout",
@@ -69,6 +80,12 @@ class Command(BaseCommand):
             raise CommandError(
                 f"TASKS[{alias!r}] is {type(backend).__name__}, not RexecutorBackend"
             )
+        allow_task_modules(options["modules"])
+        for module in options["modules"]:
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise CommandError(f"cannot import --import-module {module!r}: {exc}") from exc
         try:
             node = backend.make_node(options["queues"], poll_interval=options["poll_interval"])
         except Exception as exc:
