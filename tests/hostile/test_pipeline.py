@@ -89,21 +89,35 @@ FIELD_NAMES = {
 
 
 def same(a: Any, b: Any) -> bool:
-    """JSON equality, with numbers compared by value (jsonb may give back 1e308 as an int)."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        if a == b:
-            return True
-        try:
-            return float(a) == float(b)
-        except OverflowError:
+    """JSON equality, with numbers compared by value (jsonb may give back 1e308 as an int).
+    Iterative: values nest 500 deep."""
+    pairs = [(a, b)]
+    while pairs:
+        x, y = pairs.pop()
+        if isinstance(x, bool) or isinstance(y, bool):
+            if x is not y:
+                return False
+        elif isinstance(x, int | float) and isinstance(y, int | float):
+            if x != y and not _same_float(x, y):
+                return False
+        elif isinstance(x, dict) and isinstance(y, dict):
+            if x.keys() != y.keys():
+                return False
+            pairs.extend((x[k], y[k]) for k in x)
+        elif isinstance(x, list) and isinstance(y, list):
+            if len(x) != len(y):
+                return False
+            pairs.extend(zip(x, y, strict=True))
+        elif type(x) is not type(y) or x != y:
             return False
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    return type(a) is type(b) and a == b
+    return True
+
+
+def _same_float(x: float, y: float) -> bool:
+    try:
+        return float(x) == float(y)
+    except OverflowError:
+        return False
 
 
 def check_refusal(exc: ValidationError, at_fault: list[str]) -> None:
@@ -293,7 +307,7 @@ MODES: dict[str, tuple[type[Executor[Any, Any]], JobStatus, ErrorType]] = {
 @example(Failure("str_raises"), "return Error")
 @example(Failure("huge"), "raise")
 @example(Failure("huge_unicode"), "return Cancel")
-@example(Failure("deep_traceback"), "raise in a thread")
+@example(Failure("huge_cause"), "raise in a thread")
 async def test_every_failure_is_recorded_readably_and_within_bounds(
     node: Node, capsys: pytest.CaptureFixture[str], failure: Failure, mode: str
 ) -> None:
@@ -307,7 +321,8 @@ async def test_every_failure_is_recorded_readably_and_within_bounds(
     for text in (error.details, error.traceback or "", error.name or ""):
         assert not bad_text(text), f"stored text holds NUL or a lone surrogate: {text[:200]!r}"
         assert len(text) <= TEXT_CAP, f"stored text is {len(text)} characters, uncapped"
-    assert error.details.strip(), "an error without details"
+    if failure.kind != "text":
+        assert error.details.strip(), "an error without details"
     if failure.kind == "str_raises":
         assert "UnprintableError" in f"{error.name} {error.details}"
     clean = failure.clean_text()
@@ -380,5 +395,9 @@ async def test_hostile_job_ids_and_cookies_get_an_answer_never_a_server_error(
             assert "Traceback" not in shown.err
         many_tags = [arg for i in range(1_500) for arg in ("-t", f"t{i}")]
         listed = await cli(node.url, capsys, "jobs", "list", *many_tags, "--json")
-        assert listed.code == 0, listed.err
-        assert strict_json(listed.out) == []
+        # Either answered (nothing matches) or refused as a usage error naming the tags; never
+        # "backend unavailable".
+        if listed.code == 0:
+            assert strict_json(listed.out) == []
+        else:
+            assert listed.code == 2 and re.search(r"\btags?\b", listed.err), listed.err

@@ -200,8 +200,11 @@ class Tags:
         raise AssertionError(f"unknown tags recipe {self.kind!r}")
 
     def verdict(self) -> str:
-        """What enqueue must do with these tags (size aside)."""
-        return REFUSE if any(bad_text(t) for t in self.build()) else ACCEPT
+        """What enqueue must do with these tags (size aside). Issue 11 sets no limit on how
+        many tags a job has: a backend may store 2,000 or refuse them clearly."""
+        if any(bad_text(t) for t in self.build()):
+            return REFUSE
+        return EITHER if self.kind == "many" else ACCEPT
 
 
 tag_lists = st.one_of(
@@ -271,12 +274,6 @@ class UnprintableError(Exception):
         raise RuntimeError("__repr__ of UnprintableError is broken")
 
 
-def _raise_deep(depth: int) -> None:
-    if depth:
-        _raise_deep(depth - 1)
-    raise HostileError("raised 400 calls deep")
-
-
 @dataclass(frozen=True)
 class Failure:
     """How an attempt fails: the exception raised (or returned as ``Error``/``Cancel``)."""
@@ -296,15 +293,19 @@ class Failure:
                     raise HostileError("é\x00\udc80" * 2_000_000)
                 case "str_raises":
                     raise UnprintableError()
-                case "deep_traceback":
-                    _raise_deep(400)
+                case "huge_cause":
+                    try:
+                        raise HostileError("c" * 5_000_000)
+                    except HostileError as cause:
+                        raise HostileError("a short message, a huge cause") from cause
             raise AssertionError(f"unknown failure recipe {self.kind!r}")
         except (HostileError, UnprintableError) as exc:
             return exc
 
     def clean_text(self) -> str | None:
-        """The text the record must hold verbatim: the message when it is short and storable."""
-        if self.kind == "text" and not bad_text(self.param):
+        """The text the record must hold verbatim: a short message of printable characters
+        (a sanitiser may fairly escape control characters as well as NUL and surrogates)."""
+        if self.kind == "text" and self.param.isprintable():
             return str(self.param)
         return None
 
@@ -316,7 +317,7 @@ failures = st.one_of(
             Failure("huge"),
             Failure("huge_unicode"),
             Failure("str_raises"),
-            Failure("deep_traceback"),
+            Failure("huge_cause"),
         ]
     ),
 )
