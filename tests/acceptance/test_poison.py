@@ -165,6 +165,8 @@ def test_poison_rows_are_set_aside_and_two_workers_keep_running(
             except subprocess.TimeoutExpired:
                 worker.kill()
                 outputs.append(worker.communicate()[0])
+        for number, output in enumerate(outputs, 1):
+            print(f"--- worker {number} ---\n{output}")  # shown when the test fails
     assert [w.returncode for w in workers] == [0, 0], "\n".join(outputs)
 
     runs = ledger_counts(ledger)

@@ -212,7 +212,7 @@ async def update_into(payload: Payload, node: Node) -> int:
     return job_id
 
 
-@settings(HOSTILE, max_examples=20)
+@settings(HOSTILE, max_examples=30)
 @given(payload=payloads)
 @example(Payload(PLAIN, PLAIN, NO_TAGS, UTC_YEAR_10000, "builder"))
 @example(Payload(PLAIN, PLAIN, NO_TAGS, UTC_YEAR_0, "builder"))
@@ -298,7 +298,7 @@ MODES: dict[str, tuple[type[Executor[Any, Any]], JobStatus, ErrorType]] = {
 }
 
 
-@settings(HOSTILE, max_examples=12)
+@settings(HOSTILE, max_examples=15)
 @given(failure=failures, mode=st.sampled_from(sorted(MODES)))
 @example(Failure("text", "disk \udcff full"), "raise")
 @example(Failure("text", "disk \x00 full"), "raise")
@@ -357,7 +357,7 @@ request_values = hostile_text | st.sampled_from(
 )
 
 
-@settings(HOSTILE, max_examples=25)
+@settings(HOSTILE, max_examples=40)
 @given(
     name=st.sampled_from(["executor", "status", "tag", "limit", "offset", "token"]),
     value=request_values,

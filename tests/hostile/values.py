@@ -214,6 +214,10 @@ tag_lists = st.one_of(
 )
 
 
+#: How near the ends of ``datetime``'s range a backend may refuse a moment it could store.
+EDGE = timedelta(days=2)
+
+
 @dataclass(frozen=True)
 class Moment:
     """A ``scheduled_at``: a wall-clock time with a UTC offset in minutes (-23:59..+23:59)."""
@@ -226,12 +230,17 @@ class Moment:
         return self.wall.replace(tzinfo=timezone(timedelta(minutes=self.offset_minutes)))
 
     def verdict(self) -> str:
-        """Storable iff it is a datetime in UTC too (UTC year 0 or 10000 is not)."""
+        """Refused if it is no datetime in UTC (UTC year 0 or 10000); stored if it is well
+        inside the range. Within two days of either end a backend may refuse it too, so that
+        showing it in any timezone never overflows."""
         try:
-            self.build().astimezone(UTC)
+            utc = self.build().astimezone(UTC)
         except OverflowError:
             return REFUSE
-        return ACCEPT
+        lowest, highest = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+        if lowest + EDGE <= utc <= highest - EDGE:
+            return ACCEPT
+        return EITHER
 
     def due(self) -> bool:
         """Whether a job scheduled then may run now."""
