@@ -8,7 +8,7 @@ import json
 import os
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -30,25 +30,35 @@ TOKEN = "hostile-suite-token"
 SETTLED = (JobStatus.COMPLETE, JobStatus.DISCARDED, JobStatus.CANCELLED, JobStatus.RETRYABLE)
 
 
-@dataclass
 class Plan:
     """What the executors do in the current example, and what they saw.
 
-    Examples run one after another, so one slot for the failure to raise is enough.
+    Examples run one after another, so one slot for the failure to raise is enough. A plain
+    class with a short repr: hypothesis prints the fixtures of a failing example, and what
+    the executors saw may be megabytes.
     """
 
-    failure: Failure = field(default_factory=lambda: Failure("text", "unused"))
-    seen: dict[int, tuple[Any, Any]] = field(default_factory=dict, repr=False)
+    def __init__(self) -> None:
+        self.failure = Failure("text", "unused")
+        self.seen: dict[int, tuple[Any, Any]] = {}
+
+    def __repr__(self) -> str:
+        return f"Plan(failure={self.failure!r}, {len(self.seen)} jobs seen)"
 
 
-class Echo(Executor[Any, Any]):
-    """Completes, remembering the data and metadata it was given."""
+class Planned(Executor[Any, Any], abstract=True):
+    """An executor that follows the example's :class:`Plan`; one attempt per job."""
 
-    name = "hostile-echo"
     max_attempts = 1
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
+
+
+class Echo(Planned):
+    """Completes, remembering the data and metadata it was given."""
+
+    name = "hostile-echo"
 
     async def execute(self, job: Job[Any, Any]) -> None:
         self.plan.seen[int(job.id)] = (job.data, job.metadata)
@@ -67,53 +77,37 @@ class FloatEcho(Executor[float, None]):
         self.plan.seen[int(job.id)] = (job.data, job.metadata)
 
 
-class Raises(Executor[Any, Any]):
+class Raises(Planned):
     """Raises the example's exception (on the event loop)."""
 
     name = "hostile-raise"
-    max_attempts = 1
-
-    def __init__(self, plan: Plan) -> None:
-        self.plan = plan
 
     async def execute(self, job: Job[Any, Any]) -> None:
         raise self.plan.failure.exception()
 
 
-class RaisesInThread(Executor[Any, Any]):
+class RaisesInThread(Planned):
     """Raises the example's exception from a plain ``def`` (a worker thread)."""
 
     name = "hostile-raise-thread"
-    max_attempts = 1
-
-    def __init__(self, plan: Plan) -> None:
-        self.plan = plan
 
     def execute(self, job: Job[Any, Any]) -> None:
         raise self.plan.failure.exception()
 
 
-class ReturnsError(Executor[Any, Any]):
+class ReturnsError(Planned):
     """Returns ``ExecutionResult.Error`` with the example's exception."""
 
     name = "hostile-error"
-    max_attempts = 1
-
-    def __init__(self, plan: Plan) -> None:
-        self.plan = plan
 
     async def execute(self, job: Job[Any, Any]) -> ExecutionResult:
         return ExecutionResult.Error(self.plan.failure.exception())
 
 
-class ReturnsCancel(Executor[Any, Any]):
+class ReturnsCancel(Planned):
     """Returns ``ExecutionResult.Cancel`` with the example's exception as the reason."""
 
     name = "hostile-cancel"
-    max_attempts = 1
-
-    def __init__(self, plan: Plan) -> None:
-        self.plan = plan
 
     async def execute(self, job: Job[Any, Any]) -> ExecutionResult:
         return ExecutionResult.Cancel(self.plan.failure.exception())
@@ -128,16 +122,16 @@ class Healthy(Executor[int, None]):
         return None
 
 
-@dataclass
 class Node:
     """A started node on ``backend``, what its executors saw, and how to reach the backend
     from the command line (``url`` is None for the in-memory backend, which no other
     process or ``rexecutor`` command can open)."""
 
-    rex: Rexecutor = field(repr=False)
-    plan: Plan = field(repr=False)
-    backend: Backend
-    url: str | None
+    def __init__(self, rex: Rexecutor, plan: Plan, backend: Backend, url: str | None) -> None:
+        self.rex, self.plan, self.backend, self.url = rex, plan, backend, url
+
+    def __repr__(self) -> str:
+        return f"Node({self.backend!r}, url={self.url!r})"
 
 
 def backend_url(backend: Backend, request: pytest.FixtureRequest) -> str | None:

@@ -276,7 +276,7 @@ async def test_typed_float_data_refuses_nan_and_infinity(node: Node, value: floa
         await check_pages(web, job_id)
 
 
-async def test_the_payload_limit_counts_tags_on_every_path(node: Node) -> None:
+async def test_the_payload_limit_holds_on_every_path_and_counts_tags(node: Node) -> None:
     huge_tag = ["t" * (2 * 1024 * 1024)]
     with pytest.raises(PayloadTooLarge):
         await Echo.builder().with_data(0).with_tags(huge_tag).enqueue_to_backend(node.backend)
