@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from rexecutor import (
+    ConfigurationError,
     ErrorType,
     Executor,
     JobStatus,
@@ -285,6 +286,22 @@ async def test_the_payload_limit_holds_on_every_path_and_counts_tags(node: Node)
     with pytest.raises(PayloadTooLarge):
         await node.backend.enqueue(EnqueuableJob(Echo.name, "x" * (2 * 1024 * 1024)))
     assert await node.backend.query(Where.everything().node) == [], "a refused job was stored"
+    await healthy_job_completes(node)
+
+
+async def test_update_job_refuses_what_the_builder_refuses(node: Node) -> None:
+    later = datetime.now(UTC) + timedelta(hours=1)
+    job_id = await Echo.builder().with_data(0).schedule_at(later).enqueue_to_backend(node.backend)
+    for change in ({"priority": -1}, {"max_attempts": 0}):
+        job = await node.backend.get_job(job_id)
+        for name, value in change.items():
+            setattr(job, name, value)
+        with pytest.raises((ConfigurationError, ValidationError), match=name):
+            await Echo.update_job_on_backend(job, node.backend)
+        with pytest.raises((ConfigurationError, ValidationError), match=name):
+            await node.backend.update_job(job)
+        stored = await node.backend.get_job(job_id)
+        assert (stored.priority, stored.max_attempts) == (0, 1), f"{change} was stored"
     await healthy_job_completes(node)
 
 
