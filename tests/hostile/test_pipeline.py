@@ -32,6 +32,7 @@ from rexecutor import (
     enqueue_many,
 )
 from rexecutor.backend import EnqueuableJob
+from tests.hostile.checks import check_cli, check_page, check_pages, cli, dashboard, strict_json
 from tests.hostile.conftest import (
     SETTLED,
     Echo,
@@ -41,13 +42,7 @@ from tests.hostile.conftest import (
     RaisesInThread,
     ReturnsCancel,
     ReturnsError,
-    check_cli,
-    check_page,
-    check_pages,
-    cli,
-    dashboard,
     healthy_job_completes,
-    strict_json,
 )
 from tests.hostile.values import (
     ACCEPT,
