@@ -11,7 +11,6 @@ running every ordinary job, before and after; then both stop cleanly on SIGTERM.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import sqlite3
 import subprocess
@@ -27,6 +26,7 @@ import pytest
 from rexecutor import Backend, Job, JobStatus, Where
 from rexecutor.backends import backend_from_url
 from rexecutor.cli import main
+from tests.hostile.checks import check_pages, dashboard, strict_json
 from tests.support.processes import ledger_counts, start_worker, stop, wait_until
 from tests.support.queue import jobs, seed, with_backend
 
@@ -184,10 +184,18 @@ def test_poison_rows_are_set_aside_and_two_workers_keep_running(
         assert re.search(poison.mentions, details), f"{poison.label}: {details!r}"
     assert {j.id for j in jobs(url)} >= set(poison_ids), "a poison row vanished"
 
-    # Every row, poison included, lists and shows through the command line.
+    # Every row, poison included, lists and shows through the command line and the dashboard.
+    capsys.readouterr()  # the workers' output, printed above
     assert main(["--backend", url, "jobs", "list", "--json", "--limit", "100"]) == 0
-    listed = json.loads(capsys.readouterr().out)
+    listed = strict_json(capsys.readouterr().out)
     assert set(poison_ids) <= {job["id"] for job in listed}
     for job_id in poison_ids:
         assert main(["--backend", url, "jobs", "show", str(job_id), "--json"]) == 0
-        assert json.loads(capsys.readouterr().out)["id"] == job_id
+        assert strict_json(capsys.readouterr().out)["id"] == job_id
+    asyncio.run(show_on_dashboard(url, poison_ids))
+
+
+async def show_on_dashboard(url: str, ids: list[int]) -> None:
+    async with backend_from_url(url) as backend, dashboard(backend) as web:
+        for job_id in ids:
+            await check_pages(web, job_id)
