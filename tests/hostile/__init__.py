@@ -1,0 +1,1 @@
+"""The hostile-input suite of issue 11: generated bad values and failures, end to end."""
