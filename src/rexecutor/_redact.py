@@ -16,9 +16,12 @@ MASK = "***"
 
 # [scheme://]user:password@host — the password runs to the last "@" before the host part, so
 # an unescaped "@" or ":" inside it is masked too. The scheme is optional because a URL that
-# lacks one is exactly what an error message about a bad URL quotes.
+# lacks one is exactly what an error message about a bad URL quotes. The parts are bounded in
+# length so that a long text with many colons and no "@" (a job's error in a log line) is
+# scanned in linear time, not quadratic.
 _USERINFO = re.compile(
-    r"(?P<head>(?:[A-Za-z][A-Za-z0-9+.\-]*://)?[^:/?#@\s'\"]*:)(?P<secret>[^\s/?#'\"]*)@"
+    r"(?P<head>(?:[A-Za-z][A-Za-z0-9+.\-]{0,32}://)?[^:/?#@\s'\"]{0,256}:)"
+    r"(?P<secret>[^\s/?#'\"]{0,256})@"
 )
 # password=... in a query string (?password=x&...) or a conninfo string (password=x or
 # password='x y'); also the spellings libpq does not accept but people write anyway.
@@ -49,5 +52,6 @@ def mask_secrets(text: str) -> str:
     """``text`` with the password of every URL or conninfo string in it replaced by ``***``."""
     if ":" not in text and "=" not in text:
         return text
-    text = _USERINFO.sub(lambda m: m["head"] + MASK + "@", text)
+    if "@" in text:
+        text = _USERINFO.sub(lambda m: m["head"] + MASK + "@", text)
     return _PARAM.sub(lambda m: m["head"] + MASK, text)

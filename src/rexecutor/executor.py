@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, ClassVar, Generic, Optional, TypeVar, get_args, get_origin
 
-from pydantic import TypeAdapter
+from pydantic import ConfigDict, PydanticUserError, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from rexecutor import _global, _text
@@ -126,7 +126,7 @@ class Executor(Generic[D, M]):
             data_type, meta_type = _type_arguments(cls)
             meta: Any = Optional[meta_type]  # noqa: UP045 - meta_type is a runtime value
             try:
-                cls._adapters = (TypeAdapter(data_type), TypeAdapter(meta))
+                cls._adapters = (_adapter(data_type), _adapter(meta))
             except Exception as exc:
                 raise ConfigurationError(
                     f"executor {cls.name!r}: pydantic cannot validate its Data/Metadata types "
@@ -252,6 +252,20 @@ def _summary(exc: PydanticValidationError) -> str:
         parts.append(f"{where}: {err['msg']}")
     more = exc.error_count() - len(parts)
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+# pydantic's JSON mode turns NaN and Infinity into None for untyped values (Any, dict, list),
+# which would store a different value than the one given; keeping them as floats lets the
+# payload rule refuse them the same way for every type.
+_KEEP_NAN = ConfigDict(ser_json_inf_nan="constants")
+
+
+def _adapter(tp: Any) -> TypeAdapter[Any]:
+    try:
+        return TypeAdapter(tp, config=_KEEP_NAN)
+    except PydanticUserError:
+        # Models, dataclasses and TypedDicts carry their own config (and keep NaN already).
+        return TypeAdapter(tp)
 
 
 def _encode(adapter: TypeAdapter[Any], value: Any, what: str) -> Any:

@@ -334,7 +334,10 @@ class JobRunner:
     async def _idle_wait(self) -> float:
         try:
             next_at = await self._backend.next_scheduled_at([self.name])
-        except BackendError:
+        except Exception:
+            # Only a hint for how long to sleep: whatever went wrong, poll as usual rather
+            # than let it stop claims (the claim itself reports its own failures).
+            log.debug("next_scheduled_at(%s) failed", self.name, exc_info=True)
             return self._poll
         if next_at is None:
             return self._poll
