@@ -348,9 +348,9 @@ async def test_pages_and_api_render_hostile_stored_values(tmp_path: Path) -> Non
         [summary] = listing["jobs"]
         assert summary["id"] == job_id and "metadata" in summary["truncated"]
         full = strict_json((await web.get(f"/api/jobs/{job_id}")).text)
-        assert full["data"]["x"] == "NaN" and full["data"]["y"] == "Infinity"
-        assert full["data"]["s"] == "\ud800"  # written as the escape \ud800, which parses
-        assert full["data"]["h"] == "<script>alert(1)</script>"
+        # Not JSON (NaN is not a JSON value), so the backend hands the stored text over as it is.
+        assert full["data"].startswith('{"x": NaN, "y": Infinity, "s": "\\ud800"')
+        assert full["data"].endswith('"h": "<script>alert(1)</script>"}')
 
 
 async def test_a_job_page_shows_only_the_last_errors(tmp_path: Path) -> None:

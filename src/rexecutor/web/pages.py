@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from rexecutor import _clock
+from rexecutor._text import storable
 from rexecutor.job import Job, JobStatus
 from rexecutor.web import ops
 
@@ -31,8 +32,12 @@ TAG_CHARS = 60
 
 
 def h(value: object) -> str:
-    """Escape a value for HTML text or a quoted attribute."""
-    return escape(str(value), quote=True)
+    """Escape a value for HTML text or a quoted attribute.
+
+    NUL and lone surrogates (which a query string or an old row can carry) are made visible,
+    as in stored error texts: no page ever holds a character a browser or parser refuses.
+    """
+    return escape(storable(str(value)), quote=True)
 
 
 @dataclass(frozen=True, slots=True)
