@@ -393,3 +393,22 @@ class Backend(abc.ABC):
         A job is lost when it was cancelled, rescued or otherwise moved on; the runner stops
         such jobs.
         """
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend can do beyond the protocol every backend has.
+
+    The conformance suite reads these and skips only what a backend declares it lacks.
+    """
+
+    #: ``enqueue(..., connection=conn)`` joins the caller's open transaction.
+    transactional_enqueue: bool = False
+    #: An enqueue or cancel in another process wakes this process's runners at once.
+    cross_process_wakeups: bool = False
+    #: Jobs outlive the process (a file or a server holds them).
+    durable: bool = False
+    #: Several processes may share the store (claims are safe across processes).
+    multi_process: bool = False
+    #: Several machines may share the store.
+    multi_host: bool = False
