@@ -6,17 +6,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from rexecutor import _clock, telemetry
+from rexecutor import _clock, admin, telemetry
 from rexecutor.backend import Backend, NodeInfo
 from rexecutor.cron import CronSchedule
 from rexecutor.executor import Executor
 from rexecutor.job import JobStatus
 from rexecutor.pruner import PrunerConfig
-from rexecutor.runner import JobRunner, LoopGuard
+from rexecutor.runner import LoopGuard, RunningJobs
 from rexecutor.uniqueness import UniquenessCriteria
 
 log = logging.getLogger("rexecutor")
@@ -151,7 +150,7 @@ class HeartbeatThread(threading.Thread):
                     # silent: beat again first, rescue on the next round.
                     if _clock.now() - beat_at >= self._rescue_after - self._interval_td:
                         continue
-                    rescued = await backend.rescue_orphaned_jobs(self._rescue_after)
+                    rescued = await admin.rescue_orphans(backend, self._rescue_after)
                     guard.succeeded()
                     if rescued:
                         log.warning("rescued %d jobs of dead nodes: %s", len(rescued), rescued)
@@ -172,7 +171,7 @@ class HeartbeatThread(threading.Thread):
 
 
 async def watch_lost_jobs(
-    backend: Backend, node_id: str, runners: Callable[[], list[JobRunner]], interval: float
+    backend: Backend, node_id: str, running: RunningJobs, interval: float
 ) -> None:
     """Stop running jobs that this node no longer holds (cancelled, or rescued elsewhere).
 
@@ -184,30 +183,12 @@ async def watch_lost_jobs(
         while True:
             await hints.wait(interval)
             try:
-                _stop_lost(await _lost(backend, node_id, runners()))
+                leases = running.leases()
+                for job_id in await backend.lost_jobs(node_id, leases) if leases else ():
+                    log.info("job %s was cancelled or moved elsewhere; stopping it", job_id)
+                    running.abort(job_id, "lost")
                 guard.succeeded()
             except Exception as exc:
                 await asyncio.sleep(guard.failed(exc))
     finally:
         hints.close()
-
-
-async def _lost(
-    backend: Backend, node_id: str, runners: list[JobRunner]
-) -> list[tuple[int, JobRunner]]:
-    """The running jobs of ``runners`` that this node no longer holds."""
-    leases: dict[int, int] = {}
-    owners: dict[int, JobRunner] = {}
-    for runner in runners:
-        for job_id, (_task, attempt) in list(runner.running.items()):
-            leases[job_id] = attempt
-            owners[job_id] = runner
-    if not leases:
-        return []
-    return [(job_id, owners[job_id]) for job_id in await backend.lost_jobs(node_id, leases)]
-
-
-def _stop_lost(lost: list[tuple[int, JobRunner]]) -> None:
-    for job_id, runner in lost:
-        log.info("job %s was cancelled or moved elsewhere; stopping it", job_id)
-        runner.abort(job_id, "lost")

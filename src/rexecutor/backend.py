@@ -19,7 +19,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from rexecutor import _clock, _text
 from rexecutor._notify import Subscription, WakeHub
@@ -27,6 +27,9 @@ from rexecutor.errors import ConfigurationError
 from rexecutor.job import ErrorType, Job, JobId, JobStatus
 from rexecutor.query import QueryNode
 from rexecutor.uniqueness import UniquenessCriteria
+
+if TYPE_CHECKING:
+    from rexecutor.lifecycle import Fence, Transition
 
 __all__ = [
     "Backend",
@@ -268,55 +271,20 @@ class Backend(abc.ABC):
         """The earliest ``scheduled_at`` of a scheduled or retryable job of ``executors``."""
 
     @abc.abstractmethod
-    async def mark_job_complete(self, job_id: int, lease: Lease) -> bool:
-        """Executing → complete. Returns False (and changes nothing) if the lease is stale."""
-
     async def complete_jobs(self, completions: Sequence[tuple[int, Lease]]) -> list[bool]:
-        """Mark many executing jobs complete at once (fenced one by one).
-
-        The runner batches acknowledgements through this; backends override it to use one
-        transaction or statement.
-        """
-        return [await self.mark_job_complete(job_id, lease) for job_id, lease in completions]
+        """Store :func:`rexecutor.lifecycle.completed` for many claimed jobs at once, each
+        fenced by its lease (one result per item, False where the lease is stale); the
+        runner batches its completions through this."""
 
     @abc.abstractmethod
-    async def mark_job_retryable(
-        self, job_id: int, lease: Lease, delay: timedelta, error: FailureRecord
-    ) -> bool:
-        """Executing → retryable at now + ``delay``, appending ``error``; fenced."""
+    async def apply_transition(self, job_id: int, fence: Fence, transition: Transition) -> bool:
+        """Store ``transition`` if the job still matches ``fence``; the only write, besides
+        claims and completions, that changes a job's status.
 
-    @abc.abstractmethod
-    async def mark_job_discarded(self, job_id: int, lease: Lease, error: FailureRecord) -> bool:
-        """Executing → discarded, appending ``error``; fenced."""
-
-    @abc.abstractmethod
-    async def mark_job_snoozed(
-        self, job_id: int, lease: Lease, delay: timedelta, error: FailureRecord | None = None
-    ) -> bool:
-        """Executing → scheduled (attempt back to 0) or retryable at now + ``delay``.
-
-        The attempt is given back; ``error`` (used when a shutting-down node hands a job
-        back) is appended if given. Fenced.
-        """
-
-    @abc.abstractmethod
-    async def mark_job_cancelled(
-        self, job_id: int, lease: Lease | None, error: FailureRecord
-    ) -> bool:
-        """→ cancelled, appending ``error``.
-
-        With a lease (the job's own ``Cancel`` result): fenced like the other marks. Without
-        (an external cancel): applies to any job that is not already finished, executing
-        ones included, and returns False for a finished job. Raises ``JobNotFound``.
-        """
-
-    @abc.abstractmethod
-    async def rerun_job(self, job_id: int) -> None:
-        """Run a job again now.
-
-        Complete, cancelled or discarded: back to scheduled (attempt 0) or retryable, terminal
-        timestamps cleared, one more attempt granted if none is left. Scheduled or retryable:
-        moved to now. Executing: ``InvalidTransition``. Unknown: ``JobNotFound``.
+        Returns False, changing nothing, when the fence no longer holds (someone else moved
+        the job on meanwhile). Raises ``JobNotFound`` for an unknown id. A job that becomes
+        ready wakes the runners of its executor; one that leaves executing under a fence with
+        no node (an external cancel) sends the cancellation hint.
         """
 
     @abc.abstractmethod
@@ -378,12 +346,12 @@ class Backend(abc.ABC):
         """Nodes that have recorded a heartbeat, most recent first."""
 
     @abc.abstractmethod
-    async def rescue_orphaned_jobs(self, dead_after: timedelta) -> list[JobId]:
-        """Hand back jobs held by nodes silent for longer than ``dead_after``.
+    async def orphaned_jobs(self, dead_after: timedelta) -> list[Job[Any, Any]]:
+        """Executing jobs whose node has been silent for longer than ``dead_after``.
 
-        Such jobs become retryable now (discarded when out of attempts) with an ``ORPHANED``
-        error; the silent nodes are forgotten. A job whose node is unknown counts as orphaned
-        once ``attempted_at`` is older than ``dead_after``. Returns the rescued ids.
+        A job whose node is unknown counts once its ``attempted_at`` is older than
+        ``dead_after``. The silent nodes are forgotten. The caller decides what becomes of each
+        job (:func:`rexecutor.lifecycle.orphaned`) and applies it fenced by its attempt and node.
         """
 
     @abc.abstractmethod

@@ -65,6 +65,14 @@ class Fence:
         """The fence of a job as it was read (any node, if it is executing)."""
         return cls(job.status, job.attempt)
 
+    def holds(self, job: Job[Any, Any]) -> bool:
+        """Whether ``job`` is still as this fence requires (SQL backends say the same in SQL)."""
+        return (
+            job.status is self.status
+            and job.attempt == self.attempt
+            and (self.node_id is None or job.attempted_by == self.node_id)
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Transition:

@@ -21,7 +21,7 @@ from rexecutor.cron import CronSchedule
 from rexecutor.errors import ConfigurationError
 from rexecutor.executor import Executor
 from rexecutor.pruner import PrunerConfig
-from rexecutor.runner import Acker, JobRunner
+from rexecutor.runner import Acker, JobRunner, RunningJobs
 
 __all__ = ["Rexecutor"]
 
@@ -190,6 +190,7 @@ class Rexecutor:
         self._stopped = asyncio.Event()
         self._threads = ThreadPoolExecutor(self.blocking_threads, "rexecutor-job")
         self._acker = Acker(self.backend)
+        self._running = RunningJobs()
         node = NodeInfo(self.node_id)
         await self.backend.record_heartbeat(node)
         for executor in self._executors.values():
@@ -202,6 +203,7 @@ class Rexecutor:
                 self.stats,
                 self.poll_interval,
                 max_error_bytes=self.max_error_bytes,
+                running=self._running,
             )
             self._runners.append(runner)
             self._claimers.append(self._spawn(runner.run(), f"claim:{executor.name}"))
@@ -221,7 +223,7 @@ class Rexecutor:
         self._services.append(
             self._spawn(
                 _services.watch_lost_jobs(
-                    self.backend, self.node_id, lambda: self._runners, self.cancel_check_interval
+                    self.backend, self.node_id, self._running, self.cancel_check_interval
                 ),
                 "watch",
             )
@@ -265,14 +267,12 @@ class Rexecutor:
         for task in self._services:
             task.cancel()
         await asyncio.gather(*self._services, return_exceptions=True)
-        tasks = [t for r in self._runners for t, _ in r.running.values()]
+        tasks = self._running.tasks()
         if tasks:
             _done, pending = await asyncio.wait(tasks, timeout=seconds)
             if pending:
                 log.warning("shutdown deadline reached: handing back %d running jobs", len(pending))
-                for runner in self._runners:
-                    for job_id in list(runner.running):
-                        runner.abort(job_id, "shutdown")
+                self._running.abort_all("shutdown")
                 await asyncio.wait(pending)
         assert self._acker is not None
         try:

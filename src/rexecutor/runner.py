@@ -16,15 +16,17 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from rexecutor import _clock, _text, telemetry
+from rexecutor import _clock, _text, lifecycle, telemetry
 from rexecutor._process import TIMED_OUT, ProcessPool, RemoteException, ReturnedValue, within
 from rexecutor.backend import Backend, FailureRecord, Lease
 from rexecutor.errors import BackendError, RexecutorError, ValidationError
 from rexecutor.executor import Executor, is_async_execute
 from rexecutor.job import ErrorType, Job
+from rexecutor.lifecycle import Fence, Transition
 from rexecutor.result import ExecutionResult
 
 log = logging.getLogger("rexecutor")
@@ -50,6 +52,74 @@ class _Abort(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a node records for one attempt: the outcome's name and the transition to store.
+
+    ``name`` is ``"complete"``, ``"retryable"``, ``"discarded"``, ``"snoozed"``,
+    ``"cancelled"``, ``"handed_back"`` or ``"lost"`` (nothing is written: the job was
+    cancelled or rescued elsewhere, so ``transition`` is ``None``).
+    """
+
+    name: str
+    transition: Transition | None
+
+
+@dataclass(slots=True)
+class _Entry:
+    task: asyncio.Task[None]
+    attempt: int
+    abort: str | None = None
+
+
+class RunningJobs:
+    """The jobs a node runs now: one registry shared by its runners, its shutdown and its
+    watch for jobs it lost (cancelled or rescued elsewhere)."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[int, _Entry] = {}
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._jobs
+
+    def add(self, job_id: int, attempt: int, task: asyncio.Task[None]) -> None:
+        """Register the task running ``job_id``'s attempt ``attempt``."""
+        self._jobs[job_id] = _Entry(task, attempt)
+
+    def finish(self, job_id: int) -> None:
+        """Forget ``job_id``: its attempt is over."""
+        self._jobs.pop(job_id, None)
+
+    def abort_reason(self, job_id: int) -> str | None:
+        """Why ``job_id`` was stopped (see :meth:`abort`), if it was."""
+        entry = self._jobs.get(job_id)
+        return None if entry is None else entry.abort
+
+    def leases(self) -> dict[int, int]:
+        """Job id → attempt of every running job."""
+        return {job_id: entry.attempt for job_id, entry in self._jobs.items()}
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The tasks running jobs now."""
+        return [entry.task for entry in self._jobs.values()]
+
+    def abort(self, job_id: int, reason: str) -> None:
+        """Stop a running job: ``"lost"`` (it was cancelled or rescued elsewhere: write
+        nothing) or ``"shutdown"`` (hand it back without using up an attempt)."""
+        entry = self._jobs.get(job_id)
+        if entry is not None and entry.abort is None:
+            entry.abort = reason
+            entry.task.cancel()
+
+    def abort_all(self, reason: str) -> None:
+        """Stop every running job for ``reason`` (see :meth:`abort`)."""
+        for job_id in list(self._jobs):
+            self.abort(job_id, reason)
 
 
 class LoopGuard:
@@ -184,7 +254,12 @@ class Acker:
         applied: list[bool] = []
         for job_id, lease in batch:
             try:
-                call = functools.partial(self._backend.mark_job_complete, job_id, lease)
+                call = functools.partial(
+                    self._backend.apply_transition,
+                    job_id,
+                    Fence.held(lease),
+                    lifecycle.completed(),
+                )
                 applied.append(await self._retry(call, what="complete", job_id=job_id))
             except Exception:
                 log.error(
@@ -257,6 +332,7 @@ class JobRunner:
         poll_interval: float,
         *,
         max_error_bytes: int = _text.DEFAULT_MAX_ERROR_BYTES,
+        running: RunningJobs | None = None,
     ) -> None:
         self.executor = executor
         self.name = executor.name
@@ -273,17 +349,23 @@ class JobRunner:
             size = executor.max_concurrency or os.cpu_count() or 2
             self._processes = ProcessPool(size, max_error_bytes)
         self._async = is_async_execute(executor) and not executor.blocking
-        self.running: dict[int, tuple[asyncio.Task[None], int]] = {}
+        #: The node's registry of running jobs (this runner's and its other runners').
+        self.registry = RunningJobs() if running is None else running
+        self._mine: set[int] = set()
         #: Worker threads still running attempts that are over (timed out or stopped).
         self.zombies: dict[int, asyncio.Future[Any]] = {}
-        self._aborts: dict[int, str] = {}
         self._stopping = False
         self._sub = backend.subscribe([self.name])
 
     @property
+    def running(self) -> frozenset[int]:
+        """Ids of the jobs this runner runs now."""
+        return frozenset(self._mine)
+
+    @property
     def busy(self) -> int:
         """Slots taken: running attempts and threads of attempts that are over."""
-        return len(self.running) + len(self.zombies)
+        return len(self._mine) + len(self.zombies)
 
     # -- claiming --------------------------------------------------------------------------
 
@@ -348,34 +430,28 @@ class JobRunner:
         self._stopping = True
         self._sub.notify()
 
+    async def close(self) -> None:
+        """Stop claiming and release what the runner holds (its wake-up subscription, its
+        worker processes); for a runner whose :meth:`run` loop never ran, or has ended."""
+        self.stop()
+        await self.run()  # returns at once when stopped, running its clean-up
+
     def _start(self, job: Job[Any, Any]) -> None:
-        task = asyncio.create_task(self._run_job(job), name=f"rexecutor:{self.name}:{job.id}")
-        self.running[int(job.id)] = (task, job.attempt)
+        job_id = int(job.id)
+        task = asyncio.create_task(self.run_claimed(job), name=f"rexecutor:{self.name}:{job_id}")
+        self._mine.add(job_id)
+        self.registry.add(job_id, job.attempt, task)
 
     async def _hand_back(self, jobs: list[Job[Any, Any]]) -> None:
         for job in jobs:
-            lease = Lease(self._node_id, job.attempt)
-            error = FailureRecord(ErrorType.SHUTDOWN, "the node shut down before the job started")
-            await self._write(
-                job,
-                "hand back",
-                functools.partial(
-                    self._backend.mark_job_snoozed, job.id, lease, timedelta(0), error
-                ),
-                timedelta(0),
-            )
-
-    def abort(self, job_id: int, reason: str) -> None:
-        """Stop a running job: ``"lost"`` (it was cancelled or rescued elsewhere: write
-        nothing) or ``"shutdown"`` (hand it back without using up an attempt)."""
-        entry = self.running.get(job_id)
-        if entry is not None and job_id not in self._aborts:
-            self._aborts[job_id] = reason
-            entry[0].cancel()
+            handed = lifecycle.handed_back(job.attempt, "the node shut down before the job started")
+            await self._write(job, Decision("hand back", handed), timedelta(0))
 
     # -- executing -------------------------------------------------------------------------
 
-    async def _run_job(self, raw: Job[Any, Any]) -> None:
+    async def run_claimed(self, raw: Job[Any, Any]) -> str:
+        """Run one attempt of a job this runner's node claimed, then record its outcome as
+        the lifecycle decides; returns the outcome's name (see :class:`Decision`)."""
         lease = Lease(self._node_id, raw.attempt)
         job_id = int(raw.id)
         started = time.monotonic()
@@ -387,20 +463,21 @@ class JobRunner:
                 latency = (_clock.now() - raw.scheduled_at).total_seconds()
                 telemetry.emit("job.start", {"queue_latency": latency}, self._meta(raw))
             try:
-                outcome, delay = await self._execute(raw)
+                outcome, delay = await self.run_attempt(raw)
             except asyncio.CancelledError:
-                reason = self._aborts.get(job_id)
+                reason = self.registry.abort_reason(job_id)
                 if reason is None:
                     raise
                 outcome, delay = _Abort(reason), timedelta(0)
             finally:
-                self.running.pop(job_id, None)
-                self._aborts.pop(job_id, None)
+                self.registry.finish(job_id)
+                self._mine.discard(job_id)
                 self._sub.notify()  # a slot may be free
             failure = self._failure(outcome)
-            name = await self._record(raw, lease, outcome, delay, failure)
+            name = await self._record(raw, lease, self.decide(raw, outcome, delay, failure))
         finally:
             self._emit_end(raw, started, name, outcome, failure)
+        return name
 
     def _emit_end(
         self,
@@ -430,9 +507,9 @@ class JobRunner:
             **extra,
         }
 
-    async def _execute(self, raw: Job[Any, Any]) -> tuple[Any, timedelta]:
-        """Run one attempt; returns its result (or the exception it ended with) and the
-        backoff computed before it ran, as the seed does."""
+    async def run_attempt(self, raw: Job[Any, Any]) -> tuple[Any, timedelta]:
+        """Run one attempt of ``raw`` and record nothing; returns its result (or the exception
+        it ended with) and the backoff computed before it ran, as the seed does."""
         executor = self.executor
         delay = timedelta(0)
         try:
@@ -495,7 +572,7 @@ class JobRunner:
         """Hold the slot of an attempt that is over while its thread still runs.
 
         Python cannot stop a thread; until it returns, the executor's limit counts it, and
-        the job is not run again on this node (``_execute`` waits for it). Executors whose
+        the job is not run again on this node (``run_attempt`` waits for it). Executors whose
         work must be stoppable use ``run_in_process``.
         """
         self.zombies[job_id] = done
@@ -529,92 +606,86 @@ class JobRunner:
             )
         return failure_record(outcome, limit)
 
-    async def _record(
+    def decide(
         self,
         raw: Job[Any, Any],
-        lease: Lease,
         outcome: Any,
         delay: timedelta,
         failure: FailureRecord | None = None,
-    ) -> str:
-        """Write the attempt's outcome (fenced by ``lease``); returns the outcome's name."""
-        backend, job_id = self._backend, int(raw.id)
+    ) -> Decision:
+        """What a node records for an attempt of ``raw`` that ended with ``outcome`` (as
+        :meth:`run_attempt` returns it, with its backoff ``delay``); the lifecycle decides."""
         if failure is None:
             failure = self._failure(outcome)
-        name, call = "lost", None
         if outcome is None or isinstance(outcome, ExecutionResult.Done):
-            name = "complete"
-        elif isinstance(outcome, ExecutionResult.Snooze):
-            name = "snoozed"
-            call = functools.partial(backend.mark_job_snoozed, job_id, lease, outcome.delay)
-        elif isinstance(outcome, ExecutionResult.Cancel):
-            assert failure is not None
-            name = "cancelled"
-            call = functools.partial(backend.mark_job_cancelled, job_id, lease, failure)
-        elif isinstance(outcome, _Abort):
-            if outcome.reason == "shutdown":
-                name = "handed_back"
-                error = FailureRecord(
-                    ErrorType.SHUTDOWN,
-                    "the node shut down before the attempt finished; "
-                    "the job was handed back without using up an attempt",
-                )
-                call = functools.partial(
-                    backend.mark_job_snoozed, job_id, lease, timedelta(0), error
-                )
-        else:
-            assert failure is not None
+            return Decision("complete", lifecycle.completed())
+        if isinstance(outcome, ExecutionResult.Snooze):
+            return Decision("snoozed", lifecycle.snoozed(raw.attempt, outcome.delay))
+        if isinstance(outcome, _Abort):
+            if outcome.reason != "shutdown":
+                return Decision("lost", None)
+            detail = (
+                "the node shut down before the attempt finished; "
+                "the job was handed back without using up an attempt"
+            )
+            return Decision("handed_back", lifecycle.handed_back(raw.attempt, detail))
+        assert failure is not None
+        if isinstance(outcome, ExecutionResult.Cancel):
+            return Decision("cancelled", lifecycle.cancelled(failure))
+        transition = lifecycle.failed(raw.attempt, raw.max_attempts, delay, failure)
+        return Decision(transition.status.value, transition)
+
+    async def _record(self, raw: Job[Any, Any], lease: Lease, decision: Decision) -> str:
+        """Write the decided outcome (fenced by ``lease``); returns the outcome's name."""
+        job_id, name, transition = int(raw.id), decision.name, decision.transition
+        self._stats[name] += 1
+        if transition is None:
+            return name
+        if name == "complete":
+            await self._acker.complete(job_id, lease)
+            return name
+        if transition.error is not None and name in ("retryable", "discarded"):
             context = {"job_id": job_id, "executor": self.name, "attempt": raw.attempt}
-            if raw.attempt >= raw.max_attempts:
-                name = "discarded"
-                call = functools.partial(backend.mark_job_discarded, job_id, lease, failure)
+            if name == "discarded":
                 log.error(
                     "job %s (%s) discarded after attempt %s: %s",
                     job_id,
                     self.name,
                     raw.attempt,
-                    failure.details,
+                    transition.error.details,
                     extra=context,
                 )
             else:
-                name = "retryable"
-                call = functools.partial(backend.mark_job_retryable, job_id, lease, delay, failure)
                 log.warning(
                     "job %s (%s) attempt %s failed, retrying in %s: %s",
                     job_id,
                     self.name,
                     raw.attempt,
-                    delay,
-                    failure.details,
+                    transition.run_in,
+                    transition.error.details,
                     extra=context,
                 )
-        self._stats[name] += 1
-        if name == "complete":
-            await self._acker.complete(job_id, lease)
-        elif call is not None:
-            await self._write(raw, name, call, delay)
+        await self._write(raw, decision, transition.run_in or timedelta(0))
         return name
 
-    async def _write(
-        self,
-        raw: Job[Any, Any],
-        name: str,
-        call: Callable[[], Awaitable[bool]],
-        delay: timedelta,
-    ) -> None:
-        """Write an outcome; when the backend keeps refusing it, write a fallback outcome.
+    async def _write(self, raw: Job[Any, Any], decision: Decision, delay: timedelta) -> None:
+        """Write a decided outcome; when the backend keeps refusing it, write a fallback.
 
         The fallback (an error naming the failed write: retryable, or discarded on the last
         attempt, or cancelled for a cancel) means the job never stays executing because its
         outcome could not be stored.
         """
-        job_id = int(raw.id)
+        job_id, name = int(raw.id), decision.name
+        fence = Fence.held(Lease(self._node_id, raw.attempt))
+        apply = self._backend.apply_transition
+        assert decision.transition is not None
         try:
-            await self._acker.write(name, job_id, call)
+            await self._acker.write(
+                name, job_id, functools.partial(apply, job_id, fence, decision.transition)
+            )
             return
         except Exception as exc:
             failed = exc
-        lease = Lease(self._node_id, raw.attempt)
         error = FailureRecord(
             ErrorType.EXCEPTION,
             f"the attempt's outcome ({name}) could not be recorded: "
@@ -622,14 +693,11 @@ class JobRunner:
             name=_text.type_name(failed),
             max_bytes=REPORTED_ERROR_BYTES,
         )
-        backend = self._backend
         if name == "cancelled":
-            fallback = functools.partial(backend.mark_job_cancelled, job_id, lease, error)
-        elif raw.attempt >= raw.max_attempts:
-            fallback = functools.partial(backend.mark_job_discarded, job_id, lease, error)
+            fallback = lifecycle.cancelled(error)
         else:
             again = min(max(delay, timedelta(0)), FALLBACK_DELAY)
-            fallback = functools.partial(backend.mark_job_retryable, job_id, lease, again, error)
+            fallback = lifecycle.failed(raw.attempt, raw.max_attempts, again, error)
         log.error(
             "job %s (%s): recording its outcome (%s) failed; recording this instead: %s",
             job_id,
@@ -640,7 +708,9 @@ class JobRunner:
             extra={"job_id": job_id, "executor": self.name},
         )
         try:
-            await self._acker.write(f"fallback for {name}", job_id, fallback)
+            await self._acker.write(
+                f"fallback for {name}", job_id, functools.partial(apply, job_id, fence, fallback)
+            )
         except Exception:
             log.exception(
                 "job %s (%s): the fallback outcome could not be recorded either",

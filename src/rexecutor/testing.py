@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import threading
 import uuid
 from collections import Counter
@@ -32,13 +31,14 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
-from rexecutor import _clock, _global
+from rexecutor import _clock, _global, admin, lifecycle
 from rexecutor._json import canonical, check_payload, to_json_value
 from rexecutor.backend import Backend, FailureRecord, Lease, NodeInfo
 from rexecutor.backends.memory import InMemoryBackend
 from rexecutor.errors import ConfigurationError, ValidationError
 from rexecutor.executor import Executor
 from rexecutor.job import Job, JobId, JobStatus
+from rexecutor.lifecycle import Fence
 from rexecutor.query import And, ExecutorEquals, QueryNode, ScheduledAt, StatusIn, TagsAllOf
 from rexecutor.result import ExecutionResult
 from rexecutor.rexecutor import Rexecutor
@@ -287,7 +287,7 @@ async def _bring_forward(backend: Backend, names: list[str]) -> None:
     ready = StatusIn(tuple(sorted(JobStatus.READY)))
     for name in names:
         for job in await backend.query(And((ExecutorEquals(name), ready))):
-            await backend.rerun_job(job.id)
+            await admin.rerun(backend, job.id)
 
 
 async def drain(
@@ -353,14 +353,13 @@ async def drain(
                 )
             for runner, job in claimed:
                 # The node's own per-job path: execute, record, telemetry.
-                await runner._run_job(job)
+                await runner.run_claimed(job)
             await acker.drain()
             if not recursive:
                 break
     finally:
         for runner in runners:
-            runner.stop()
-            await runner.run()  # returns at once when stopped, releasing its subscription
+            await runner.close()
         threads.shutdown(wait=False, cancel_futures=True)
         await target.remove_node(node_id)
     return DrainResult(
@@ -376,7 +375,8 @@ async def _give_back(
     backend: Backend, claimed: list[tuple[JobRunner, Job[Any, Any]]], node_id: str
 ) -> None:
     for _runner, job in claimed:
-        await backend.mark_job_snoozed(job.id, Lease(node_id, job.attempt), timedelta(0))
+        fence = Fence.held(Lease(node_id, job.attempt))
+        await backend.apply_transition(job.id, fence, lifecycle.snoozed(job.attempt, timedelta(0)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,26 +401,6 @@ class PerformResult(Generic[D, M]):
     exception: BaseException | None = None
     error: FailureRecord | None = None
     delay: timedelta | None = None
-
-
-class _RecordingAcker(Acker):
-    """Keeps the write a runner would make instead of making it.
-
-    ``perform`` runs the runner's own ``_execute`` and ``_record``; the write ``_record``
-    hands to its acker (a ``functools.partial`` of a ``mark_job_*`` call) says what a node
-    would have stored: its error and delay arguments are read from it.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(InMemoryBackend())
-        self.calls: list[functools.partial[Any]] = []
-
-    async def complete(self, job_id: int, lease: Lease) -> None:
-        return None
-
-    async def write(self, what: str, job_id: int, call: Any) -> None:
-        if isinstance(call, functools.partial):
-            self.calls.append(call)
 
 
 async def perform(
@@ -481,21 +461,19 @@ async def perform(
         attempted_at=now,
         attempted_by=node_id,
     )
-    acker = _RecordingAcker()
+    # Nothing is stored: the runner runs the attempt and says what it would record.
+    backend = InMemoryBackend()
     threads = ThreadPoolExecutor(1, "rexecutor-perform")
-    runner = JobRunner(instance, InMemoryBackend(), node_id, acker, threads, Counter(), 1.0)
+    runner = JobRunner(instance, backend, node_id, Acker(backend), threads, Counter(), 1.0)
     try:
-        outcome, delay = await runner._execute(raw)
-        name = await runner._record(raw, Lease(node_id, attempt), outcome, delay)
+        outcome, delay = await runner.run_attempt(raw)
+        decision = runner.decide(raw, outcome, delay)
     finally:
-        runner.stop()
-        await runner.run()
+        await runner.close()
         threads.shutdown(wait=False, cancel_futures=True)
-    error: FailureRecord | None = None
-    wait: timedelta | None = None
-    for call in acker.calls:
-        error = next((a for a in call.args if isinstance(a, FailureRecord)), None)
-        wait = next((a for a in call.args if isinstance(a, timedelta)), None)
+    transition = decision.transition
+    error = None if transition is None else transition.error
+    wait = None if transition is None else transition.run_in
     result: ExecutionResult | None = None
     exception: BaseException | None = None
     if outcome is None:
@@ -508,7 +486,7 @@ async def perform(
         job = cls.decode_job(raw)
     except Exception:
         job = raw
-    return PerformResult(name, job, result, exception, error, wait)
+    return PerformResult(decision.name, job, result, exception, error, wait)
 
 
 # -- time --------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 
 from rexecutor import Backend, ErrorType, JobStatus
 from rexecutor.backend import FailureRecord, Lease, NodeInfo
+from tests.backends._helpers import mark_cancelled, mark_snoozed
 from tests.support.processes import ledger_counts, start_worker, stop, wait_until
 from tests.support.queue import jobs, seed, statuses, with_backend
 
@@ -158,7 +159,7 @@ def test_cancel_races_the_job_never_runs_again(url: str, tmp_path: Path) -> None
     def cancel_now(job_id: int) -> bool:
         async def action(backend: Backend) -> bool:
             error = FailureRecord(ErrorType.CANCELLED, "test")
-            return await backend.mark_job_cancelled(job_id, None, error)
+            return await mark_cancelled(backend, job_id, None, error)
 
         return with_backend(url, action)
 
@@ -166,9 +167,7 @@ def test_cancel_races_the_job_never_runs_again(url: str, tmp_path: Path) -> None
         await backend.record_heartbeat(NodeInfo("dead-node"))
         for job in await backend.claim_ready_jobs("ledger", 3, "dead-node"):
             if job.id != orphan:  # only the orphan stays with the dead node
-                await backend.mark_job_snoozed(
-                    job.id, Lease("dead-node", job.attempt), timedelta(0)
-                )
+                await mark_snoozed(backend, job.id, Lease("dead-node", job.attempt), timedelta(0))
 
     with_backend(url, claim_for_dead_node)
     assert cancel_now(queued)

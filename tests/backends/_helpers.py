@@ -11,8 +11,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rexecutor import admin, lifecycle
 from rexecutor.backend import Backend, EnqueuableJob, FailureRecord, Lease
 from rexecutor.job import ErrorType, Job, JobId, JobStatus
+from rexecutor.lifecycle import Fence, Transition
 from rexecutor.query import QueryNode, Where
 
 #: How far a backend's "now" may be from the test's own clock readings around the call.
@@ -77,7 +79,7 @@ async def retryable(
 ) -> JobId:
     """A job that failed its first attempt and waits ``delay`` for the next."""
     job, lease = await executing(backend, executor, node, **fields)
-    assert await backend.mark_job_retryable(job.id, lease, delay, FAILURE)
+    assert await mark_retryable(backend, job.id, lease, delay, FAILURE)
     return job.id
 
 
@@ -87,11 +89,11 @@ async def finished(
     """A job that ran once and ended in the terminal ``status`` just now."""
     job, lease = await executing(backend, executor, **fields)
     if status is JobStatus.COMPLETE:
-        assert await backend.mark_job_complete(job.id, lease)
+        assert await mark_complete(backend, job.id, lease)
     elif status is JobStatus.DISCARDED:
-        assert await backend.mark_job_discarded(job.id, lease, FAILURE)
+        assert await mark_discarded(backend, job.id, lease, FAILURE)
     elif status is JobStatus.CANCELLED:
-        assert await backend.mark_job_cancelled(job.id, lease, CANCEL)
+        assert await mark_cancelled(backend, job.id, lease, CANCEL)
     else:
         raise AssertionError(f"{status} is not terminal")
     return job.id
@@ -122,3 +124,58 @@ def assert_between(
     assert_utc(moment)
     assert moment is not None
     assert low - slack <= moment <= high + slack, f"{moment} not within [{low}, {high}]"
+
+
+# -- transitions, as the runner and the admin operations store them ------------------------------
+# Each write goes through the one backend primitive, apply_transition, with the transition the
+# lifecycle decides (or, for retryable and discarded, the one a test wants to store as it is).
+
+
+async def mark_complete(backend: Backend, job_id: int, lease: Lease) -> bool:
+    """Executing → complete, fenced by ``lease``."""
+    return await backend.apply_transition(job_id, Fence.held(lease), lifecycle.completed())
+
+
+async def mark_retryable(
+    backend: Backend, job_id: int, lease: Lease, delay: timedelta, error: FailureRecord
+) -> bool:
+    """Executing → retryable at now + ``delay``, appending ``error``; fenced."""
+    transition = Transition(JobStatus.RETRYABLE, run_in=delay, error=error)
+    return await backend.apply_transition(job_id, Fence.held(lease), transition)
+
+
+async def mark_discarded(backend: Backend, job_id: int, lease: Lease, error: FailureRecord) -> bool:
+    """Executing → discarded, appending ``error``; fenced."""
+    transition = Transition(JobStatus.DISCARDED, error=error)
+    return await backend.apply_transition(job_id, Fence.held(lease), transition)
+
+
+async def mark_snoozed(
+    backend: Backend,
+    job_id: int,
+    lease: Lease,
+    delay: timedelta,
+    error: FailureRecord | None = None,
+) -> bool:
+    """A snooze (the attempt given back), as the runner stores it; fenced."""
+    transition = lifecycle.snoozed(lease.attempt, delay, error)
+    return await backend.apply_transition(job_id, Fence.held(lease), transition)
+
+
+async def mark_cancelled(
+    backend: Backend, job_id: int, lease: Lease | None, error: FailureRecord
+) -> bool:
+    """With a lease, the job's own cancel (fenced); without, an external cancel (admin)."""
+    if lease is None:
+        return await admin.cancel(backend, job_id, error.details)
+    return await backend.apply_transition(job_id, Fence.held(lease), lifecycle.cancelled(error))
+
+
+async def rerun(backend: Backend, job_id: int) -> None:
+    """Run a job again now (admin)."""
+    await admin.rerun(backend, job_id)
+
+
+async def rescue(backend: Backend, dead_after: timedelta) -> list[JobId]:
+    """Hand back dead nodes' jobs (admin)."""
+    return await admin.rescue_orphans(backend, dead_after)

@@ -10,6 +10,13 @@ import pytest
 from rexecutor.backend import Backend, Lease
 from rexecutor.errors import JobNotFound
 from rexecutor.job import ErrorType, JobStatus
+from tests.backends._helpers import (
+    mark_cancelled,
+    mark_complete,
+    mark_discarded,
+    mark_retryable,
+    mark_snoozed,
+)
 
 from ._helpers import (
     CANCEL,
@@ -27,7 +34,7 @@ from ._helpers import (
 async def test_cancel_of_a_scheduled_job(backend: Backend) -> None:
     job_id = await enqueue(backend, scheduled_at=utcnow() + FAR_FUTURE)
     before = utcnow()
-    assert await backend.mark_job_cancelled(job_id, None, CANCEL) is True
+    assert await mark_cancelled(backend, job_id, None, CANCEL) is True
     after = utcnow()
     stored = await backend.get_job(job_id)
     assert stored.status is JobStatus.CANCELLED
@@ -42,7 +49,7 @@ async def test_cancel_of_a_scheduled_job(backend: Backend) -> None:
 
 async def test_cancel_of_a_retryable_job(backend: Backend) -> None:
     job_id = await retryable(backend, delay=FAR_FUTURE)
-    assert await backend.mark_job_cancelled(job_id, None, CANCEL) is True
+    assert await mark_cancelled(backend, job_id, None, CANCEL) is True
     stored = await backend.get_job(job_id)
     assert stored.status is JobStatus.CANCELLED
     assert stored.attempt == 1
@@ -52,7 +59,7 @@ async def test_cancel_of_a_retryable_job(backend: Backend) -> None:
 
 async def test_cancel_of_an_executing_job(backend: Backend) -> None:
     job, _ = await executing(backend)
-    assert await backend.mark_job_cancelled(job.id, None, CANCEL) is True
+    assert await mark_cancelled(backend, job.id, None, CANCEL) is True
     stored = await backend.get_job(job.id)
     assert stored.status is JobStatus.CANCELLED
     assert stored.cancelled_at is not None
@@ -61,7 +68,7 @@ async def test_cancel_of_an_executing_job(backend: Backend) -> None:
 
 async def test_cancelled_jobs_are_not_claimed(backend: Backend) -> None:
     job_id = await enqueue(backend)
-    assert await backend.mark_job_cancelled(job_id, None, CANCEL)
+    assert await mark_cancelled(backend, job_id, None, CANCEL)
     assert await backend.claim_ready_jobs("ex", 10, "node-1") == []
 
 
@@ -71,33 +78,33 @@ async def test_cancel_of_a_finished_job_returns_false_and_changes_nothing(
 ) -> None:
     job_id = await finished(backend, status)
     before = await backend.get_job(job_id)
-    assert await backend.mark_job_cancelled(job_id, None, CANCEL) is False
+    assert await mark_cancelled(backend, job_id, None, CANCEL) is False
     assert await backend.get_job(job_id) == before
 
 
 async def test_cancel_wins_over_the_running_nodes_late_result(backend: Backend) -> None:
     job, lease = await executing(backend)
-    assert await backend.mark_job_cancelled(job.id, None, CANCEL)
+    assert await mark_cancelled(backend, job.id, None, CANCEL)
     cancelled = await backend.get_job(job.id)
 
-    assert await backend.mark_job_complete(job.id, lease) is False
+    assert await mark_complete(backend, job.id, lease) is False
     assert await backend.complete_jobs([(job.id, lease)]) == [False]
-    assert await backend.mark_job_retryable(job.id, lease, timedelta(0), FAILURE) is False
-    assert await backend.mark_job_discarded(job.id, lease, FAILURE) is False
-    assert await backend.mark_job_snoozed(job.id, lease, timedelta(0)) is False
-    assert await backend.mark_job_cancelled(job.id, lease, CANCEL) is False
+    assert await mark_retryable(backend, job.id, lease, timedelta(0), FAILURE) is False
+    assert await mark_discarded(backend, job.id, lease, FAILURE) is False
+    assert await mark_snoozed(backend, job.id, lease, timedelta(0)) is False
+    assert await mark_cancelled(backend, job.id, lease, CANCEL) is False
     assert await backend.get_job(job.id) == cancelled
 
 
 async def test_cancel_of_an_unknown_job_raises_job_not_found(backend: Backend) -> None:
     await enqueue(backend)
     with pytest.raises(JobNotFound):
-        await backend.mark_job_cancelled(987654, None, CANCEL)
+        await mark_cancelled(backend, 987654, None, CANCEL)
 
 
 async def test_cancel_with_a_stale_lease_changes_nothing(backend: Backend) -> None:
     job, lease = await executing(backend)
     before = await backend.get_job(job.id)
     stale = Lease(lease.node_id, lease.attempt + 1)
-    assert await backend.mark_job_cancelled(job.id, stale, CANCEL) is False
+    assert await mark_cancelled(backend, job.id, stale, CANCEL) is False
     assert await backend.get_job(job.id) == before

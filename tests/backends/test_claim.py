@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from rexecutor.backend import Backend
 from rexecutor.job import JobStatus
+from tests.backends._helpers import mark_cancelled
 
 from ._helpers import (
     CANCEL,
@@ -109,7 +110,7 @@ async def test_executing_and_finished_jobs_are_not_claimed(backend: Backend) -> 
     for status in (JobStatus.COMPLETE, JobStatus.CANCELLED, JobStatus.DISCARDED):
         await finished(backend, status, "ex")
     cancelled_before_running = await enqueue(backend)
-    assert await backend.mark_job_cancelled(cancelled_before_running, None, CANCEL)
+    assert await mark_cancelled(backend, cancelled_before_running, None, CANCEL)
     assert await backend.claim_ready_jobs("ex", 10, "node-a") == []
 
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from rexecutor import Executor, Job, PayloadTooLarge, ValidationError, Where, enqueue_many
 from rexecutor.backend import Backend, EnqueuableJob
+from tests.backends._helpers import mark_cancelled, mark_retryable
 
 from ._helpers import CANCEL, enqueue, find, new_job
 
@@ -165,7 +166,7 @@ async def test_huge_retry_and_snooze_delays_stay_storable(backend: Backend) -> N
     from ._helpers import FAILURE, executing
 
     job, lease = await executing(backend)
-    assert await backend.mark_job_retryable(job.id, lease, timedelta(days=999_999_999), FAILURE)
+    assert await mark_retryable(backend, job.id, lease, timedelta(days=999_999_999), FAILURE)
     stored = await backend.get_job(job.id)
     assert stored.scheduled_at.year < 9999
 
@@ -207,4 +208,4 @@ async def test_any_aware_datetime_is_stored_exactly_or_refused_clearly(
     # Examples share the backend: earlier jobs may sit at the same moment.
     found = await backend.query(Where.scheduled_at_equals(moment).node)
     assert job_id in [j.id for j in found] and all(j.scheduled_at == utc for j in found)
-    await backend.mark_job_cancelled(job_id, None, CANCEL)
+    await mark_cancelled(backend, job_id, None, CANCEL)

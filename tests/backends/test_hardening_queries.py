@@ -9,6 +9,7 @@ import pytest
 
 from rexecutor import JobNotFound, ValidationError, Where
 from rexecutor.backend import Backend
+from tests.backends._helpers import mark_cancelled, rerun
 
 from ._helpers import CANCEL, enqueue, find
 
@@ -20,9 +21,9 @@ async def test_a_huge_job_id_is_not_found(backend: Backend, job_id: int) -> None
     with pytest.raises(JobNotFound):
         await backend.get_job(job_id)
     with pytest.raises(JobNotFound):
-        await backend.mark_job_cancelled(job_id, None, CANCEL)
+        await mark_cancelled(backend, job_id, None, CANCEL)
     with pytest.raises(JobNotFound):
-        await backend.rerun_job(job_id)
+        await rerun(backend, job_id)
     stored = await backend.get_job(await enqueue(backend))
     assert await find(backend, Where.id_in([job_id])) == []
     assert await find(backend, Where.id_in([job_id, int(stored.id)])) == [stored.id]

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from rexecutor.backend import Backend, Lease, NodeInfo
 from rexecutor.job import ErrorType, JobStatus
+from tests.backends._helpers import mark_cancelled, mark_complete, mark_retryable, rescue
 
 from ._helpers import (
     CANCEL,
@@ -92,7 +93,7 @@ async def test_jobs_of_a_silent_node_become_retryable_with_an_orphaned_error(
     await asyncio.sleep(PAUSE)
 
     before = utcnow()
-    rescued = await backend.rescue_orphaned_jobs(DEAD)
+    rescued = await rescue(backend, DEAD)
     after = utcnow()
     assert rescued == [job.id]
 
@@ -109,7 +110,7 @@ async def test_jobs_of_a_silent_node_become_retryable_with_an_orphaned_error(
     again, _ = await claim_one(backend, node="node-b")
     assert again.id == job.id
     assert again.attempt == 2
-    assert await backend.mark_job_complete(job.id, lease) is False
+    assert await mark_complete(backend, job.id, lease) is False
 
 
 async def test_a_rescued_job_out_of_attempts_is_discarded(backend: Backend) -> None:
@@ -118,7 +119,7 @@ async def test_a_rescued_job_out_of_attempts_is_discarded(backend: Backend) -> N
     await asyncio.sleep(PAUSE)
 
     before = utcnow()
-    assert await backend.rescue_orphaned_jobs(DEAD) == [job.id]
+    assert await rescue(backend, DEAD) == [job.id]
     after = utcnow()
     stored = await backend.get_job(job.id)
     assert stored.status is JobStatus.DISCARDED
@@ -133,14 +134,14 @@ async def test_rescue_returns_every_job_of_the_silent_node(backend: Backend) -> 
         await enqueue(backend, data={"i": i})
     claimed = await backend.claim_ready_jobs("ex", 3, "node-a")
     await asyncio.sleep(PAUSE)
-    assert sorted(await backend.rescue_orphaned_jobs(DEAD)) == sorted(j.id for j in claimed)
+    assert sorted(await rescue(backend, DEAD)) == sorted(j.id for j in claimed)
 
 
 async def test_silent_nodes_are_forgotten_after_a_rescue(backend: Backend) -> None:
     await backend.record_heartbeat(_node("node-a"))
     await executing(backend, node="node-a")
     await asyncio.sleep(PAUSE)
-    await backend.rescue_orphaned_jobs(DEAD)
+    await rescue(backend, DEAD)
     assert await backend.list_nodes() == []
 
 
@@ -151,10 +152,10 @@ async def test_jobs_of_a_node_that_just_beat_are_left_alone(backend: Backend) ->
     await backend.record_heartbeat(_node("node-a"))
     before = await backend.get_job(job.id)
 
-    assert await backend.rescue_orphaned_jobs(LONG) == []
+    assert await rescue(backend, LONG) == []
     assert await backend.get_job(job.id) == before
     assert [n.node_id for n in await backend.list_nodes()] == ["node-a"]
-    assert await backend.mark_job_complete(job.id, lease) is True
+    assert await mark_complete(backend, job.id, lease) is True
 
 
 async def test_rescue_touches_only_executing_jobs(backend: Backend) -> None:
@@ -163,7 +164,7 @@ async def test_rescue_touches_only_executing_jobs(backend: Backend) -> None:
     waiting = await enqueue(backend, "waiting", scheduled_at=utcnow() - timedelta(days=1))
     before = [await backend.get_job(done), await backend.get_job(waiting)]
     await asyncio.sleep(PAUSE)
-    assert await backend.rescue_orphaned_jobs(DEAD) == []
+    assert await rescue(backend, DEAD) == []
     assert [await backend.get_job(done), await backend.get_job(waiting)] == before
 
 
@@ -171,11 +172,11 @@ async def test_jobs_of_an_unknown_node_are_rescued_once_older_than_the_window(
     backend: Backend,
 ) -> None:
     job, _ = await executing(backend, node="never-beat")
-    assert await backend.rescue_orphaned_jobs(LONG) == []
+    assert await rescue(backend, LONG) == []
     assert (await backend.get_job(job.id)).status is JobStatus.EXECUTING
 
     await asyncio.sleep(PAUSE)
-    assert await backend.rescue_orphaned_jobs(DEAD) == [job.id]
+    assert await rescue(backend, DEAD) == [job.id]
     stored = await backend.get_job(job.id)
     assert stored.status is JobStatus.RETRYABLE
     assert [e.error_type for e in stored.errors] == [ErrorType.ORPHANED]
@@ -185,17 +186,17 @@ async def test_jobs_of_a_removed_node_count_as_held_by_an_unknown_node(backend: 
     await backend.record_heartbeat(_node("node-a"))
     job, _ = await executing(backend, node="node-a")
     await backend.remove_node("node-a")
-    assert await backend.rescue_orphaned_jobs(LONG) == []
+    assert await rescue(backend, LONG) == []
     await asyncio.sleep(PAUSE)
-    assert await backend.rescue_orphaned_jobs(DEAD) == [job.id]
+    assert await rescue(backend, DEAD) == [job.id]
 
 
 async def test_a_second_rescue_finds_nothing_more(backend: Backend) -> None:
     await backend.record_heartbeat(_node("node-a"))
     job, _ = await executing(backend, node="node-a")
     await asyncio.sleep(PAUSE)
-    assert await backend.rescue_orphaned_jobs(DEAD) == [job.id]
-    assert await backend.rescue_orphaned_jobs(DEAD) == []
+    assert await rescue(backend, DEAD) == [job.id]
+    assert await rescue(backend, DEAD) == []
     assert len((await backend.get_job(job.id)).errors) == 1
 
 
@@ -207,9 +208,9 @@ async def test_lost_jobs_are_the_ones_the_node_no_longer_holds(backend: Backend)
     cancelled, cancelled_lease = await executing(backend, "cancelled", node="node-a")
     retried, retried_lease = await executing(backend, "retried", node="node-a")
     taken, taken_lease = await executing(backend, "taken", node="node-a")
-    assert await backend.mark_job_cancelled(cancelled.id, None, CANCEL)
-    assert await backend.mark_job_retryable(retried.id, retried_lease, timedelta(0), FAILURE)
-    assert await backend.mark_job_retryable(taken.id, taken_lease, timedelta(0), FAILURE)
+    assert await mark_cancelled(backend, cancelled.id, None, CANCEL)
+    assert await mark_retryable(backend, retried.id, retried_lease, timedelta(0), FAILURE)
+    assert await mark_retryable(backend, taken.id, taken_lease, timedelta(0), FAILURE)
     await claim_one(backend, "taken", node="node-b")
 
     leases = {
@@ -229,7 +230,7 @@ async def test_lost_jobs_include_rescued_ones(backend: Backend) -> None:
     job, lease = await executing(backend, node="node-a")
     await asyncio.sleep(PAUSE)
     assert await backend.lost_jobs("node-a", {job.id: lease.attempt}) == []
-    assert await backend.rescue_orphaned_jobs(DEAD) == [job.id]
+    assert await rescue(backend, DEAD) == [job.id]
     assert await backend.lost_jobs("node-a", {job.id: lease.attempt}) == [job.id]
 
 
@@ -247,5 +248,5 @@ async def test_lost_jobs_of_nothing_is_nothing(backend: Backend) -> None:
 
 async def test_a_completed_job_is_lost_to_a_stale_holder(backend: Backend) -> None:
     job, lease = await executing(backend, node="node-a")
-    assert await backend.mark_job_complete(job.id, Lease("node-a", lease.attempt))
+    assert await mark_complete(backend, job.id, Lease("node-a", lease.attempt))
     assert await backend.lost_jobs("node-a", {job.id: lease.attempt}) == [job.id]

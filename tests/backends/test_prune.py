@@ -16,6 +16,7 @@ from rexecutor.backend import Backend, PruneSpec
 from rexecutor.errors import ConfigurationError
 from rexecutor.job import JobStatus
 from rexecutor.query import Where
+from tests.backends._helpers import mark_complete, rerun
 
 from ._helpers import (
     FAR_FUTURE,
@@ -81,11 +82,11 @@ async def test_prune_age_uses_each_statuses_finish_time(
 
 async def test_prune_of_a_rerun_job_waits_for_it_to_finish_again(backend: Backend) -> None:
     job_id = await finished(backend, JobStatus.COMPLETE)
-    await backend.rerun_job(job_id)
+    await rerun(backend, job_id)
     await asyncio.sleep(PAUSE)
     assert await backend.prune_jobs(PruneSpec(JobStatus.COMPLETE, max_age=SHORT_AGE)) == 0
     _, lease = await claim_one(backend)
-    assert await backend.mark_job_complete(job_id, lease)
+    assert await mark_complete(backend, job_id, lease)
     assert await backend.prune_jobs(PruneSpec(JobStatus.COMPLETE, max_age=timedelta(hours=1))) == 0
     assert await _remaining(backend) == [job_id]
 
@@ -99,7 +100,7 @@ async def test_prune_by_length_keeps_the_most_recently_finished(backend: Backend
         _, lease = await claim_one(backend, executor)
         await asyncio.sleep(0.005)
         job_id = {"a": a, "b": b, "c": c}[executor]
-        assert await backend.mark_job_complete(job_id, lease)
+        assert await mark_complete(backend, job_id, lease)
         await asyncio.sleep(0.005)
 
     assert await backend.prune_jobs(PruneSpec(JobStatus.COMPLETE, max_length=2)) == 1

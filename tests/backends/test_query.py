@@ -24,6 +24,7 @@ from rexecutor.query import (
     TagsOneOf,
     Where,
 )
+from tests.backends._helpers import mark_cancelled
 
 from ._helpers import CANCEL, enqueue, executing, find, finished, ids, retryable
 
@@ -392,7 +393,7 @@ async def test_get_job_of_an_unknown_id_raises_job_not_found(backend: Backend) -
 
 async def test_cancelled_job_is_found_by_status(backend: Backend) -> None:
     job_id = await enqueue(backend)
-    assert await backend.mark_job_cancelled(job_id, None, CANCEL)
+    assert await mark_cancelled(backend, job_id, None, CANCEL)
     assert await find(backend, Where.status_equals(JobStatus.CANCELLED)) == [job_id]
     assert ids(await backend.query(StatusIn((JobStatus.SCHEDULED,)))) == []
 

@@ -9,6 +9,14 @@ import pytest
 from rexecutor.backend import Backend, FailureRecord
 from rexecutor.errors import InvalidTransition, JobNotFound
 from rexecutor.job import ErrorType, JobStatus
+from tests.backends._helpers import (
+    mark_cancelled,
+    mark_complete,
+    mark_discarded,
+    mark_retryable,
+    mark_snoozed,
+    rerun,
+)
 
 from ._helpers import (
     CANCEL,
@@ -30,7 +38,7 @@ async def test_snoozing_a_first_attempt_makes_the_job_scheduled_with_attempt_zer
     backend: Backend,
 ) -> None:
     job, lease = await executing(backend)
-    assert await backend.mark_job_snoozed(job.id, lease, timedelta(0))
+    assert await mark_snoozed(backend, job.id, lease, timedelta(0))
     stored = await backend.get_job(job.id)
     assert stored.status is JobStatus.SCHEDULED
     assert stored.attempt == 0
@@ -42,7 +50,7 @@ async def test_snoozing_a_later_attempt_makes_the_job_retryable_with_the_attempt
     job_id = await retryable(backend)
     job, lease = await claim_one(backend)
     assert job.attempt == 2
-    assert await backend.mark_job_snoozed(job_id, lease, timedelta(0))
+    assert await mark_snoozed(backend, job_id, lease, timedelta(0))
     stored = await backend.get_job(job_id)
     assert stored.status is JobStatus.RETRYABLE
     assert stored.attempt == 1
@@ -51,7 +59,7 @@ async def test_snoozing_a_later_attempt_makes_the_job_retryable_with_the_attempt
 async def test_snooze_records_no_error(backend: Backend) -> None:
     job_id = await retryable(backend)
     _, lease = await claim_one(backend)
-    assert await backend.mark_job_snoozed(job_id, lease, timedelta(0))
+    assert await mark_snoozed(backend, job_id, lease, timedelta(0))
     stored = await backend.get_job(job_id)
     assert len(stored.errors) == 1  # only the failure that made it retryable
     assert stored.completed_at is None
@@ -65,7 +73,7 @@ async def test_snooze_with_an_error_records_it_at_the_interrupted_attempt(
     job, lease = await executing(backend)
     shutdown = FailureRecord(ErrorType.SHUTDOWN, "node stopping")
     before = utcnow()
-    assert await backend.mark_job_snoozed(job.id, lease, timedelta(0), shutdown)
+    assert await mark_snoozed(backend, job.id, lease, timedelta(0), shutdown)
     after = utcnow()
     stored = await backend.get_job(job.id)
     assert stored.status is JobStatus.SCHEDULED
@@ -80,7 +88,7 @@ async def test_snooze_with_an_error_records_it_at_the_interrupted_attempt(
 async def test_snooze_schedules_the_job_after_the_delay(backend: Backend) -> None:
     job, lease = await executing(backend)
     before = utcnow()
-    assert await backend.mark_job_snoozed(job.id, lease, timedelta(minutes=3))
+    assert await mark_snoozed(backend, job.id, lease, timedelta(minutes=3))
     after = utcnow()
     stored = await backend.get_job(job.id)
     delay = timedelta(minutes=3)
@@ -92,7 +100,7 @@ async def test_a_snoozed_job_with_no_delay_is_claimed_again_at_the_same_attempt(
     backend: Backend,
 ) -> None:
     job, lease = await executing(backend)
-    assert await backend.mark_job_snoozed(job.id, lease, timedelta(0))
+    assert await mark_snoozed(backend, job.id, lease, timedelta(0))
     again, _ = await claim_one(backend)
     assert again.id == job.id
     assert again.attempt == 1
@@ -103,7 +111,7 @@ async def test_snoozing_never_uses_up_attempts(backend: Backend) -> None:
     for _ in range(3):
         job, lease = await claim_one(backend)
         assert job.attempt == 1
-        assert await backend.mark_job_snoozed(job_id, lease, timedelta(0))
+        assert await mark_snoozed(backend, job_id, lease, timedelta(0))
     assert (await backend.get_job(job_id)).status is JobStatus.SCHEDULED
 
 
@@ -117,7 +125,7 @@ async def test_rerun_of_a_finished_job_makes_it_ready_now(
     job_id = await finished(backend, status, scheduled_at=utcnow() - timedelta(days=1))
     before_rerun = await backend.get_job(job_id)
     before = utcnow()
-    await backend.rerun_job(job_id)
+    await rerun(backend, job_id)
     after = utcnow()
 
     stored = await backend.get_job(job_id)
@@ -139,8 +147,8 @@ async def test_rerun_of_a_job_cancelled_before_it_ran_makes_it_scheduled(
     backend: Backend,
 ) -> None:
     job_id = await enqueue(backend, scheduled_at=utcnow() + FAR_FUTURE)
-    assert await backend.mark_job_cancelled(job_id, None, CANCEL)
-    await backend.rerun_job(job_id)
+    assert await mark_cancelled(backend, job_id, None, CANCEL)
+    await rerun(backend, job_id)
     stored = await backend.get_job(job_id)
     assert stored.status is JobStatus.SCHEDULED
     assert stored.attempt == 0
@@ -152,7 +160,7 @@ async def test_rerun_of_a_job_cancelled_before_it_ran_makes_it_scheduled(
 
 async def test_rerun_grants_one_more_attempt_when_none_is_left(backend: Backend) -> None:
     job_id = await finished(backend, JobStatus.DISCARDED, max_attempts=1)
-    await backend.rerun_job(job_id)
+    await rerun(backend, job_id)
     stored = await backend.get_job(job_id)
     assert stored.attempt == 1
     assert stored.max_attempts == 2
@@ -160,7 +168,7 @@ async def test_rerun_grants_one_more_attempt_when_none_is_left(backend: Backend)
 
 async def test_rerun_keeps_max_attempts_when_attempts_are_left(backend: Backend) -> None:
     job_id = await finished(backend, JobStatus.COMPLETE, max_attempts=3)
-    await backend.rerun_job(job_id)
+    await rerun(backend, job_id)
     stored = await backend.get_job(job_id)
     assert stored.attempt == 1
     assert stored.max_attempts == 3
@@ -172,17 +180,17 @@ async def test_rerun_of_a_job_beyond_its_attempts_grants_exactly_one_more(
     job_id = await enqueue(backend, max_attempts=3)
     for _ in range(2):
         _, lease = await claim_one(backend)
-        assert await backend.mark_job_retryable(job_id, lease, timedelta(0), FAILURE)
+        assert await mark_retryable(backend, job_id, lease, timedelta(0), FAILURE)
     _, lease = await claim_one(backend)
-    assert await backend.mark_job_discarded(job_id, lease, FAILURE)
+    assert await mark_discarded(backend, job_id, lease, FAILURE)
     stored = await backend.get_job(job_id)
     stored.max_attempts = 1
     await backend.update_job(stored)
 
-    await backend.rerun_job(job_id)
-    rerun = await backend.get_job(job_id)
-    assert rerun.attempt == 3
-    assert rerun.max_attempts == 4
+    await rerun(backend, job_id)
+    again = await backend.get_job(job_id)
+    assert again.attempt == 3
+    assert again.max_attempts == 4
 
 
 @pytest.mark.parametrize("ready", ["scheduled", "retryable"])
@@ -193,7 +201,7 @@ async def test_rerun_of_a_waiting_job_moves_it_to_now(backend: Backend, ready: s
         job_id = await retryable(backend, delay=FAR_FUTURE)
     before_rerun = await backend.get_job(job_id)
     before = utcnow()
-    await backend.rerun_job(job_id)
+    await rerun(backend, job_id)
     after = utcnow()
 
     stored = await backend.get_job(job_id)
@@ -209,19 +217,19 @@ async def test_rerun_of_an_executing_job_is_an_invalid_transition(backend: Backe
     job, _ = await executing(backend)
     before = await backend.get_job(job.id)
     with pytest.raises(InvalidTransition):
-        await backend.rerun_job(job.id)
+        await rerun(backend, job.id)
     assert await backend.get_job(job.id) == before
 
 
 async def test_rerun_of_an_unknown_job_raises_job_not_found(backend: Backend) -> None:
     await enqueue(backend)
     with pytest.raises(JobNotFound):
-        await backend.rerun_job(987654)
+        await rerun(backend, 987654)
 
 
 async def test_a_lease_from_before_a_rerun_no_longer_applies(backend: Backend) -> None:
     job, lease = await executing(backend)
-    assert await backend.mark_job_cancelled(job.id, None, CANCEL)
-    await backend.rerun_job(job.id)
-    assert await backend.mark_job_complete(job.id, lease) is False
+    assert await mark_cancelled(backend, job.id, None, CANCEL)
+    await rerun(backend, job.id)
+    assert await mark_complete(backend, job.id, lease) is False
     assert (await backend.get_job(job.id)).status is JobStatus.RETRYABLE

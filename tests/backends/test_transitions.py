@@ -14,6 +14,13 @@ import pytest
 from rexecutor.backend import Backend, FailureRecord, Lease
 from rexecutor.errors import JobNotFound
 from rexecutor.job import ErrorType, JobStatus
+from tests.backends._helpers import (
+    mark_cancelled,
+    mark_complete,
+    mark_discarded,
+    mark_retryable,
+    mark_snoozed,
+)
 
 from ._helpers import (
     CANCEL,
@@ -31,23 +38,23 @@ Mark = Callable[[Backend, int, Lease], Awaitable[bool]]
 
 
 async def _complete(backend: Backend, job_id: int, lease: Lease) -> bool:
-    return await backend.mark_job_complete(job_id, lease)
+    return await mark_complete(backend, job_id, lease)
 
 
 async def _retry(backend: Backend, job_id: int, lease: Lease) -> bool:
-    return await backend.mark_job_retryable(job_id, lease, timedelta(0), FAILURE)
+    return await mark_retryable(backend, job_id, lease, timedelta(0), FAILURE)
 
 
 async def _discard(backend: Backend, job_id: int, lease: Lease) -> bool:
-    return await backend.mark_job_discarded(job_id, lease, FAILURE)
+    return await mark_discarded(backend, job_id, lease, FAILURE)
 
 
 async def _snooze(backend: Backend, job_id: int, lease: Lease) -> bool:
-    return await backend.mark_job_snoozed(job_id, lease, timedelta(0))
+    return await mark_snoozed(backend, job_id, lease, timedelta(0))
 
 
 async def _cancel(backend: Backend, job_id: int, lease: Lease) -> bool:
-    return await backend.mark_job_cancelled(job_id, lease, CANCEL)
+    return await mark_cancelled(backend, job_id, lease, CANCEL)
 
 
 async def _complete_batch(backend: Backend, job_id: int, lease: Lease) -> bool:
@@ -105,7 +112,7 @@ async def test_mark_on_a_job_that_is_no_longer_executing_changes_nothing(
     backend: Backend, name: str
 ) -> None:
     job, lease = await executing(backend)
-    assert await backend.mark_job_complete(job.id, lease)
+    assert await mark_complete(backend, job.id, lease)
     before = await backend.get_job(job.id)
     assert await MARKS[name](backend, job.id, lease) is False
     assert await backend.get_job(job.id) == before
@@ -132,7 +139,7 @@ async def test_mark_on_an_unknown_job_raises_job_not_found(backend: Backend, nam
 async def test_complete_sets_completed_at_and_nothing_else(backend: Backend) -> None:
     job, lease = await executing(backend)
     before = utcnow()
-    assert await backend.mark_job_complete(job.id, lease)
+    assert await mark_complete(backend, job.id, lease)
     after = utcnow()
     done = await backend.get_job(job.id)
     assert done.status is JobStatus.COMPLETE
@@ -150,7 +157,7 @@ async def test_retryable_records_the_error_and_schedules_after_the_delay(
 ) -> None:
     job, lease = await executing(backend)
     before = utcnow()
-    assert await backend.mark_job_retryable(job.id, lease, timedelta(minutes=7), FAILURE)
+    assert await mark_retryable(backend, job.id, lease, timedelta(minutes=7), FAILURE)
     after = utcnow()
 
     stored = await backend.get_job(job.id)
@@ -170,7 +177,7 @@ async def test_retryable_records_the_error_and_schedules_after_the_delay(
 
 async def test_retryable_with_a_delay_is_not_claimed_before_it(backend: Backend) -> None:
     job, lease = await executing(backend)
-    assert await backend.mark_job_retryable(job.id, lease, FAR_FUTURE, FAILURE)
+    assert await mark_retryable(backend, job.id, lease, FAR_FUTURE, FAILURE)
     assert await backend.claim_ready_jobs("ex", 10, "node-1") == []
 
 
@@ -180,7 +187,7 @@ async def test_errors_accumulate_over_attempts_in_order(backend: Backend) -> Non
     for kind in kinds:
         _, lease = await claim_one(backend)
         error = FailureRecord(kind, f"failed with {kind}")
-        assert await backend.mark_job_retryable(job_id, lease, timedelta(0), error)
+        assert await mark_retryable(backend, job_id, lease, timedelta(0), error)
     stored = await backend.get_job(job_id)
     assert [e.attempt for e in stored.errors] == [1, 2, 3]
     assert [e.error_type for e in stored.errors] == kinds
@@ -192,7 +199,7 @@ async def test_errors_accumulate_over_attempts_in_order(backend: Backend) -> Non
 async def test_error_without_name_or_traceback_keeps_them_none(backend: Backend) -> None:
     job, lease = await executing(backend)
     error = FailureRecord(ErrorType.TIMEOUT, "took too long")
-    assert await backend.mark_job_retryable(job.id, lease, timedelta(0), error)
+    assert await mark_retryable(backend, job.id, lease, timedelta(0), error)
     [stored] = (await backend.get_job(job.id)).errors
     assert stored.error_type is ErrorType.TIMEOUT
     assert stored.name is None
@@ -202,7 +209,7 @@ async def test_error_without_name_or_traceback_keeps_them_none(backend: Backend)
 async def test_user_error_records_its_name(backend: Backend) -> None:
     job, lease = await executing(backend)
     error = FailureRecord(ErrorType.USER, "quota exceeded", name="QuotaExceeded")
-    assert await backend.mark_job_discarded(job.id, lease, error)
+    assert await mark_discarded(backend, job.id, lease, error)
     [stored] = (await backend.get_job(job.id)).errors
     assert stored.error_type is ErrorType.USER
     assert stored.name == "QuotaExceeded"
@@ -212,7 +219,7 @@ async def test_user_error_records_its_name(backend: Backend) -> None:
 async def test_discarded_sets_discarded_at_and_records_the_error(backend: Backend) -> None:
     job, lease = await executing(backend, max_attempts=1)
     before = utcnow()
-    assert await backend.mark_job_discarded(job.id, lease, FAILURE)
+    assert await mark_discarded(backend, job.id, lease, FAILURE)
     after = utcnow()
     stored = await backend.get_job(job.id)
     assert stored.status is JobStatus.DISCARDED
@@ -231,7 +238,7 @@ async def test_cancelled_with_a_lease_sets_cancelled_at_and_records_the_reason(
 ) -> None:
     job, lease = await executing(backend)
     before = utcnow()
-    assert await backend.mark_job_cancelled(job.id, lease, CANCEL)
+    assert await mark_cancelled(backend, job.id, lease, CANCEL)
     after = utcnow()
     stored = await backend.get_job(job.id)
     assert stored.status is JobStatus.CANCELLED
@@ -246,11 +253,11 @@ async def test_cancelled_with_a_lease_sets_cancelled_at_and_records_the_reason(
 
 async def test_a_retried_jobs_old_lease_no_longer_applies(backend: Backend) -> None:
     job, first = await executing(backend, node="node-a")
-    assert await backend.mark_job_retryable(job.id, first, timedelta(0), FAILURE)
+    assert await mark_retryable(backend, job.id, first, timedelta(0), FAILURE)
     _, second = await claim_one(backend, node="node-b")
-    assert await backend.mark_job_complete(job.id, first) is False
+    assert await mark_complete(backend, job.id, first) is False
     assert (await backend.get_job(job.id)).status is JobStatus.EXECUTING
-    assert await backend.mark_job_complete(job.id, second) is True
+    assert await mark_complete(backend, job.id, second) is True
 
 
 async def test_complete_jobs_reports_each_item(backend: Backend) -> None:
@@ -258,7 +265,7 @@ async def test_complete_jobs_reports_each_item(backend: Backend) -> None:
     b, lease_b = await executing(backend, "b")
     c, lease_c = await executing(backend, "c")
     d, lease_d = await executing(backend, "d")
-    assert await backend.mark_job_complete(c.id, lease_c)
+    assert await mark_complete(backend, c.id, lease_c)
 
     results = await backend.complete_jobs(
         [

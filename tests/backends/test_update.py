@@ -11,6 +11,7 @@ import pytest
 from rexecutor.backend import Backend
 from rexecutor.errors import JobNotFound, ValidationError
 from rexecutor.job import ErrorType, JobError, JobId, JobStatus
+from tests.backends._helpers import mark_complete
 
 from ._helpers import FAR_FUTURE, assert_utc, claim_one, enqueue, retryable, utcnow
 
@@ -93,7 +94,7 @@ async def test_update_of_an_executing_job_keeps_it_executing(backend: Backend) -
     stored = await backend.get_job(job_id)
     assert stored.status is JobStatus.EXECUTING
     assert stored.data == {"changed": True}
-    assert await backend.mark_job_complete(job_id, lease)
+    assert await mark_complete(backend, job_id, lease)
 
 
 async def test_update_stores_scheduled_at_in_utc(backend: Backend) -> None:

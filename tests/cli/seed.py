@@ -15,6 +15,7 @@ from typing import Any
 from rexecutor import ExecutionResult, Executor, Job, JobStatus, Rexecutor
 from rexecutor.backend import Backend, EnqueuableJob, FailureRecord, Lease, NodeInfo
 from rexecutor.job import ErrorType
+from tests.backends._helpers import mark_cancelled, mark_complete, mark_discarded, mark_retryable
 from tests.support.waiting import eventually
 
 TRACEBACK = (
@@ -55,19 +56,19 @@ async def seed(backend: Backend) -> Seeded:
         traceback=TRACEBACK,
     )
     complete, lease = await _claim(backend, email, EnqueuableJob(email, "ann@example.com"))
-    assert await backend.mark_job_complete(complete, lease)
+    assert await mark_complete(backend, complete, lease)
     discarded, lease = await _claim(
         backend, email, EnqueuableJob(email, "bob@example.com", max_attempts=1, tags=("signup",))
     )
-    assert await backend.mark_job_discarded(discarded, lease, failure)
+    assert await mark_discarded(backend, discarded, lease, failure)
     other, lease = await _claim(
         backend, email, EnqueuableJob(email, "cy@example.com", max_attempts=1, tags=("bulk",))
     )
-    assert await backend.mark_job_discarded(other, lease, failure)
+    assert await mark_discarded(backend, other, lease, failure)
     retryable, lease = await _claim(
         backend, email, EnqueuableJob(email, "dee@example.com", metadata={"campaign": 7})
     )
-    assert await backend.mark_job_retryable(retryable, lease, timedelta(hours=1), failure)
+    assert await mark_retryable(backend, retryable, lease, timedelta(hours=1), failure)
     executing, _ = await _claim(backend, email, EnqueuableJob(email, "eve@example.com"))
     later = await backend.enqueue(
         EnqueuableJob(
@@ -78,8 +79,8 @@ async def seed(backend: Backend) -> Seeded:
         )
     )
     gone = await backend.enqueue(EnqueuableJob(email, "gus@example.com", scheduled_at=_in(hours=3)))
-    assert await backend.mark_job_cancelled(
-        gone.job_id, None, FailureRecord(ErrorType.CANCELLED, "customer left")
+    assert await mark_cancelled(
+        backend, gone.job_id, None, FailureRecord(ErrorType.CANCELLED, "customer left")
     )
     report = await backend.enqueue(EnqueuableJob("report", {"month": "2026-10"}, priority=3))
     await backend.record_heartbeat(NodeInfo("node-a", host="worker-1", pid=4242))

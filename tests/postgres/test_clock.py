@@ -15,6 +15,7 @@ from rexecutor.backend import NodeInfo
 from rexecutor.backends.postgres import PostgresBackend
 from rexecutor.query import ScheduledAt
 from rexecutor.uniqueness import UniquenessCriteria
+from tests.backends._helpers import mark_retryable, rescue
 
 from ..backends._helpers import (
     FAILURE,
@@ -87,7 +88,7 @@ async def test_claims_delays_and_errors_use_the_database_clock_in_utc(
     before = utcnow()
     job, lease = await claim_one(backend)
     assert_between(job.attempted_at, before, utcnow())
-    assert await backend.mark_job_retryable(job.id, lease, timedelta(days=1), FAILURE)
+    assert await mark_retryable(backend, job.id, lease, timedelta(days=1), FAILURE)
     stored = await plain.get_job(job.id)
     [error] = stored.errors
     assert_utc(error.recorded_at)
@@ -134,5 +135,5 @@ async def test_heartbeats_and_rescue_use_the_database_clock(
     await enqueue(backend)
     await claim_one(backend, node="n1")
     # A node that beat a moment ago is alive for an hour-long window in every zone.
-    assert await backend.rescue_orphaned_jobs(timedelta(hours=1)) == []
-    assert len(await backend.rescue_orphaned_jobs(timedelta(0))) == 1
+    assert await rescue(backend, timedelta(hours=1)) == []
+    assert len(await rescue(backend, timedelta(0))) == 1

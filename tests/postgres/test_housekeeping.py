@@ -15,6 +15,7 @@ from rexecutor.backends.postgres import PostgresBackend
 from rexecutor.errors import JobNotFound
 from rexecutor.job import JobStatus
 from rexecutor.query import StatusIn
+from tests.backends._helpers import rescue
 
 from ..backends._helpers import claim_one, enqueue, new_job
 
@@ -58,18 +59,18 @@ async def test_only_one_node_rescues_at_a_time(pg: PostgresBackend, admin: Admin
     key = pg._lock_key("rescue")
     await admin.execute("SELECT pg_advisory_lock(%s)", [key])
     try:
-        assert await pg.rescue_orphaned_jobs(timedelta(0)) == []
+        assert await rescue(pg, timedelta(0)) == []
         assert (await pg.get_job(job.id)).status is JobStatus.EXECUTING
     finally:
         await admin.execute("SELECT pg_advisory_unlock(%s)", [key])
-    assert await pg.rescue_orphaned_jobs(timedelta(0)) == [job.id]
+    assert await rescue(pg, timedelta(0)) == [job.id]
 
 
 async def test_concurrent_rescues_hand_each_job_back_once(pg: PostgresBackend) -> None:
     await pg.enqueue_many([new_job() for _ in range(20)])
     await pg.record_heartbeat(NodeInfo("dead-node"))
     claimed = await pg.claim_ready_jobs("ex", 20, "dead-node")
-    results = await asyncio.gather(*(pg.rescue_orphaned_jobs(timedelta(0)) for _ in range(5)))
+    results = await asyncio.gather(*(rescue(pg, timedelta(0)) for _ in range(5)))
     rescued = [job_id for batch in results for job_id in batch]
     assert sorted(rescued) == sorted(j.id for j in claimed)
     for job in await pg.query(StatusIn((JobStatus.RETRYABLE,))):
@@ -82,7 +83,7 @@ async def test_prune_never_deletes_a_job_rerun_meanwhile(pg: PostgresBackend) ->
 
     async def rerun(job_id: int) -> None:
         with contextlib.suppress(JobNotFound):  # pruned first: fine too
-            await pg.rerun_job(job_id)
+            await rerun(pg, job_id)
 
     reruns = asyncio.gather(*(rerun(i) for i in range(1, 51, 5)))
     deleted, _ = await asyncio.gather(pg.prune_jobs(spec, batch_size=3), reruns)

@@ -17,6 +17,7 @@ from rexecutor.backend import Lease, NodeInfo
 from rexecutor.backends.postgres import PostgresBackend
 from rexecutor.job import JobStatus
 from rexecutor.query import StatusIn
+from tests.backends._helpers import mark_complete, mark_retryable, rescue
 
 from ..backends._helpers import FAILURE, claim_one, enqueue, new_job
 from ..support.waiting import eventually
@@ -48,12 +49,12 @@ async def test_a_job_enqueued_by_another_node_wakes_the_subscriber(
     # A retry by another node makes the job ready again: that wakes too.
     job, lease = await claim_one(other, "x", "node-b")
     await drain(sub)
-    assert await other.mark_job_retryable(job.id, lease, timedelta(0), FAILURE)
+    assert await mark_retryable(other, job.id, lease, timedelta(0), FAILURE)
     assert await seconds_waited(sub, 5) < PROMPT
     # Completing a job makes nothing ready: no wake-up.
     job, lease = await claim_one(other, "x", "node-b")
     await drain(sub)
-    assert await other.mark_job_complete(job.id, lease)
+    assert await mark_complete(other, job.id, lease)
     assert await seconds_waited(sub, QUIET_WAIT) >= QUIET_AT_LEAST
     sub.close()
 
@@ -168,7 +169,7 @@ async def test_killed_pool_connections_lose_nothing(pg: PostgresBackend, admin: 
         "WHERE datname = current_database() AND pid <> pg_backend_pid()"
     )
     for job in claimed[10:]:
-        assert await pg.mark_job_complete(job.id, Lease("node-1", job.attempt))
+        assert await mark_complete(pg, job.id, Lease("node-1", job.attempt))
     await admin.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
         "WHERE datname = current_database() AND pid <> pg_backend_pid()"
@@ -206,7 +207,7 @@ async def test_for_thread_gives_a_backend_for_another_event_loop(
         clone = pg.for_thread()
         assert clone is not pg
         async with clone:
-            rescued.extend(await clone.rescue_orphaned_jobs(timedelta(0)))
+            rescued.extend(await rescue(clone, timedelta(0)))
             await clone.record_heartbeat(NodeInfo("thread-node"))
 
     def target() -> None:

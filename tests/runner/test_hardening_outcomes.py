@@ -13,6 +13,7 @@ from rexecutor import ErrorType, ExecutionResult, Executor, Job, JobStatus, Rexe
 from rexecutor._text import DEFAULT_MAX_ERROR_BYTES, cap, clean, describe, storable
 from rexecutor.backend import Backend, FailureRecord
 from rexecutor.errors import ConfigurationError
+from rexecutor.lifecycle import Transition
 from tests.support.waiting import wait_for_status
 
 HUGE = "x" * (5 * 1024 * 1024)
@@ -141,16 +142,21 @@ async def test_an_outcome_the_backend_keeps_refusing_is_replaced_by_a_fallback(
     backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Fault injection on the real backend: its discard write raises something unexpected."""
-    real = backend.mark_job_discarded
+    real = backend.apply_transition
     refused: list[str] = []
 
-    async def refuse_user_errors(job_id: int, lease: Any, error: FailureRecord) -> bool:
-        if error.error_type is ErrorType.USER:
+    async def refuse_user_errors(job_id: int, fence: Any, transition: Transition) -> bool:
+        error = transition.error
+        if (
+            transition.status is JobStatus.DISCARDED
+            and error
+            and error.error_type is ErrorType.USER
+        ):
             refused.append(error.details)
             raise RuntimeError("the driver choked")
-        return await real(job_id, lease, error)
+        return await real(job_id, fence, transition)
 
-    monkeypatch.setattr(backend, "mark_job_discarded", refuse_user_errors)
+    monkeypatch.setattr(backend, "apply_transition", refuse_user_errors)
     async with Rexecutor(backend).with_executor(Hostile):
         job = await _run(backend, "error_nul", JobStatus.DISCARDED)
         [error] = job.errors

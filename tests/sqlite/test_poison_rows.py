@@ -15,6 +15,7 @@ import pytest
 
 from rexecutor import ErrorType, Executor, Job, JobStatus, Rexecutor, Where
 from rexecutor.backends.sqlite import SqliteBackend
+from tests.backends._helpers import rerun
 from tests.support.waiting import eventually, wait_for_status
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -143,7 +144,7 @@ async def test_an_unknown_status_reads_as_discarded_and_blocks_nothing(tmp_path:
         async with Rexecutor(backend, poll_interval=0.05).with_executor(Healthy):
             await wait_for_status(backend, healthy, JobStatus.COMPLETE)
         # A rerun gives the row a real status again.
-        await backend.rerun_job(odd)
+        await rerun(backend, odd)
         assert (await backend.get_job(odd)).status is JobStatus.SCHEDULED
 
 

@@ -11,6 +11,7 @@ from rexecutor._notify import Subscription
 from rexecutor.backend import EnqueuableJob, FailureRecord, Lease, NodeInfo
 from rexecutor.backends.sqlite import SqliteBackend
 from rexecutor.job import ErrorType
+from tests.backends._helpers import mark_retryable
 
 POLL = 0.02
 
@@ -48,7 +49,8 @@ async def test_other_kinds_of_foreign_writes_wake_too(tmp_path: Path) -> None:
         sub = local.subscribe(["ex"])
         try:
             await sub.wait(0)
-            await remote.mark_job_retryable(
+            await mark_retryable(
+                remote,
                 job.id,
                 Lease("remote", job.attempt),
                 timedelta(0),

@@ -28,6 +28,7 @@ from rexecutor import JobStatus, _clock
 from rexecutor.backend import FailureRecord
 from rexecutor.backends import SqliteBackend
 from rexecutor.job import ErrorType, Job
+from tests.backends._helpers import mark_cancelled
 from tests.cli.seed import Seeded, run_real_jobs, seed
 from tests.support.processes import ROOT
 
@@ -102,7 +103,7 @@ def _cancel_directly(db: Path, job_id: int) -> None:
     async def cancel() -> None:
         async with SqliteBackend(db) as backend:
             error = FailureRecord(ErrorType.CANCELLED, "from another process")
-            assert await backend.mark_job_cancelled(job_id, None, error)
+            assert await mark_cancelled(backend, job_id, None, error)
 
     _elsewhere(cancel())
 

@@ -22,7 +22,6 @@ from rexecutor.backend import (
     Backend,
     EnqueuableJob,
     EnqueueResult,
-    FailureRecord,
     Lease,
     NodeInfo,
     PruneSpec,
@@ -32,13 +31,13 @@ from rexecutor.backends._common import (
     apply_replace,
     error_entry,
     matches,
-    status_after_giving_back,
     unique_match,
     validate_enqueuable,
     validate_update,
 )
-from rexecutor.errors import InvalidTransition, JobNotFound
-from rexecutor.job import ErrorType, Job, JobId, JobStatus
+from rexecutor.errors import JobNotFound
+from rexecutor.job import Job, JobId, JobStatus
+from rexecutor.lifecycle import Fence, Transition
 from rexecutor.query import And, IdIn, QueryNode
 
 __all__ = ["InMemoryBackend"]
@@ -81,13 +80,7 @@ class InMemoryBackend(Backend):
 
     def _held(self, job_id: int, lease: Lease) -> Job[Any, Any] | None:
         job = self._get(job_id)
-        if (
-            job.status is JobStatus.EXECUTING
-            and job.attempted_by == lease.node_id
-            and job.attempt == lease.attempt
-        ):
-            return job
-        return None
+        return job if Fence.held(lease).holds(job) else None
 
     # -- enqueue ---------------------------------------------------------------------------
 
@@ -230,15 +223,6 @@ class InMemoryBackend(Backend):
             ]
         return min(times, default=None)
 
-    async def mark_job_complete(self, job_id: int, lease: Lease) -> bool:
-        with self._lock:
-            job = self._held(job_id, lease)
-            if job is None:
-                return False
-            job.status = JobStatus.COMPLETE
-            job.completed_at = _clock.now()
-            return True
-
     async def complete_jobs(self, completions: Sequence[tuple[int, Lease]]) -> list[bool]:
         """Complete many jobs under one lock; an unknown id raises ``JobNotFound`` after the
         completions before it took effect, as completing them one by one would."""
@@ -255,82 +239,36 @@ class InMemoryBackend(Backend):
                 results.append(True)
         return results
 
-    async def mark_job_retryable(
-        self, job_id: int, lease: Lease, delay: timedelta, error: FailureRecord
-    ) -> bool:
-        with self._lock:
-            job = self._held(job_id, lease)
-            if job is None:
-                return False
-            now = _clock.now()
-            job.errors.append(error_entry(job, error, now))
-            job.status = JobStatus.RETRYABLE
-            job.scheduled_at = now + storable_delay(delay)
-            self._requeue(job)
-            self._wake(job)
-            return True
-
-    async def mark_job_discarded(self, job_id: int, lease: Lease, error: FailureRecord) -> bool:
-        with self._lock:
-            job = self._held(job_id, lease)
-            if job is None:
-                return False
-            now = _clock.now()
-            job.errors.append(error_entry(job, error, now))
-            job.status = JobStatus.DISCARDED
-            job.discarded_at = now
-            return True
-
-    async def mark_job_snoozed(
-        self, job_id: int, lease: Lease, delay: timedelta, error: FailureRecord | None = None
-    ) -> bool:
-        with self._lock:
-            job = self._held(job_id, lease)
-            if job is None:
-                return False
-            now = _clock.now()
-            if error is not None:
-                job.errors.append(error_entry(job, error, now))
-            job.attempt = max(job.attempt - 1, 0)
-            job.status = status_after_giving_back(job.attempt)
-            job.scheduled_at = now + storable_delay(delay)
-            self._requeue(job)
-            self._wake(job)
-            return True
-
-    async def mark_job_cancelled(
-        self, job_id: int, lease: Lease | None, error: FailureRecord
-    ) -> bool:
-        with self._lock:
-            job = self._get(job_id) if lease is None else self._held(job_id, lease)
-            if job is None or job.status.is_terminal:
-                return False
-            now = _clock.now()
-            job.errors.append(error_entry(job, error, now))
-            was_running = job.status is JobStatus.EXECUTING
-            job.status = JobStatus.CANCELLED
-            job.cancelled_at = now
-        if was_running and lease is None:
-            self.notify_cancellation()
-        return True
-
-    async def rerun_job(self, job_id: int) -> None:
+    async def apply_transition(self, job_id: int, fence: Fence, transition: Transition) -> bool:
+        cancelled_running = False
         with self._lock:
             job = self._get(job_id)
-            if job.status is JobStatus.EXECUTING:
-                raise InvalidTransition(
-                    f"job {job_id} is executing and cannot be rerun; cancel it first, or wait "
-                    "for it to finish"
-                )
+            if not fence.holds(job):
+                return False
             now = _clock.now()
-            if job.status.is_terminal:
-                if job.attempt >= job.max_attempts:
-                    job.max_attempts = job.attempt + 1
+            if transition.error is not None:
+                job.errors.append(error_entry(job, transition.error, now))
+            cancelled_running = job.status is JobStatus.EXECUTING and fence.node_id is None
+            job.status = transition.status
+            if transition.attempt is not None:
+                job.attempt = transition.attempt
+            if transition.run_in is not None:
+                job.scheduled_at = now + storable_delay(transition.run_in)
+            if transition.min_max_attempts is not None:
+                job.max_attempts = max(job.max_attempts, transition.min_max_attempts)
+            if transition.reopen:
                 job.completed_at = job.cancelled_at = job.discarded_at = None
-                job.status = status_after_giving_back(job.attempt)
-            job.scheduled_at = now
+            if job.status is JobStatus.COMPLETE:
+                job.completed_at = now
+            elif job.status is JobStatus.CANCELLED:
+                job.cancelled_at = now
+            elif job.status is JobStatus.DISCARDED:
+                job.discarded_at = now
             self._requeue(job)
             self._wake(job)
+        if cancelled_running and transition.status is not JobStatus.EXECUTING:
+            self.notify_cancellation()
+        return True
 
     async def update_job(self, job: Job[Any, Any]) -> None:
         with self._lock:
@@ -419,35 +357,23 @@ class InMemoryBackend(Backend):
             nodes, key=lambda n: n.heartbeat_at or n.started_at or _clock.now(), reverse=True
         )
 
-    async def rescue_orphaned_jobs(self, dead_after: timedelta) -> list[JobId]:
+    async def orphaned_jobs(self, dead_after: timedelta) -> list[Job[Any, Any]]:
         with self._lock:
             now = _clock.now()
             cutoff = now - dead_after
             dead = {n.node_id for n in self._nodes.values() if (n.heartbeat_at or now) < cutoff}
-            rescued: list[JobId] = []
-            for job in sorted(self._jobs.values(), key=lambda j: j.id):
-                if job.status is not JobStatus.EXECUTING:
-                    continue
-                holder = job.attempted_by
-                unknown = holder not in self._nodes and (job.attempted_at or now) < cutoff
-                if holder in dead or unknown:
-                    error = FailureRecord(
-                        ErrorType.ORPHANED,
-                        f"node {holder} stopped sending heartbeats while running this job",
-                    )
-                    job.errors.append(error_entry(job, error, now))
-                    if job.attempt >= job.max_attempts:
-                        job.status = JobStatus.DISCARDED
-                        job.discarded_at = now
-                    else:
-                        job.status = JobStatus.RETRYABLE
-                        job.scheduled_at = now
-                        self._requeue(job)
-                        self._wake(job)
-                    rescued.append(job.id)
+            orphans = [
+                _copy(job)
+                for job in sorted(self._jobs.values(), key=lambda j: j.id)
+                if job.status is JobStatus.EXECUTING
+                and (
+                    job.attempted_by in dead
+                    or (job.attempted_by not in self._nodes and (job.attempted_at or now) < cutoff)
+                )
+            ]
             for node_id in dead:
                 del self._nodes[node_id]
-            return rescued
+            return orphans
 
     async def lost_jobs(self, node_id: str, leases: dict[int, int]) -> list[int]:
         with self._lock:

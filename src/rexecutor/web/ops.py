@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rexecutor import _clock
-from rexecutor.backend import Backend, FailureRecord, NodeInfo
+from rexecutor import _clock, admin
+from rexecutor.backend import Backend, NodeInfo
 from rexecutor.errors import ConfigurationError, InvalidTransition, JobNotFound
 from rexecutor.job import ErrorType, Job, JobError, JobStatus
 from rexecutor.query import And, ExecutorEquals, Or, QueryNode, StatusIn, TagsAllOf
@@ -362,8 +362,7 @@ async def cancel_job(backend: Backend, job_id: int, reason: str) -> CancelResult
     Raises ``JobNotFound``. A job that had already finished is left alone and reported with
     ``cancelled=False`` and its status.
     """
-    error = FailureRecord(ErrorType.CANCELLED, reason)
-    done = await backend.mark_job_cancelled(job_id, None, error)
+    done = await admin.cancel(backend, job_id, reason)
     status = JobStatus.CANCELLED
     if not done:
         status = (await backend.get_job(job_id)).status
@@ -375,7 +374,7 @@ async def rerun_job(backend: Backend, job_id: int) -> Job[Any, Any]:
 
     Raises ``JobNotFound``, or ``InvalidTransition`` for a job that is executing.
     """
-    await backend.rerun_job(job_id)
+    await admin.rerun(backend, job_id)
     return await backend.get_job(job_id)
 
 
@@ -419,7 +418,7 @@ async def retry_jobs(
     report = RetryReport()
     for job_id in ids:
         try:
-            await backend.rerun_job(job_id)
+            await admin.rerun(backend, job_id)
         except JobNotFound:
             report.skipped.append((job_id, "deleted meanwhile"))
         except InvalidTransition:
