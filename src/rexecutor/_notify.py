@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
-from collections.abc import Collection
+import weakref
+from collections.abc import Callable, Collection
+
+from rexecutor import _clock
 
 
 class Subscription:
@@ -86,9 +90,68 @@ class WakeHub:
         with self._lock:
             self._subscribers.discard(sub)
 
+    @property
+    def has_subscribers(self) -> bool:
+        """Whether anyone is subscribed."""
+        with self._lock:
+            return bool(self._subscribers)
+
     def notify(self, executor: str | None = None) -> None:
         """Wake the subscribers interested in ``executor`` (None: all of them)."""
         with self._lock:
             targets = [s for s in self._subscribers if s.wants(executor)]
         for sub in targets:
             sub.notify()
+
+
+class Wakeups:
+    """A backend's wake-ups: runners waiting for ready jobs, and watches waiting for hints that
+    a running job may have been cancelled elsewhere.
+
+    Every backend holds one as ``backend.wakeups``. ``jobs`` may be a hub of the backend's own
+    (SQLite's watcher sleeps while nobody is subscribed); ``on_subscribe`` runs on each
+    subscription (PostgreSQL makes sure its listener runs). A test clock that moves wakes
+    every runner, since jobs may have become due.
+    """
+
+    def __init__(
+        self, jobs: WakeHub | None = None, on_subscribe: Callable[[], None] | None = None
+    ) -> None:
+        self.jobs = WakeHub() if jobs is None else jobs
+        self.cancellations = WakeHub()
+        self._on_subscribe = on_subscribe
+        _clock.on_change(self, functools.partial(_wake_all, weakref.ref(self)))
+
+    def subscribe(self, executors: Collection[str] | None = None) -> Subscription:
+        """Register for wake-ups about ready jobs of ``executors``; call from a running loop."""
+        sub = self.jobs.subscribe(executors)
+        if self._on_subscribe is not None:
+            self._on_subscribe()
+        return sub
+
+    def notify(self, executor: str | None = None) -> None:
+        """Wake local subscribers interested in ``executor`` (None: all)."""
+        self.jobs.notify(executor)
+
+    def subscribe_cancellations(self) -> Subscription:
+        """Register for hints that a running job may have been cancelled.
+
+        A node's watch loop checks its running jobs (``lost_jobs``) when woken, instead of
+        waiting for its next periodic check; a spurious hint costs one cheap query.
+        """
+        return self.cancellations.subscribe()
+
+    def notify_cancellation(self) -> None:
+        """Hint local nodes that a running job may have been cancelled."""
+        self.cancellations.notify()
+
+    @property
+    def subscribed(self) -> bool:
+        """Whether any runner waits for job wake-ups."""
+        return self.jobs.has_subscribers
+
+
+def _wake_all(ref: weakref.ref[Wakeups]) -> None:
+    wakeups = ref()
+    if wakeups is not None:
+        wakeups.notify()

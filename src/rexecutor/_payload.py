@@ -17,6 +17,7 @@ from typing import Any, Final
 from rexecutor.errors import PayloadTooLarge, ValidationError
 
 __all__ = [
+    "DEFAULT_MAX_PAYLOAD_BYTES",
     "EARLIEST",
     "LATEST",
     "MAX_DELAY",
@@ -30,6 +31,9 @@ __all__ = [
     "storable_delay",
 ]
 
+#: The largest encoded data, metadata and tags a job may carry together, unless a backend's
+#: ``max_payload_bytes`` says otherwise.
+DEFAULT_MAX_PAYLOAD_BYTES: Final = 1024 * 1024
 #: The earliest and latest moment (UTC) a job may be scheduled at. Python datetimes span years
 #: 1 to 9999 in every offset; a day of margin on both ends keeps every stored value readable as
 #: an aware datetime whatever offset a reader converts it to.

@@ -11,18 +11,16 @@ and claims. The behaviour every backend must have is fixed by the conformance su
 from __future__ import annotations
 
 import abc
-import functools
 import os
 import socket
-import weakref
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
-from rexecutor import _clock, _text
-from rexecutor._notify import Subscription, WakeHub
+from rexecutor import _text
+from rexecutor._notify import Subscription, Wakeups
 from rexecutor.errors import ConfigurationError
 from rexecutor.job import ErrorType, Job, JobId, JobStatus
 from rexecutor.query import QueryNode
@@ -152,13 +150,6 @@ class NodeInfo:
     heartbeat_at: datetime | None = None
 
 
-def _wake_on_clock_change(ref: weakref.ref[Backend]) -> None:
-    # Looked up at call time: a subclass may replace ``_hub`` after ``__init__`` (SQLite does).
-    backend = ref()
-    if backend is not None:
-        backend.notify()
-
-
 def refuse_connection(backend: Backend, connection: Any) -> None:
     """Raise if a caller's connection was passed to a backend that cannot join it."""
     if connection is not None:
@@ -168,31 +159,41 @@ def refuse_connection(backend: Backend, connection: Any) -> None:
         )
 
 
-class Backend(abc.ABC):
+class Backend(Protocol):
     """Storage for jobs; implemented by InMemoryBackend, SqliteBackend and PostgresBackend.
+
+    A small protocol of domain operations: a backend stores and claims, and stores the
+    transitions :mod:`rexecutor.lifecycle` decides, each under its fence; it decides nothing.
+    A backend holds its own state (nothing is inherited but these default methods), among it
+    its :class:`~rexecutor._notify.Wakeups` as ``wakeups``, and says what it can do beyond the
+    protocol in ``capabilities``.
 
     Usable after ``await backend.connect()`` (idempotent); ``await backend.close()`` releases
     it; ``async with backend:`` does both.
     """
 
+    #: What this backend can do beyond the protocol every backend has.
+    capabilities: ClassVar[Capabilities]
     #: Seconds between polls for work that no wake-up announces (other processes, due jobs).
-    poll_interval: float = 1.0
+    poll_interval: float
     #: The largest encoded data, metadata and tags a job may carry together, in bytes (None: no
     #: limit). Enforced by every backend's enqueue, enqueue_many and update_job (see
     #: ``rexecutor._payload.check_job``); set it per instance to change it.
-    max_payload_bytes: int | None = 1024 * 1024
+    max_payload_bytes: int | None
+    #: Local wake-ups of runners (ready jobs) and of lost-job watches (cancellations).
+    wakeups: Wakeups
 
-    def __init__(self) -> None:
-        self._hub = WakeHub()
-        self._cancel_hub = WakeHub()
-        # A test clock that jumps makes jobs due: runners must look again at once.
-        _clock.on_change(self, functools.partial(_wake_on_clock_change, weakref.ref(self)))
+    @abc.abstractmethod
+    async def connect(self) -> None:
+        """Open connections and apply migrations (unless told not to); idempotent."""
 
-    async def connect(self) -> None:  # noqa: B027 - optional hook
-        """Open connections and apply migrations; idempotent."""
-
-    async def close(self) -> None:  # noqa: B027 - optional hook
+    @abc.abstractmethod
+    async def close(self) -> None:
         """Release connections; the backend may be connected again later."""
+
+    @abc.abstractmethod
+    async def migrate(self) -> int:
+        """Bring the store's schema up to date; returns the schema version now in place."""
 
     async def __aenter__(self) -> Self:
         await self.connect()
@@ -217,24 +218,20 @@ class Backend(abc.ABC):
         return self
 
     def subscribe(self, executors: Collection[str] | None = None) -> Subscription:
-        """Register for wake-ups about ready jobs of ``executors``; call from a running loop."""
-        return self._hub.subscribe(executors)
+        """Register for wake-ups about ready jobs of ``executors`` (see ``wakeups``)."""
+        return self.wakeups.subscribe(executors)
 
     def notify(self, executor: str | None = None) -> None:
-        """Wake local subscribers interested in ``executor`` (None: all)."""
-        self._hub.notify(executor)
+        """Wake local runners of ``executor`` (None: all)."""
+        self.wakeups.notify(executor)
 
     def subscribe_cancellations(self) -> Subscription:
-        """Register for hints that a running job may have been cancelled elsewhere.
-
-        A node's watch loop checks its running jobs (``lost_jobs``) when woken, instead of
-        waiting for its next periodic check; a spurious hint costs one cheap query.
-        """
-        return self._cancel_hub.subscribe()
+        """Register for hints that a running job may have been cancelled elsewhere."""
+        return self.wakeups.subscribe_cancellations()
 
     def notify_cancellation(self) -> None:
         """Hint local nodes that a running job may have been cancelled."""
-        self._cancel_hub.notify()
+        self.wakeups.notify_cancellation()
 
     # -- enqueue -------------------------------------------------------------------------
 

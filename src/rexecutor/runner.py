@@ -69,7 +69,7 @@ class Decision:
 
 @dataclass(slots=True)
 class _Entry:
-    task: asyncio.Task[None]
+    task: asyncio.Task[Any]
     attempt: int
     abort: str | None = None
 
@@ -87,7 +87,7 @@ class RunningJobs:
     def __contains__(self, job_id: object) -> bool:
         return job_id in self._jobs
 
-    def add(self, job_id: int, attempt: int, task: asyncio.Task[None]) -> None:
+    def add(self, job_id: int, attempt: int, task: asyncio.Task[Any]) -> None:
         """Register the task running ``job_id``'s attempt ``attempt``."""
         self._jobs[job_id] = _Entry(task, attempt)
 
@@ -104,7 +104,7 @@ class RunningJobs:
         """Job id → attempt of every running job."""
         return {job_id: entry.attempt for job_id, entry in self._jobs.items()}
 
-    def tasks(self) -> list[asyncio.Task[None]]:
+    def tasks(self) -> list[asyncio.Task[Any]]:
         """The tasks running jobs now."""
         return [entry.task for entry in self._jobs.values()]
 

@@ -33,6 +33,7 @@ from typing import Any, Generic, Self, TypeVar
 
 from rexecutor import _clock, _global, admin, lifecycle
 from rexecutor._json import canonical, check_payload, to_json_value
+from rexecutor._payload import DEFAULT_MAX_PAYLOAD_BYTES
 from rexecutor.backend import Backend, FailureRecord, Lease, NodeInfo
 from rexecutor.backends.memory import InMemoryBackend
 from rexecutor.errors import ConfigurationError, ValidationError
@@ -438,7 +439,7 @@ async def perform(
     if max_attempts is not None:
         builder = builder.with_max_attempts(max_attempts)
     spec = builder.with_tags(tags or []).with_priority(priority).build()
-    check_payload(spec.data, spec.metadata, spec.tags, Backend.max_payload_bytes, cls.name)
+    check_payload(spec.data, spec.metadata, spec.tags, DEFAULT_MAX_PAYLOAD_BYTES, cls.name)
     if not isinstance(attempt, int) or not 1 <= attempt <= spec.max_attempts:
         raise ConfigurationError(
             f"attempt must be an int from 1 to max_attempts ({spec.max_attempts}), got {attempt!r}"

@@ -17,9 +17,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rexecutor import _clock
-from rexecutor._payload import storable_delay
+from rexecutor._notify import Wakeups
+from rexecutor._payload import DEFAULT_MAX_PAYLOAD_BYTES, storable_delay
 from rexecutor.backend import (
     Backend,
+    Capabilities,
     EnqueuableJob,
     EnqueueResult,
     Lease,
@@ -51,10 +53,12 @@ class InMemoryBackend(Backend):
         >>> paused = InMemoryBackend().paused()   # stores jobs, never hands them out
     """
 
-    poll_interval = 1.0
+    capabilities = Capabilities()
 
     def __init__(self) -> None:
-        super().__init__()
+        self.poll_interval = 1.0
+        self.max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES
+        self.wakeups = Wakeups()
         self._lock = threading.Lock()
         self._jobs: dict[int, Job[Any, Any]] = {}
         self._keys: dict[int, int | None] = {}
@@ -66,6 +70,16 @@ class InMemoryBackend(Backend):
         # order changes gets a new entry, and an entry that no longer matches its job (gone,
         # not ready, or moved) is dropped when it reaches the top.
         self._queues: dict[str, list[tuple[int, datetime, int]]] = {}
+
+    async def connect(self) -> None:
+        """Nothing to open: the jobs live in this object."""
+
+    async def close(self) -> None:
+        """Nothing to release; the jobs stay until the object is gone."""
+
+    async def migrate(self) -> int:
+        """No schema: always version 0."""
+        return 0
 
     def paused(self) -> InMemoryBackend:
         """Make this backend store jobs but never hand them to runners; returns ``self``."""
