@@ -152,7 +152,7 @@ class NodeInfo:
 
 def refuse_connection(backend: Backend, connection: Any) -> None:
     """Raise if a caller's connection was passed to a backend that cannot join it."""
-    if connection is not None:
+    if connection is not None and not backend.capabilities.transactional_enqueue:
         raise ConfigurationError(
             f"{type(backend).__name__} cannot enqueue inside a caller's transaction; "
             "transactional enqueue needs PostgresBackend"
