@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from rexecutor.backend import Backend
 from rexecutor.job import JobStatus
+from rexecutor.testing import FakeClock
 from tests.backends._helpers import mark_cancelled
 
 from ._helpers import (
@@ -68,9 +69,11 @@ async def test_jobs_scheduled_in_the_future_are_not_claimed(backend: Backend) ->
     assert await backend.claim_ready_jobs("ex", 10, "node-a") == []
 
 
-async def test_a_job_becomes_claimable_once_its_time_has_come(backend: Backend) -> None:
+async def test_a_job_becomes_claimable_once_its_time_has_come(
+    backend: Backend, clock: FakeClock
+) -> None:
     job_id = await enqueue(backend, scheduled_at=utcnow() + timedelta(milliseconds=30))
-    await asyncio.sleep(0.08)
+    clock.advance(milliseconds=80)
     assert ids(await backend.claim_ready_jobs("ex", 10, "node-a")) == [job_id]
 
 

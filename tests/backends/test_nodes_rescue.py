@@ -1,17 +1,17 @@
 """Conformance: node heartbeats, rescue of jobs held by silent or unknown nodes, and
 ``lost_jobs``.
 
-Silence is produced with a short real sleep and ``dead_after=timedelta(0)``; a node that must
+Silence is produced by moving the test clock with ``dead_after=timedelta(0)``; a node that must
 count as alive uses a long window instead.
 """
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from rexecutor.backend import Backend, Lease, NodeInfo
 from rexecutor.job import ErrorType, JobStatus
+from rexecutor.testing import FakeClock
 from tests.backends._helpers import mark_cancelled, mark_complete, mark_retryable, rescue
 
 from ._helpers import (
@@ -25,7 +25,6 @@ from ._helpers import (
     utcnow,
 )
 
-PAUSE = 0.05
 LONG = timedelta(hours=1)
 DEAD = timedelta(0)
 
@@ -49,10 +48,12 @@ async def test_a_heartbeat_registers_the_node(backend: Backend) -> None:
     assert_between(node.started_at, before, after)
 
 
-async def test_later_heartbeats_move_heartbeat_at_and_keep_started_at(backend: Backend) -> None:
+async def test_later_heartbeats_move_heartbeat_at_and_keep_started_at(
+    backend: Backend, clock: FakeClock
+) -> None:
     await backend.record_heartbeat(_node("node-a"))
     [first] = await backend.list_nodes()
-    await asyncio.sleep(0.01)
+    clock.advance(milliseconds=10)
     await backend.record_heartbeat(_node("node-a"))
     [second] = await backend.list_nodes()
     assert second.started_at == first.started_at
@@ -61,10 +62,12 @@ async def test_later_heartbeats_move_heartbeat_at_and_keep_started_at(backend: B
     assert second.heartbeat_at > first.heartbeat_at
 
 
-async def test_list_nodes_is_most_recent_heartbeat_first(backend: Backend) -> None:
+async def test_list_nodes_is_most_recent_heartbeat_first(
+    backend: Backend, clock: FakeClock
+) -> None:
     for node_id in ["node-a", "node-b", "node-c"]:
         await backend.record_heartbeat(_node(node_id))
-        await asyncio.sleep(0.005)
+        clock.advance(milliseconds=5)
     await backend.record_heartbeat(_node("node-a"))
     assert [n.node_id for n in await backend.list_nodes()] == ["node-a", "node-c", "node-b"]
 
@@ -87,10 +90,11 @@ async def test_remove_node_forgets_it(backend: Backend) -> None:
 
 async def test_jobs_of_a_silent_node_become_retryable_with_an_orphaned_error(
     backend: Backend,
+    clock: FakeClock,
 ) -> None:
     await backend.record_heartbeat(_node("node-a"))
     job, lease = await executing(backend, node="node-a", max_attempts=3)
-    await asyncio.sleep(PAUSE)
+    clock.advance(seconds=1)
 
     before = utcnow()
     rescued = await rescue(backend, DEAD)
@@ -113,10 +117,12 @@ async def test_jobs_of_a_silent_node_become_retryable_with_an_orphaned_error(
     assert await mark_complete(backend, job.id, lease) is False
 
 
-async def test_a_rescued_job_out_of_attempts_is_discarded(backend: Backend) -> None:
+async def test_a_rescued_job_out_of_attempts_is_discarded(
+    backend: Backend, clock: FakeClock
+) -> None:
     await backend.record_heartbeat(_node("node-a"))
     job, _ = await executing(backend, node="node-a", max_attempts=1)
-    await asyncio.sleep(PAUSE)
+    clock.advance(seconds=1)
 
     before = utcnow()
     assert await rescue(backend, DEAD) == [job.id]
@@ -128,27 +134,33 @@ async def test_a_rescued_job_out_of_attempts_is_discarded(backend: Backend) -> N
     assert await backend.claim_ready_jobs("ex", 10, "node-b") == []
 
 
-async def test_rescue_returns_every_job_of_the_silent_node(backend: Backend) -> None:
+async def test_rescue_returns_every_job_of_the_silent_node(
+    backend: Backend, clock: FakeClock
+) -> None:
     await backend.record_heartbeat(_node("node-a"))
     for i in range(3):
         await enqueue(backend, data={"i": i})
     claimed = await backend.claim_ready_jobs("ex", 3, "node-a")
-    await asyncio.sleep(PAUSE)
+    clock.advance(seconds=1)
     assert sorted(await rescue(backend, DEAD)) == sorted(j.id for j in claimed)
 
 
-async def test_silent_nodes_are_forgotten_after_a_rescue(backend: Backend) -> None:
+async def test_silent_nodes_are_forgotten_after_a_rescue(
+    backend: Backend, clock: FakeClock
+) -> None:
     await backend.record_heartbeat(_node("node-a"))
     await executing(backend, node="node-a")
-    await asyncio.sleep(PAUSE)
+    clock.advance(seconds=1)
     await rescue(backend, DEAD)
     assert await backend.list_nodes() == []
 
 
-async def test_jobs_of_a_node_that_just_beat_are_left_alone(backend: Backend) -> None:
+async def test_jobs_of_a_node_that_just_beat_are_left_alone(
+    backend: Backend, clock: FakeClock
+) -> None:
     await backend.record_heartbeat(_node("node-a"))
     job, lease = await executing(backend, node="node-a")
-    await asyncio.sleep(PAUSE)
+    clock.advance(seconds=1)
     await backend.record_heartbeat(_node("node-a"))
     before = await backend.get_job(job.id)
 
@@ -158,43 +170,46 @@ async def test_jobs_of_a_node_that_just_beat_are_left_alone(backend: Backend) ->
     assert await mark_complete(backend, job.id, lease) is True
 
 
-async def test_rescue_touches_only_executing_jobs(backend: Backend) -> None:
+async def test_rescue_touches_only_executing_jobs(backend: Backend, clock: FakeClock) -> None:
     await backend.record_heartbeat(_node("node-1"))
     done = await finished(backend, JobStatus.COMPLETE, "done")
     waiting = await enqueue(backend, "waiting", scheduled_at=utcnow() - timedelta(days=1))
     before = [await backend.get_job(done), await backend.get_job(waiting)]
-    await asyncio.sleep(PAUSE)
+    clock.advance(seconds=1)
     assert await rescue(backend, DEAD) == []
     assert [await backend.get_job(done), await backend.get_job(waiting)] == before
 
 
 async def test_jobs_of_an_unknown_node_are_rescued_once_older_than_the_window(
     backend: Backend,
+    clock: FakeClock,
 ) -> None:
     job, _ = await executing(backend, node="never-beat")
     assert await rescue(backend, LONG) == []
     assert (await backend.get_job(job.id)).status is JobStatus.EXECUTING
 
-    await asyncio.sleep(PAUSE)
+    clock.advance(seconds=1)
     assert await rescue(backend, DEAD) == [job.id]
     stored = await backend.get_job(job.id)
     assert stored.status is JobStatus.RETRYABLE
     assert [e.error_type for e in stored.errors] == [ErrorType.ORPHANED]
 
 
-async def test_jobs_of_a_removed_node_count_as_held_by_an_unknown_node(backend: Backend) -> None:
+async def test_jobs_of_a_removed_node_count_as_held_by_an_unknown_node(
+    backend: Backend, clock: FakeClock
+) -> None:
     await backend.record_heartbeat(_node("node-a"))
     job, _ = await executing(backend, node="node-a")
     await backend.remove_node("node-a")
     assert await rescue(backend, LONG) == []
-    await asyncio.sleep(PAUSE)
+    clock.advance(seconds=1)
     assert await rescue(backend, DEAD) == [job.id]
 
 
-async def test_a_second_rescue_finds_nothing_more(backend: Backend) -> None:
+async def test_a_second_rescue_finds_nothing_more(backend: Backend, clock: FakeClock) -> None:
     await backend.record_heartbeat(_node("node-a"))
     job, _ = await executing(backend, node="node-a")
-    await asyncio.sleep(PAUSE)
+    clock.advance(seconds=1)
     assert await rescue(backend, DEAD) == [job.id]
     assert await rescue(backend, DEAD) == []
     assert len((await backend.get_job(job.id)).errors) == 1
@@ -225,10 +240,10 @@ async def test_lost_jobs_are_the_ones_the_node_no_longer_holds(backend: Backend)
     assert held.id not in lost
 
 
-async def test_lost_jobs_include_rescued_ones(backend: Backend) -> None:
+async def test_lost_jobs_include_rescued_ones(backend: Backend, clock: FakeClock) -> None:
     await backend.record_heartbeat(_node("node-a"))
     job, lease = await executing(backend, node="node-a")
-    await asyncio.sleep(PAUSE)
+    clock.advance(seconds=1)
     assert await backend.lost_jobs("node-a", {job.id: lease.attempt}) == []
     assert await rescue(backend, DEAD) == [job.id]
     assert await backend.lost_jobs("node-a", {job.id: lease.attempt}) == [job.id]

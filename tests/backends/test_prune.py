@@ -7,7 +7,6 @@ take "now" from the database.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 import pytest
@@ -16,6 +15,7 @@ from rexecutor.backend import Backend, PruneSpec
 from rexecutor.errors import ConfigurationError
 from rexecutor.job import JobStatus
 from rexecutor.query import Where
+from rexecutor.testing import FakeClock
 from tests.backends._helpers import mark_complete, rerun
 
 from ._helpers import (
@@ -31,7 +31,6 @@ from ._helpers import (
 
 #: Longer than any real pause in these tests, shorter than the pause before pruning.
 SHORT_AGE = timedelta(milliseconds=20)
-PAUSE = 0.06
 
 TERMINAL = [JobStatus.COMPLETE, JobStatus.CANCELLED, JobStatus.DISCARDED]
 
@@ -42,13 +41,13 @@ async def _remaining(backend: Backend) -> list[int]:
 
 @pytest.mark.parametrize("status", TERMINAL)
 async def test_prune_by_age_deletes_only_the_given_status(
-    backend: Backend, status: JobStatus
+    backend: Backend, clock: FakeClock, status: JobStatus
 ) -> None:
     by_status = {s: await finished(backend, s, f"ex-{s}") for s in TERMINAL}
     waiting = await enqueue(backend, "w", scheduled_at=utcnow() - timedelta(days=30))
     running, _ = await executing(backend, "r", scheduled_at=utcnow() - timedelta(days=30))
     retrying = await retryable(backend, "y", scheduled_at=utcnow() - timedelta(days=30))
-    await asyncio.sleep(PAUSE)
+    clock.advance(seconds=1)
 
     assert await backend.prune_jobs(PruneSpec(status, max_age=SHORT_AGE)) == 1
     kept = await _remaining(backend)
@@ -70,20 +69,22 @@ async def test_prune_age_is_measured_from_when_the_job_finished(backend: Backend
 
 @pytest.mark.parametrize("status", TERMINAL)
 async def test_prune_age_uses_each_statuses_finish_time(
-    backend: Backend, status: JobStatus
+    backend: Backend, clock: FakeClock, status: JobStatus
 ) -> None:
     job_id = await finished(backend, status, scheduled_at=utcnow() - timedelta(days=2))
     assert await backend.prune_jobs(PruneSpec(status, max_age=timedelta(hours=1))) == 0
     assert await _remaining(backend) == [job_id]
-    await asyncio.sleep(PAUSE)
+    clock.advance(seconds=1)
     assert await backend.prune_jobs(PruneSpec(status, max_age=SHORT_AGE)) == 1
     assert await _remaining(backend) == []
 
 
-async def test_prune_of_a_rerun_job_waits_for_it_to_finish_again(backend: Backend) -> None:
+async def test_prune_of_a_rerun_job_waits_for_it_to_finish_again(
+    backend: Backend, clock: FakeClock
+) -> None:
     job_id = await finished(backend, JobStatus.COMPLETE)
     await rerun(backend, job_id)
-    await asyncio.sleep(PAUSE)
+    clock.advance(seconds=1)
     assert await backend.prune_jobs(PruneSpec(JobStatus.COMPLETE, max_age=SHORT_AGE)) == 0
     _, lease = await claim_one(backend)
     assert await mark_complete(backend, job_id, lease)
@@ -91,17 +92,19 @@ async def test_prune_of_a_rerun_job_waits_for_it_to_finish_again(backend: Backen
     assert await _remaining(backend) == [job_id]
 
 
-async def test_prune_by_length_keeps_the_most_recently_finished(backend: Backend) -> None:
+async def test_prune_by_length_keeps_the_most_recently_finished(
+    backend: Backend, clock: FakeClock
+) -> None:
     now = utcnow()
     a = await enqueue(backend, "a", scheduled_at=now - timedelta(hours=3))
     b = await enqueue(backend, "b", scheduled_at=now - timedelta(hours=2))
     c = await enqueue(backend, "c", scheduled_at=now - timedelta(hours=1))
     for executor in ["c", "a", "b"]:  # finish order differs from id and scheduled_at order
         _, lease = await claim_one(backend, executor)
-        await asyncio.sleep(0.005)
+        clock.advance(milliseconds=5)
         job_id = {"a": a, "b": b, "c": c}[executor]
         assert await mark_complete(backend, job_id, lease)
-        await asyncio.sleep(0.005)
+        clock.advance(milliseconds=5)
 
     assert await backend.prune_jobs(PruneSpec(JobStatus.COMPLETE, max_length=2)) == 1
     assert await _remaining(backend) == [a, b]
@@ -145,11 +148,13 @@ async def test_prune_excluding_some_executors(backend: Backend) -> None:
     assert await _remaining(backend) == [x]
 
 
-async def test_prune_by_length_applies_within_the_selected_executors(backend: Backend) -> None:
+async def test_prune_by_length_applies_within_the_selected_executors(
+    backend: Backend, clock: FakeClock
+) -> None:
     other = await finished(backend, JobStatus.COMPLETE, "other")
     mine = []
     for i in range(3):
-        await asyncio.sleep(0.005)
+        clock.advance(milliseconds=5)
         mine.append(await finished(backend, JobStatus.COMPLETE, f"mine-{i}"))
     selected = frozenset(f"mine-{i}" for i in range(3))
     spec = PruneSpec(JobStatus.COMPLETE, max_length=1, only=selected)
@@ -159,20 +164,21 @@ async def test_prune_by_length_applies_within_the_selected_executors(backend: Ba
 
 async def test_prune_with_a_small_batch_size_deletes_everything_selected(
     backend: Backend,
+    clock: FakeClock,
 ) -> None:
     doomed = [await finished(backend, JobStatus.COMPLETE, f"e{i}") for i in range(7)]
     survivor = await enqueue(backend, "s", scheduled_at=utcnow() + FAR_FUTURE)
-    await asyncio.sleep(PAUSE)
+    clock.advance(seconds=1)
     spec = PruneSpec(JobStatus.COMPLETE, max_age=SHORT_AGE)
     assert await backend.prune_jobs(spec, batch_size=2) == len(doomed)
     assert await _remaining(backend) == [survivor]
 
 
-async def test_prune_by_length_with_a_small_batch_size(backend: Backend) -> None:
+async def test_prune_by_length_with_a_small_batch_size(backend: Backend, clock: FakeClock) -> None:
     jobs = []
     for i in range(6):
         jobs.append(await finished(backend, JobStatus.DISCARDED, f"e{i}"))
-        await asyncio.sleep(0.005)
+        clock.advance(milliseconds=5)
     spec = PruneSpec(JobStatus.DISCARDED, max_length=2)
     assert await backend.prune_jobs(spec, batch_size=1) == 4
     assert await _remaining(backend) == jobs[4:]
