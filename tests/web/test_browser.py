@@ -157,6 +157,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path, Seeded]]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.stdout:  # else an unclosed-file ResourceWarning, an error under -W error
+            process.stdout.close()
 
 
 def test_the_dashboard_in_headless_chromium(
