@@ -20,12 +20,12 @@ from typing import Any, ClassVar, Generic, Optional, TypeVar, get_args, get_orig
 from pydantic import ConfigDict, PydanticUserError, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from rexecutor import _global, _text
-from rexecutor.backend import Backend, FailureRecord
+from rexecutor import _global, admin
+from rexecutor.backend import Backend
 from rexecutor.backoff import DEFAULT_BACKOFF
 from rexecutor.builder import JobBuilder
 from rexecutor.errors import ConfigurationError, ValidationError
-from rexecutor.job import ErrorType, Job, JobId
+from rexecutor.job import Job, JobId
 from rexecutor.query import And, ExecutorEquals, Where
 from rexecutor.result import ExecutionResult
 from rexecutor.uniqueness import UniquenessCriteria
@@ -178,8 +178,7 @@ class Executor(Generic[D, M]):
         A running job is stopped on the node that runs it. Returns False when the job had
         already finished (complete, cancelled or discarded), which it leaves alone.
         """
-        error = FailureRecord(ErrorType.CANCELLED, _text.describe(reason))
-        return await backend.mark_job_cancelled(job_id, None, error)
+        return await admin.cancel(backend, job_id, reason)
 
     @classmethod
     async def rerun_job(cls, job_id: int) -> None:
@@ -193,7 +192,7 @@ class Executor(Generic[D, M]):
         A scheduled or retryable job is moved to now; an executing one is an
         ``InvalidTransition`` error.
         """
-        await backend.rerun_job(job_id)
+        await admin.rerun(backend, job_id)
 
     @classmethod
     async def query_jobs(cls, where: Where[Any, Any] | None = None) -> list[Job[D, M]]:
