@@ -16,6 +16,12 @@ Only ``rexecutor migrate`` (and a worker) creates or upgrades the schema: the ma
 commands connect with ``migrate=False``, so pointing one at the wrong database is an error
 that names the database and says to run ``rexecutor migrate`` (exit code 2), never new empty
 tables there. Connection URLs are shown with their password masked.
+
+The package, one module per concept: ``parser`` (arguments), ``worker`` (``worker`` and
+``migrate``), ``connect`` (opening the backend for a command), ``jobs`` (``jobs ...`` and
+``prune``), ``stats`` (``stats`` and ``nodes``), ``dashboard``, ``output`` (tables and JSON;
+the only user of rich) and ``errors`` (exit codes). The operations themselves are
+:mod:`rexecutor.admin`'s.
 """
 
 from __future__ import annotations
