@@ -36,6 +36,7 @@ __all__ = [
     "NodeRow",
     "Overview",
     "RetryReport",
+    "can_retry",
     "cancel",
     "cancel_and_report",
     "check_job_id",
@@ -157,14 +158,21 @@ class Filters:
         return tuple(statuses)
 
 
-def check_retry(filters: Filters) -> None:
-    """Refuse, with ``ConfigurationError``, a bulk retry of executing jobs.
+def can_retry(filters: Filters) -> bool:
+    """Whether a bulk retry of ``filters`` is allowed: not when it names executing jobs.
 
     An executing job belongs to the node running it: it can be cancelled, not run again.
+    """
+    return JobStatus.EXECUTING not in filters.statuses
+
+
+def check_retry(filters: Filters) -> None:
+    """Refuse, with ``ConfigurationError``, a bulk retry that :func:`can_retry` does not allow.
+
     :func:`retry` checks this itself; callers that ask for a confirmation first check it
     before asking.
     """
-    if JobStatus.EXECUTING in filters.statuses:
+    if not can_retry(filters):
         raise ConfigurationError(
             "executing jobs cannot be retried: cancel them first, or pick another status"
         )

@@ -101,8 +101,10 @@ async def test_retry_refuses_executing_jobs_and_skips_them_without_a_status(
 ) -> None:
     with pytest.raises(ConfigurationError, match="executing jobs cannot be retried"):
         await admin.retry(backend, admin.Filters(statuses=(JobStatus.EXECUTING,)))
+    mixed = admin.Filters(statuses=(JobStatus.DISCARDED, JobStatus.EXECUTING))
+    assert not admin.can_retry(mixed) and admin.can_retry(admin.Filters())
     with pytest.raises(ConfigurationError, match="executing jobs cannot be retried"):
-        admin.check_retry(admin.Filters(statuses=(JobStatus.DISCARDED, JobStatus.EXECUTING)))
+        admin.check_retry(mixed)
     busy, _ = await executing(backend, "busy")
     gone = await finished(backend, JobStatus.CANCELLED, "done")
     report = await admin.retry(backend, admin.Filters())

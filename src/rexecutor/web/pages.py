@@ -301,8 +301,8 @@ def jobs_filters(ctx: Ctx, params: ListParams, executors: list[str]) -> str:
 <button type="submit">Filter</button>
 <a href="{h(ctx.url("/jobs"))}">Clear</a></form>"""
     retry = ""
-    statuses = params.filters().statuses
-    if not ctx.read_only and statuses and JobStatus.EXECUTING not in statuses:
+    filters = params.filters()
+    if not ctx.read_only and filters.statuses and admin.can_retry(filters):
         fields = "".join(
             f'<input type="hidden" name="{k}" value="{h(v)}">'
             for k, v in (
