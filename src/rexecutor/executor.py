@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Generic, Optional, TypeVar, get_args, get_orig
 from pydantic import ConfigDict, PydanticUserError, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from rexecutor import _global
+from rexecutor import _global, admin
 from rexecutor.backend import Backend
 from rexecutor.backoff import DEFAULT_BACKOFF
 from rexecutor.builder import JobBuilder
@@ -178,8 +178,6 @@ class Executor(Generic[D, M]):
         A running job is stopped on the node that runs it. Returns False when the job had
         already finished (complete, cancelled or discarded), which it leaves alone.
         """
-        from rexecutor import admin
-
         return await admin.cancel(backend, job_id, reason)
 
     @classmethod
@@ -194,8 +192,6 @@ class Executor(Generic[D, M]):
         A scheduled or retryable job is moved to now; an executing one is an
         ``InvalidTransition`` error.
         """
-        from rexecutor import admin
-
         await admin.rerun(backend, job_id)
 
     @classmethod

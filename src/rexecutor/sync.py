@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
-from rexecutor import _global
+from rexecutor import _global, admin
 from rexecutor.backend import Backend, EnqueueResult
 from rexecutor.builder import JobBuilder
 from rexecutor.builder import enqueue_many as _enqueue_many
@@ -301,14 +301,12 @@ def cancel_job(job_id: int, reason: object, backend: Backend | None = None) -> b
 
     Returns False when the job had already finished.
     """
-    return _FACADE.run(
-        _target(backend), lambda b: Executor.cancel_job_on_backend(job_id, reason, b)
-    )
+    return _FACADE.run(_target(backend), lambda b: admin.cancel(b, job_id, reason))
 
 
 def rerun_job(job_id: int, backend: Backend | None = None) -> None:
     """Run a finished job again now, or move a waiting one to now."""
-    _FACADE.run(_target(backend), lambda b: Executor.rerun_job_on_backend(job_id, b))
+    _FACADE.run(_target(backend), lambda b: admin.rerun(b, job_id))
 
 
 # -- the caller's own connection ---------------------------------------------------------------

@@ -17,12 +17,12 @@ from typing import Any
 import httpx
 import pytest
 
+from rexecutor._views import LIST_VALUE_CHARS
 from rexecutor.backend import Backend, EnqueuableJob
 from rexecutor.backends import InMemoryBackend, SqliteBackend
 from rexecutor.errors import ConfigurationError
 from rexecutor.web import dashboard_app
 from rexecutor.web.app import MAX_FORM_BYTES, MAX_RESPONSE_BYTES
-from rexecutor.web.ops import LIST_VALUE_CHARS
 
 LOCAL = "http://127.0.0.1:8000"
 

@@ -8,7 +8,8 @@ your own ASGI application::
     app.mount("/jobs", dashboard_app(backend, read_only=False, auth=is_admin, token=None))
 
 It needs the ``web`` extra (``pip install 'rexecutor[web]'``: Starlette and Uvicorn); importing
-this package does not, so :mod:`rexecutor.web.ops` serves the command line without it.
+this package does not, so ``rexecutor dashboard`` checks its options before needing it. The
+actions it offers are :mod:`rexecutor.admin`'s.
 """
 
 from __future__ import annotations

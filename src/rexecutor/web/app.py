@@ -39,6 +39,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from rexecutor import _views, admin
 from rexecutor._redact import mask_secrets
 from rexecutor.backend import Backend
 from rexecutor.errors import (
@@ -48,7 +49,7 @@ from rexecutor.errors import (
     JobNotFound,
     RexecutorError,
 )
-from rexecutor.job import Job, JobStatus
+from rexecutor.job import Job
 from rexecutor.web import assets, ops, pages
 from rexecutor.web.pages import Ctx, ListParams
 
@@ -366,8 +367,8 @@ class _Dashboard:
         return _html(pages.layout(ctx, heading, live, before))
 
     async def overview_page(self, request: Request, ctx: Ctx) -> Response:
-        overview = await ops.load_overview(self.backend, 60)
-        nodes = await ops.list_node_rows(self.backend)
+        overview = await admin.stats(self.backend, 60)
+        nodes = await admin.nodes(self.backend)
         return self._respond(request, ctx, "Overview", pages.overview_live(ctx, overview, nodes))
 
     async def _list_jobs(self, params: ListParams) -> AsyncIterator[Job[Any, Any]]:
@@ -402,7 +403,7 @@ class _Dashboard:
         return self._respond(request, ctx, f"Job {int(job.id)}", pages.job_live(ctx, job))
 
     async def nodes_page(self, request: Request, ctx: Ctx) -> Response:
-        rows = await ops.list_node_rows(self.backend)
+        rows = await admin.nodes(self.backend)
         return self._respond(request, ctx, "Nodes", pages.nodes_live(ctx, rows))
 
     # -- actions ---------------------------------------------------------------------------
@@ -421,7 +422,7 @@ class _Dashboard:
             path = f"/jobs/{job_id}/cancel"
             return _html(pages.confirm_page(ctx, f"Cancel job {job_id}?", path, fields))
         reason = fields.get("reason", "").strip() or "cancelled from the dashboard"
-        result = await ops.cancel_job(self.backend, job_id, reason[:1000])
+        result = await admin.cancel_and_report(self.backend, job_id, reason[:1000])
         if result.cancelled:
             message = f"Job {job_id} cancelled."
         else:
@@ -435,7 +436,7 @@ class _Dashboard:
             path = f"/jobs/{job_id}/rerun"
             return _html(pages.confirm_page(ctx, f"Run job {job_id} again now?", path, fields))
         try:
-            job = await ops.rerun_job(self.backend, job_id)
+            job = await admin.rerun_and_read(self.backend, job_id)
         except InvalidTransition:
             return self._done(ctx, fields, f"Job {job_id} is executing: it cannot be rerun now.")
         return self._done(ctx, fields, f"Job {job_id} is {job.status} again.")
@@ -448,12 +449,13 @@ class _Dashboard:
             tag=fields.get("tag", ""),
         )
         filters = params.filters()
-        if not filters.statuses or JobStatus.EXECUTING in filters.statuses:
+        if not filters.statuses:  # the form always names one; a bare POST retries nothing
             raise ConfigurationError("choose a status other than executing to retry many jobs")
+        admin.check_retry(filters)
         if fields.get("confirmed") != "1":
             question = f"Run every matching {params.status} job again now?"
             return _html(pages.confirm_page(ctx, question, "/jobs/retry", fields))
-        report = await ops.retry_jobs(self.backend, filters)
+        report = await admin.retry(self.backend, filters)
         message = f"{len(report.rerun)} jobs rerun."
         if report.skipped:
             message += f" {len(report.skipped)} skipped (changed meanwhile)."
@@ -463,9 +465,9 @@ class _Dashboard:
 
     async def overview_api(self, request: Request) -> Any:
         minutes = _int(request.query_params.get("minutes"), 60, 1, 24 * 60)
-        overview = await ops.load_overview(self.backend, minutes)
+        overview = await admin.stats(self.backend, minutes)
         value = overview.to_json()
-        value["nodes"] = [row.to_json() for row in await ops.list_node_rows(self.backend)]
+        value["nodes"] = [row.to_json() for row in await admin.nodes(self.backend)]
         return value
 
     async def jobs_api(self, request: Request) -> Any:
@@ -477,7 +479,8 @@ class _Dashboard:
         size = 0
         truncated = False
         async for job in self._list_jobs(params):
-            text = ops.dumps_json(ops.job_to_json(job, summary=f"{root}/api/jobs/{int(job.id)}"))
+            summary = f"{root}/api/jobs/{int(job.id)}"
+            text = _views.dumps_json(_views.job_to_json(job, summary=summary))
             if parts and size + len(text) > MAX_RESPONSE_BYTES:
                 truncated = True
                 break
@@ -490,14 +493,14 @@ class _Dashboard:
             "truncated": truncated,
             "next_offset": params.offset + len(parts) if more else None,
         }
-        return _json_text('{"jobs": [' + ", ".join(parts) + "], " + ops.dumps_json(tail)[1:])
+        return _json_text('{"jobs": [' + ", ".join(parts) + "], " + _views.dumps_json(tail)[1:])
 
     async def job_api(self, request: Request) -> Any:
         job = await self.backend.get_job(_job_id(request))
-        return ops.job_to_json(job, history=True)
+        return _views.job_to_json(job, history=True)
 
     async def nodes_api(self, request: Request) -> Any:
-        return [row.to_json() for row in await ops.list_node_rows(self.backend)]
+        return [row.to_json() for row in await admin.nodes(self.backend)]
 
 
 async def _no_icon(request: Request) -> Response:
@@ -505,7 +508,7 @@ async def _no_icon(request: Request) -> Response:
 
 
 def _job_id(request: Request) -> int:
-    return ops.check_job_id(int(request.path_params["job_id"]))
+    return admin.check_job_id(int(request.path_params["job_id"]))
 
 
 def _same(offered: str, expected: str) -> bool:
@@ -577,7 +580,7 @@ def _html(body: str, status: int = 200) -> Response:
 
 
 def _json(value: Any, status: int = 200) -> Response:
-    return _json_text(ops.dumps_json(value), status)
+    return _json_text(_views.dumps_json(value), status)
 
 
 def _json_text(text: str, status: int = 200) -> Response:

@@ -14,10 +14,9 @@ from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
-from rexecutor import _clock
+from rexecutor import _clock, _views, admin
 from rexecutor._text import storable
 from rexecutor.job import Job, JobStatus
-from rexecutor.web import ops
 
 __all__ = ["PAGE_ERRORS", "PAGE_TEXT_CHARS", "Ctx", "h", "safe_next"]
 
@@ -89,7 +88,7 @@ def _time(moment: datetime | None) -> str:
     return (
         f'<time datetime="{h(utc.isoformat())}" title="{h(utc.isoformat())}">'
         f"{h(utc.strftime('%Y-%m-%d %H:%M:%S'))}</time> "
-        f'<span class="muted">{h(ops.format_age(moment))}</span>'
+        f'<span class="muted">{h(_views.format_age(moment))}</span>'
     )
 
 
@@ -99,7 +98,7 @@ def _badge(status: JobStatus | str) -> str:
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    return _clip(ops.dumps_json(value), limit)
+    return _clip(_views.dumps_json(value), limit)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -170,7 +169,7 @@ def confirm_page(ctx: Ctx, question: str, path: str, fields: dict[str, str]) -> 
 # -- overview -----------------------------------------------------------------------------
 
 
-def overview_live(ctx: Ctx, overview: ops.Overview, nodes: list[ops.NodeRow]) -> str:
+def overview_live(ctx: Ctx, overview: admin.Overview, nodes: list[admin.NodeRow]) -> str:
     """Counts by status and executor, throughput and failures over time, node count."""
     totals = overview.by_status()
     cards = "".join(
@@ -201,7 +200,7 @@ def overview_live(ctx: Ctx, overview: ops.Overview, nodes: list[ops.NodeRow]) ->
         else '<p class="muted">No jobs yet.</p>'
     )
     completed = [(m, per[JobStatus.COMPLETE]) for m, per in overview.series]
-    failed = [(m, sum(per[s] for s in ops.FAILED_STATUSES)) for m, per in overview.series]
+    failed = [(m, sum(per[s] for s in admin.FAILED_STATUSES)) for m, per in overview.series]
     alive = sum(1 for n in nodes if n.alive)
     return f"""<section class="cards" aria-label="jobs by status">{cards}</section>
 <section class="charts">
@@ -262,11 +261,11 @@ class ListParams:
     limit: int = 50
     offset: int = 0
 
-    def filters(self) -> ops.Filters:
+    def filters(self) -> admin.Filters:
         """As backend filters."""
-        return ops.Filters(
+        return admin.Filters(
             executors=(self.executor,) if self.executor else (),
-            statuses=ops.Filters.parse_statuses([self.status]) if self.status else (),
+            statuses=admin.Filters.parse_statuses([self.status]) if self.status else (),
             tags=tuple(t.strip() for t in self.tag.split(",") if t.strip()),
         )
 
@@ -302,8 +301,8 @@ def jobs_filters(ctx: Ctx, params: ListParams, executors: list[str]) -> str:
 <button type="submit">Filter</button>
 <a href="{h(ctx.url("/jobs"))}">Clear</a></form>"""
     retry = ""
-    statuses = params.filters().statuses
-    if not ctx.read_only and statuses and JobStatus.EXECUTING not in statuses:
+    filters = params.filters()
+    if not ctx.read_only and filters.statuses and admin.can_retry(filters):
         fields = "".join(
             f'<input type="hidden" name="{k}" value="{h(v)}">'
             for k, v in (
@@ -430,7 +429,7 @@ def job_live(ctx: Ctx, job: Job[Any, Any]) -> str:
     history = "".join(
         f'<li class="ev-{h(entry.status or entry.event.replace(" ", "-"))}">{_time(entry.at)} '
         f"<strong>{h(entry.event)}</strong> {h(_clip(entry.detail, 300))}</li>"
-        for entry in ops.job_history(job)
+        for entry in _views.job_history(job)
     )
     errors = []
     shown = job.errors[-PAGE_ERRORS:]
@@ -472,7 +471,7 @@ def job_live(ctx: Ctx, job: Job[Any, Any]) -> str:
 
 
 def _pretty(value: Any) -> str:
-    return ops.dumps_json(value, indent=2)
+    return _views.dumps_json(value, indent=2)
 
 
 def _cut(text: str, job_id: int) -> str:
@@ -487,7 +486,7 @@ def _cut(text: str, job_id: int) -> str:
 # -- nodes --------------------------------------------------------------------------------
 
 
-def nodes_live(ctx: Ctx, rows: list[ops.NodeRow]) -> str:
+def nodes_live(ctx: Ctx, rows: list[admin.NodeRow]) -> str:
     """The nodes that recorded heartbeats, most recent first."""
     if not rows:
         return '<p class="muted">No node has recorded a heartbeat.</p>'
@@ -495,7 +494,7 @@ def nodes_live(ctx: Ctx, rows: list[ops.NodeRow]) -> str:
     body = "".join(
         f"<tr><td><code>{h(r.node.node_id)}</code></td><td>{h(r.node.host)}</td>"
         f'<td class="num">{r.node.pid}</td><td>{_time(r.node.started_at)}</td>'
-        f"<td>{h(ops.format_age(r.node.heartbeat_at, now))}</td>"
+        f"<td>{h(_views.format_age(r.node.heartbeat_at, now))}</td>"
         f"<td>{'<span class=alive>alive</span>' if r.alive else '<span class=dead>silent</span>'}"
         "</td></tr>"
         for r in rows
