@@ -148,6 +148,7 @@ async def sqlite_costs(args: dict[str, Any]) -> dict[str, Any]:
     import sqlite3
 
     from rexecutor.backends import sqlite as sqlite_module
+    from rexecutor.backends.sqlite import codec
 
     samples = int(args["samples"])
     backend = backend_from_url(args["url"])
@@ -175,10 +176,10 @@ async def sqlite_costs(args: dict[str, Any]) -> dict[str, Any]:
         await backend.get_job(job_id)
 
     direct_conn = sqlite3.connect(backend.path, isolation_level=None)
-    statement = f"SELECT {sqlite_module._COLUMNS} FROM jobs WHERE id = ?"
+    statement = f"SELECT {codec.COLUMNS} FROM jobs WHERE id = ?"
 
     async def direct() -> None:
-        sqlite_module._select_jobs(direct_conn, statement, [int(job_id)])
+        codec.select_jobs(direct_conn, statement, [int(job_id)])
 
     async def direct_noop() -> None:
         noop()

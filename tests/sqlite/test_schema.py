@@ -224,20 +224,18 @@ async def test_integral_floats_equal_integers_in_queries_and_round_trip(tmp_path
 
 
 async def test_claim_and_housekeeping_queries_use_their_indexes(tmp_path: Path) -> None:
-    from rexecutor.backends import sqlite as module
+    from rexecutor.backends.sqlite.statements import CLAIM, READY_SQL
 
     path = tmp_path / "jobs.db"
     async with SqliteBackend(path):
         pass
     with sqlite3.connect(path) as conn:
-        claim = conn.execute(
-            "EXPLAIN QUERY PLAN " + module._CLAIM, (0, "n", "ex", 0, 10)
-        ).fetchall()
+        claim = conn.execute("EXPLAIN QUERY PLAN " + CLAIM, (0, "n", "ex", 0, 10)).fetchall()
         assert any("jobs_ready" in row[3] for row in claim), claim
         assert not any("TEMP B-TREE" in row[3] for row in claim), claim
         due = conn.execute(
             "EXPLAIN QUERY PLAN SELECT MIN(scheduled_at) FROM jobs "
-            f"WHERE executor = ? AND {module._READY_SQL}",
+            f"WHERE executor = ? AND {READY_SQL}",
             ("ex",),
         ).fetchall()
         assert any("jobs_due" in row[3] for row in due), due

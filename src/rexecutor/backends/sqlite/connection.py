@@ -1,0 +1,258 @@
+"""The database thread and the connection it owns: opening the file, transactions, and
+waiting out another process's write lock.
+
+* **One thread per backend.** Every database call runs on a dedicated thread that owns the one
+  connection; an ``async`` method hands it a closure and awaits a future that the thread resolves
+  with ``call_soon_threadsafe``. The event loop never blocks on SQLite. A hand-rolled queue
+  is used instead of ``loop.run_in_executor``: measured side by side on the project's 2-core
+  machine, a round trip to a function that does nothing costs about 50 µs this way when the
+  machine is quiet (100-200 µs when both cores are busy), against 130-220 µs through a
+  ``ThreadPoolExecutor``, which adds a ``concurrent.futures.Future``, ``wrap_future`` and a
+  semaphore to every call. A whole ``get_job`` costs about 140 µs on a quiet machine; an
+  ``enqueue``, which waits for its fsync, about 1 ms.
+* **Durable and multi-process.** WAL journal, ``synchronous=FULL`` (a commit is on disk before
+  ``enqueue`` returns) and ``BEGIN IMMEDIATE`` for every write transaction, so writers queue on the
+  file's write lock instead of failing when they upgrade a read. ``SQLITE_BUSY`` is retried until
+  ``busy_timeout`` has passed, then reported as a :class:`~rexecutor.errors.BackendError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import queue
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
+
+from rexecutor.backends.sqlite.codec import lenient_text, leniently
+from rexecutor.backends.sqlite.errors import is_busy, is_undecodable, stayed_locked, translate
+from rexecutor.errors import BackendError
+
+T = TypeVar("T")
+
+# RETURNING needs 3.35.
+_MIN_SQLITE: Final = (3, 35, 0)
+
+_BUSY_FIRST_SLEEP: Final = 0.0005
+_BUSY_MAX_SLEEP: Final = 0.005
+
+
+class _Busy:
+    """How long a busy operation has waited, and until when it may."""
+
+    __slots__ = ("deadline", "limit", "retries")
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.deadline = time.monotonic() + limit
+        self.retries = 0
+
+
+def open_connection(path: str) -> sqlite3.Connection:
+    """The backend's connection to ``path``, the file created (mode 0600) if missing."""
+    if sqlite3.sqlite_version_info < _MIN_SQLITE:
+        raise BackendError(
+            f"SQLite {sqlite3.sqlite_version} is too old for SqliteBackend (it needs "
+            f"{'.'.join(map(str, _MIN_SQLITE))} or newer); use a Python built with a newer "
+            "SQLite"
+        )
+    _check_path(path)
+    try:
+        return sqlite3.connect(
+            path,
+            # No SQLite busy handler: _wait_busy retries instead (see there for why).
+            timeout=0,
+            isolation_level=None,  # autocommit: transactions are explicit BEGIN IMMEDIATE
+            check_same_thread=False,
+            cached_statements=256,
+        )
+    except sqlite3.Error as exc:
+        raise translate(exc, path) from exc
+
+
+def _check_path(given: str) -> None:
+    """Turn the common set-up mistakes into messages that say what to do."""
+    path = os.path.abspath(given)
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        raise BackendError(
+            f"cannot open SQLite database {given}: directory {directory} does not "
+            "exist. Create it first, or choose a path in an existing directory."
+        )
+    if os.path.isdir(path):
+        raise BackendError(
+            f"cannot open SQLite database {given}: it is a directory. "
+            "Pass the path of a file (for example jobs.db inside it)."
+        )
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise BackendError(
+            f"cannot use SQLite database {given}: directory {directory} is not "
+            "writable, and SQLite must create the -wal and -shm files beside the database. "
+            "Make the directory writable by this process, or move the database."
+        )
+    if os.path.exists(path):
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise BackendError(
+                f"cannot use SQLite database {given}: the file is read-only for this "
+                "process. Make it readable and writable (for example chmod 600 as its "
+                "owner), or use another file."
+            )
+        return
+    try:
+        # Create it ourselves so that job data is private to the owner (mode 0600).
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:  # another process created it first
+        pass
+    except OSError as exc:
+        raise BackendError(
+            f"cannot create SQLite database {given}: {exc.strerror}. Check that its "
+            "directory is writable by this process."
+        ) from exc
+
+
+def transaction(
+    conn: sqlite3.Connection, path: str, busy_timeout: float, fn: Callable[..., T], *args: Any
+) -> T:
+    """``fn(conn, *args)`` in one BEGIN IMMEDIATE transaction, retried while the file is busy
+    (for up to ``busy_timeout`` seconds).
+
+    BEGIN IMMEDIATE takes the write lock up front, so two processes never both read and then
+    both try to write (the case SQLite cannot resolve by waiting). Every attempt is rolled
+    back on failure, so retrying is safe.
+    """
+    busy: _Busy | None = None
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn, *args)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+            return result
+        except sqlite3.Error as exc:
+            if is_undecodable(exc) and conn.text_factory is not lenient_text:
+                # Rolled back: run it again, reading text that is not UTF-8 leniently.
+                return leniently(conn, lambda: transaction(conn, path, busy_timeout, fn, *args))
+            if not is_busy(exc):
+                raise translate(exc, path) from exc
+            busy = busy or _Busy(busy_timeout)
+            _wait_busy(busy, exc, path)
+
+
+def read(
+    conn: sqlite3.Connection, path: str, busy_timeout: float, fn: Callable[..., T], *args: Any
+) -> T:
+    """``fn(conn, *args)`` as autocommit reads, retried while the file is busy.
+
+    WAL readers are not blocked by writers; they can still see SQLITE_BUSY briefly while
+    another connection recovers or restarts the WAL.
+    """
+    busy: _Busy | None = None
+    while True:
+        try:
+            return fn(conn, *args)
+        except sqlite3.Error as exc:
+            if is_undecodable(exc) and conn.text_factory is not lenient_text:
+                return leniently(conn, lambda: read(conn, path, busy_timeout, fn, *args))
+            if not is_busy(exc):
+                raise translate(exc, path) from exc
+            busy = busy or _Busy(busy_timeout)
+            _wait_busy(busy, exc, path)
+
+
+def _wait_busy(busy: _Busy, exc: sqlite3.Error, path: str) -> None:
+    """Sleep briefly before retrying a busy operation, or give up at the busy timeout.
+
+    SQLite's built-in busy handler backs off to sleeps of 25-100 ms, and a process that
+    writes in a tight loop then holds the lock at nearly every retry: measured with two
+    processes claiming from one file, one of them sometimes got no job at all. Retrying
+    every few milliseconds, with jitter so that competitors do not retry in lock-step,
+    shares the lock far more evenly and bounds the wait by ``busy_timeout`` exactly.
+    """
+    remaining = busy.deadline - time.monotonic()
+    if remaining <= 0:
+        raise stayed_locked(path, busy.limit) from exc
+    delay = min(_BUSY_MAX_SLEEP, _BUSY_FIRST_SLEEP * 2**busy.retries)
+    busy.retries += 1
+    time.sleep(min(remaining, delay * random.uniform(0.5, 1.5)))
+
+
+# An asyncio future with its loop, or a concurrent future (loop None) for a blocking caller.
+_Call = tuple[
+    Callable[[], Any],
+    "asyncio.Future[Any] | concurrent.futures.Future[Any]",
+    asyncio.AbstractEventLoop | None,
+]
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # the caller was cancelled; the work has happened regardless
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+class DbThread:
+    """A thread that runs closures one at a time and hands the results back to their callers."""
+
+    def __init__(self, name: str) -> None:
+        self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def call(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        """Queue ``fn``; the returned future (of the running loop) resolves with its outcome."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((fn, future, loop))
+        return future
+
+    def call_blocking(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
+        """Queue ``fn`` for a caller that is a plain thread, not a coroutine."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._queue.put((fn, future, None))
+        return future
+
+    def stop(self) -> None:
+        """Let the thread finish the calls already queued, then exit."""
+        self._queue.put(None)
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            fn, future, loop = item
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = fn()
+            except BaseException as exc:  # handed to the caller, never lost
+                error = exc
+            if loop is None:
+                assert isinstance(future, concurrent.futures.Future)
+                if error is None:
+                    future.set_result(result)
+                else:
+                    future.set_exception(error)
+            else:
+                assert isinstance(future, asyncio.Future)
+                try:
+                    loop.call_soon_threadsafe(_settle, future, result, error)
+                except RuntimeError:  # the caller's loop has closed: nobody is waiting
+                    pass
+            del fn, future, loop, item, result, error
+
+
+def pragma(conn: sqlite3.Connection, name: str) -> Any:
+    """The value of ``PRAGMA name`` (``name`` is our own text, never a caller's)."""
+    return conn.execute(f"PRAGMA {name}").fetchone()[0]

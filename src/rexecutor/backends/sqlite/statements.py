@@ -1,0 +1,77 @@
+"""The SQL statements of the hot and fenced paths, written once and bound with parameters."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from rexecutor.backends.sqlite.codec import COLUMNS, LATEST_US
+
+# Written out literally (not bound) wherever a partial index should serve a query: SQLite uses a
+# partial index only when the query repeats the index's WHERE term.
+READY_SQL: Final = "status IN ('scheduled', 'retryable')"
+FINISHED_SQL: Final = "COALESCE(completed_at, cancelled_at, discarded_at, scheduled_at)"
+
+INSERT: Final = (
+    "INSERT INTO jobs (status, executor, data, metadata, data_eq, metadata_eq, attempt, "
+    "max_attempts, priority, tags, errors, uniqueness_key, inserted_at, scheduled_at) "
+    "VALUES ('scheduled', ?, ?, ?, ?, ?, 0, ?, ?, ?, '[]', ?, ?, ?)"
+)
+CLAIM: Final = (
+    "UPDATE jobs SET status = 'executing', attempt = attempt + 1, attempted_at = ?, "
+    "attempted_by = ? WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_ready "
+    # Rows scheduled beyond what enqueue accepts cannot have been written by it: they are claimed
+    # so that they are set aside (see codec.set_aside) instead of lying in wait.
+    f"WHERE executor = ? AND {READY_SQL} AND (scheduled_at <= ? OR scheduled_at > {LATEST_US}) "
+    f"ORDER BY priority, scheduled_at, id LIMIT ?) RETURNING {COLUMNS}"
+)
+HELD: Final = "id = ? AND status = 'executing' AND attempted_by = ? AND attempt = ?"
+#: ``lifecycle.completed()`` for a batch (``complete_jobs``), the runner's fast path.
+COMPLETE: Final = f"UPDATE jobs SET status = 'complete', completed_at = ? WHERE {HELD}"
+
+# The status as readers show it: one rexecutor never writes reads as discarded (codec.STATUS),
+# so a fence taken from a read job matches the row it was read from.
+_STATUS_AS_READ: Final = (
+    "CASE WHEN status IN ('scheduled', 'executing', 'retryable', 'complete', 'cancelled', "
+    "'discarded') THEN status ELSE 'discarded' END"
+)
+
+
+def _stamp(column: str, status: str) -> str:
+    # Reaching a finished status stamps its time; a reopened job has none.
+    return (
+        f"{column} = CASE WHEN :status = '{status}' THEN :now "
+        f"WHEN :reopen THEN NULL ELSE {column} END"
+    )
+
+
+#: Any ``lifecycle.Transition`` under any ``lifecycle.Fence``, as one compare-and-set: the
+#: fields a transition leaves unchanged are bound as NULL. Returns the job's executor.
+APPLY: Final = (
+    "UPDATE jobs SET status = :status, "
+    "attempt = COALESCE(:attempt, attempt), "
+    "scheduled_at = COALESCE(:scheduled_at, scheduled_at), "
+    "errors = CASE WHEN :error IS NULL THEN errors "
+    "ELSE json_insert(errors, '$[#]', json(:error)) END, "
+    "max_attempts = MAX(max_attempts, COALESCE(:min_max_attempts, max_attempts)), "
+    + ", ".join(
+        _stamp(column, status)
+        for column, status in (
+            ("completed_at", "complete"),
+            ("cancelled_at", "cancelled"),
+            ("discarded_at", "discarded"),
+        )
+    )
+    + f" WHERE id = :id AND {_STATUS_AS_READ} = :fence_status AND attempt = :fence_attempt "
+    "AND (:fence_node IS NULL OR attempted_by = :fence_node) RETURNING executor"
+)
+
+#: Executing jobs whose node is silent since before ``:cutoff``, or unknown with an attempt
+#: older than that.
+ORPHANED: Final = (
+    f"SELECT {COLUMNS} FROM jobs INDEXED BY jobs_executing WHERE status = 'executing' AND ("
+    " attempted_by IN (SELECT node_id FROM nodes WHERE heartbeat_at < :cutoff)"
+    " OR (NOT EXISTS (SELECT 1 FROM nodes AS n WHERE n.node_id = jobs.attempted_by)"
+    "     AND COALESCE(attempted_at, :now) < :cutoff)"
+    ") ORDER BY id"
+)
+FORGET_SILENT_NODES: Final = "DELETE FROM nodes WHERE heartbeat_at < :cutoff"

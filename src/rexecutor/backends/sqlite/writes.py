@@ -1,0 +1,252 @@
+"""The write transactions of a job's life: enqueue (with uniqueness), claim, the batched
+completion, the fenced transition, and the selection of orphaned jobs. Each runs on the
+database thread inside the transaction the backend opened for it."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from typing import Any
+
+from rexecutor import _clock, lifecycle
+from rexecutor._payload import storable_delay
+from rexecutor.backend import EnqueueResult, Lease
+from rexecutor.backends.sqlite.codec import (
+    MICROSECOND,
+    STATUS,
+    Prepared,
+    error_json,
+    lenient_text,
+    read_claimed,
+    read_job,
+    set_aside,
+    to_us,
+)
+from rexecutor.backends.sqlite.query import placeholders
+from rexecutor.backends.sqlite.statements import (
+    APPLY,
+    CLAIM,
+    COMPLETE,
+    FORGET_SILENT_NODES,
+    INSERT,
+    ORPHANED,
+    READY_SQL,
+)
+from rexecutor.errors import JobNotFound
+from rexecutor.job import Job, JobId, JobStatus
+from rexecutor.lifecycle import Fence, Transition
+
+
+def enqueue_tx(
+    conn: sqlite3.Connection, jobs: list[Prepared]
+) -> tuple[list[EnqueueResult], set[str]]:
+    now = _clock.now()
+    now_us = to_us(now)
+    results: list[EnqueueResult] = []
+    wake: set[str] = set()
+    for job in jobs:
+        scheduled_us = now_us if job.scheduled_us is None else job.scheduled_us
+        if job.source.uniqueness is not None:
+            found = _resolve_duplicate(conn, job, scheduled_us)
+            if found is not None:
+                job_id, woken = found
+                if woken is not None:
+                    wake.add(woken)
+                results.append(EnqueueResult(JobId(job_id), duplicate=True))
+                continue
+        cursor = conn.execute(
+            INSERT,
+            (
+                job.source.executor,
+                job.data,
+                job.metadata,
+                job.data_eq,
+                job.metadata_eq,
+                job.source.max_attempts,
+                job.source.priority,
+                job.tags,
+                job.key,
+                now_us,
+                scheduled_us,
+            ),
+        )
+        assert cursor.lastrowid is not None
+        results.append(EnqueueResult(JobId(cursor.lastrowid)))
+        wake.add(job.source.executor)
+    return results, wake
+
+
+def _resolve_duplicate(
+    conn: sqlite3.Connection, job: Prepared, scheduled_us: int
+) -> tuple[int, str | None] | None:
+    """The earliest stored job that ``job`` duplicates, after applying ``Replace``.
+
+    Returns its id and the executor to wake (if the replacement left a ready job), or None
+    when there is no conflict.
+    """
+    criteria = job.source.uniqueness
+    assert criteria is not None
+    where: list[str] = []
+    params: list[Any] = []
+    if criteria.key is not None:
+        where.append("uniqueness_key = ?")
+        params.append(criteria.key)
+    if criteria.executor:
+        where.append("executor = ?")
+        params.append(job.source.executor)
+    statuses = sorted(s.value for s in criteria.statuses)
+    if criteria.statuses <= JobStatus.READY:
+        where.append(READY_SQL)  # lets the planner use the partial index jobs_due
+    where.append(f"status IN ({placeholders(len(statuses))})")
+    params.extend(statuses)
+    if criteria.window is not None:
+        window = criteria.window // MICROSECOND
+        where.append("scheduled_at BETWEEN ? AND ?")
+        params.extend((scheduled_us - window, scheduled_us + window))
+    row = conn.execute(
+        f"SELECT id, status, executor FROM jobs WHERE {' AND '.join(where)} ORDER BY id LIMIT 1",
+        params,
+    ).fetchone()
+    if row is None:
+        return None
+    job_id, status, executor = int(row[0]), STATUS[row[1]], str(row[2])
+    replace = criteria.replace
+    if replace is None or status not in replace.statuses:
+        return job_id, None
+    assignments: list[str] = []
+    values: list[Any] = []
+    for name, columns in (
+        ("scheduled_at", {"scheduled_at": scheduled_us}),
+        ("data", {"data": job.data, "data_eq": job.data_eq}),
+        ("metadata", {"metadata": job.metadata, "metadata_eq": job.metadata_eq}),
+        ("priority", {"priority": job.source.priority}),
+        ("max_attempts", {"max_attempts": job.source.max_attempts}),
+    ):
+        if name in replace.fields:
+            for column, value in columns.items():
+                assignments.append(f"{column} = ?")
+                values.append(value)
+    if assignments:
+        conn.execute(f"UPDATE jobs SET {', '.join(assignments)} WHERE id = ?", (*values, job_id))
+    return job_id, executor if status in JobStatus.READY else None
+
+
+def claim_tx(
+    conn: sqlite3.Connection, executor: str, limit: int, node_id: str
+) -> list[Job[Any, Any]]:
+    now_us = to_us(_clock.now())
+    jobs: list[Job[Any, Any]] = []
+    want = limit
+    while True:
+        rows = conn.execute(CLAIM, (now_us, node_id, executor, now_us, want)).fetchall()
+        unreadable = 0
+        lenient = conn.text_factory is lenient_text
+        for row in rows:
+            job, reader = read_claimed(row, lenient)
+            if reader is None:
+                jobs.append(job)
+            else:
+                set_aside(conn, job, reader)
+                unreadable += 1
+        # Rows set aside must not take the places of the good jobs behind them; each round
+        # discards what it could not read, so this ends.
+        if unreadable == 0 or len(rows) < want:
+            break
+        want = unreadable
+    # RETURNING yields rows in no promised order; callers get them in claim order.
+    jobs.sort(key=lambda j: (j.priority, j.scheduled_at, j.id))
+    return jobs
+
+
+def complete_many_tx(
+    conn: sqlite3.Connection, pairs: list[tuple[int, Lease]]
+) -> tuple[list[bool], int | None]:
+    # Like completing one by one: the completions before an unknown id are kept (committed)
+    # and then JobNotFound is raised for it.
+    now_us = to_us(_clock.now())
+    if len(pairs) > 1:
+        # The common case, every completion applying, in one executemany; anything else
+        # (a stale lease, a repeat, an unknown id) is undone and done one by one below.
+        conn.execute("SAVEPOINT complete_many")
+        cursor = conn.executemany(
+            COMPLETE,
+            [(now_us, job_id, lease.node_id, lease.attempt) for job_id, lease in pairs],
+        )
+        if cursor.rowcount == len(pairs):
+            conn.execute("RELEASE complete_many")
+            return [True] * len(pairs), None
+        conn.execute("ROLLBACK TO complete_many")
+        conn.execute("RELEASE complete_many")
+    results: list[bool] = []
+    for job_id, lease in pairs:
+        cursor = conn.execute(COMPLETE, (now_us, job_id, lease.node_id, lease.attempt))
+        if cursor.rowcount:
+            results.append(True)
+        elif _job_exists(conn, job_id):
+            results.append(False)
+        else:
+            return results, job_id
+    return results, None
+
+
+def give_back_tx(conn: sqlite3.Connection, held: list[tuple[int, str, int]]) -> None:
+    for job_id, node_id, attempt in held:
+        conn.execute(
+            "UPDATE jobs SET attempt = ?, status = ? WHERE id = ? AND status = 'executing' "
+            "AND attempted_by = ? AND attempt = ?",
+            (
+                attempt - 1,
+                lifecycle.ready_status(attempt - 1).value,
+                job_id,
+                node_id,
+                attempt,
+            ),
+        )
+
+
+def _job_exists(conn: sqlite3.Connection, job_id: int) -> bool:
+    return conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is not None
+
+
+def _require_job(conn: sqlite3.Connection, job_id: int) -> None:
+    if not _job_exists(conn, job_id):
+        raise JobNotFound(job_id)
+
+
+def apply_tx(
+    conn: sqlite3.Connection, job_id: int, fence: Fence, transition: Transition
+) -> str | None:
+    """``statements.APPLY`` bound for one transition; the job's executor, or None when the
+    fence did not hold (JobNotFound when there is no such job)."""
+    now = _clock.now()
+    run_in = transition.run_in
+    error = transition.error
+    row = conn.execute(
+        APPLY,
+        {
+            "id": job_id,
+            "status": transition.status.value,
+            "attempt": transition.attempt,
+            "scheduled_at": None if run_in is None else to_us(now + storable_delay(run_in)),
+            # Stamped with the attempt the fence saw: the one the error happened on.
+            "error": None if error is None else error_json(fence.attempt, error, now),
+            "min_max_attempts": transition.min_max_attempts,
+            "reopen": transition.reopen,
+            "now": to_us(now),
+            "fence_status": fence.status.value,
+            "fence_attempt": fence.attempt,
+            "fence_node": fence.node_id,
+        },
+    ).fetchone()
+    if row is None:
+        _require_job(conn, job_id)
+        return None
+    return str(row[0])
+
+
+def orphaned_tx(conn: sqlite3.Connection, dead_after: timedelta) -> list[Job[Any, Any]]:
+    now = _clock.now()
+    bound = {"now": to_us(now), "cutoff": to_us(now - dead_after)}
+    jobs = [read_job(row) for row in conn.execute(ORPHANED, bound).fetchall()]
+    conn.execute(FORGET_SILENT_NODES, bound)
+    return jobs
