@@ -377,3 +377,6 @@ class Capabilities:
     multi_process: bool = False
     #: Several machines may share the store.
     multi_host: bool = False
+    #: Every time the backend stores or compares follows the library clock, so that a test
+    #: clock (``rexecutor.testing.FakeClock``) drives it.
+    follows_test_clock: bool = False

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from rexecutor.backends import postgres
 from rexecutor.backends.postgres import PostgresBackend
+from rexecutor.backends.postgres import claims as postgres
 from rexecutor.job import JobStatus
 from rexecutor.query import And, StatusIn
 

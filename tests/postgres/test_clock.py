@@ -3,7 +3,7 @@ use an exotic (or daylight-saving) time zone, in manual-commit mode, changes no 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,11 +11,22 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from rexecutor.backend import NodeInfo
+from rexecutor.backend import NodeInfo, PruneSpec
 from rexecutor.backends.postgres import PostgresBackend
-from rexecutor.query import ScheduledAt
+from rexecutor.errors import JobNotFound
+from rexecutor.job import JobStatus
+from rexecutor.query import And, ScheduledAt
+from rexecutor.testing import FakeClock
 from rexecutor.uniqueness import UniquenessCriteria
-from tests.backends._helpers import mark_retryable, rescue
+from tests.backends._helpers import (
+    mark_cancelled,
+    mark_complete,
+    mark_discarded,
+    mark_retryable,
+    mark_snoozed,
+    rerun,
+    rescue,
+)
 
 from ..backends._helpers import (
     FAILURE,
@@ -23,6 +34,7 @@ from ..backends._helpers import (
     assert_utc,
     claim_one,
     enqueue,
+    finished,
     new_job,
     utcnow,
 )
@@ -137,3 +149,108 @@ async def test_heartbeats_and_rescue_use_the_database_clock(
     # A node that beat a moment ago is alive for an hour-long window in every zone.
     assert await rescue(backend, timedelta(hours=1)) == []
     assert len(await rescue(backend, timedelta(0))) == 1
+
+
+# -- a test clock drives PostgreSQL too ---------------------------------------------------------
+
+FAKE_START = datetime(2032, 6, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def moved() -> Iterator[FakeClock]:
+    with FakeClock(FAKE_START) as clock:
+        yield clock
+
+
+async def test_with_a_fake_clock_a_job_an_hour_ahead_is_claimed_once_the_clock_gets_there(
+    pg: PostgresBackend, moved: FakeClock
+) -> None:
+    job_id = await enqueue(pg, scheduled_at=FAKE_START + timedelta(hours=1))
+    now_id = await enqueue(pg, "other")
+    stored = await pg.get_job(now_id)
+    assert stored.inserted_at == stored.scheduled_at == FAKE_START
+    assert await pg.claim_ready_jobs("ex", 10, "n1") == []
+    assert await pg.next_scheduled_at(["ex"]) == FAKE_START + timedelta(hours=1)
+    moved.advance(hours=1)
+    [job] = await pg.claim_ready_jobs("ex", 10, "n1")
+    assert job.id == job_id
+    assert job.attempted_at == moved.now()
+
+
+async def test_with_a_fake_clock_retries_snoozes_errors_and_finishes_use_its_time(
+    pg: PostgresBackend, moved: FakeClock
+) -> None:
+    await enqueue(pg)
+    job, lease = await claim_one(pg)
+    moved.advance(minutes=2)
+    assert await mark_retryable(pg, job.id, lease, timedelta(minutes=30), FAILURE)
+    stored = await pg.get_job(job.id)
+    assert stored.scheduled_at == moved.now() + timedelta(minutes=30)
+    assert stored.errors[0].recorded_at == moved.now()
+    assert await pg.claim_ready_jobs("ex", 1, "node-1") == []
+    moved.advance(minutes=30)
+    job, lease = await claim_one(pg)
+    assert await mark_snoozed(pg, job.id, lease, timedelta(seconds=5))
+    assert (await pg.get_job(job.id)).scheduled_at == moved.now() + timedelta(seconds=5)
+    moved.advance(seconds=5)
+    job, lease = await claim_one(pg)
+    assert await mark_complete(pg, job.id, lease)
+    assert (await pg.get_job(job.id)).completed_at == moved.now()
+    [(bucket, status, count)] = await pg.finished_per_minute(timedelta(minutes=5))
+    assert (bucket, status, count) == (
+        moved.now().replace(second=0, microsecond=0),
+        JobStatus.COMPLETE,
+        1,
+    )
+    moved.advance(hours=1)
+    assert await pg.finished_per_minute(timedelta(minutes=5)) == []
+
+
+async def test_with_a_fake_clock_heartbeats_and_rescue_follow_it(
+    pg: PostgresBackend, moved: FakeClock
+) -> None:
+    await pg.record_heartbeat(NodeInfo("n1"))
+    [node] = await pg.list_nodes()
+    assert node.started_at == node.heartbeat_at == FAKE_START
+    await enqueue(pg)
+    await claim_one(pg, node="n1")
+    moved.advance(minutes=4)
+    assert await rescue(pg, timedelta(minutes=5)) == []
+    moved.advance(minutes=1, seconds=1)
+    [rescued] = await rescue(pg, timedelta(minutes=5))
+    job = await pg.get_job(rescued)
+    assert job.status is JobStatus.RETRYABLE
+    assert job.scheduled_at == job.errors[-1].recorded_at == moved.now()
+
+
+async def test_with_a_fake_clock_pruning_by_age_follows_it(
+    pg: PostgresBackend, moved: FakeClock
+) -> None:
+    old = await finished(pg, JobStatus.COMPLETE)
+    moved.advance(hours=2)
+    recent = await finished(pg, JobStatus.COMPLETE)
+    spec = PruneSpec(JobStatus.COMPLETE, max_age=timedelta(hours=1))
+    assert await pg.prune_jobs(spec) == 1
+    assert [j.id for j in await pg.query(And(()))] == [recent]
+    with pytest.raises(JobNotFound):
+        await pg.get_job(old)
+    moved.advance(minutes=59)
+    assert await pg.prune_jobs(spec) == 0
+    moved.advance(timedelta(minutes=1, microseconds=1))
+    assert await pg.prune_jobs(spec) == 1
+
+
+async def test_without_a_test_clock_the_database_clock_is_used(
+    pg: PostgresBackend, postgres_url: str
+) -> None:
+    async def database_now() -> datetime:
+        async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+            row = await (await conn.execute("SELECT now()")).fetchone()
+            assert row is not None
+            moment: datetime = row[0]
+            return moment
+
+    before = await database_now()
+    job_id = await enqueue(pg)
+    after = await database_now()
+    assert_between((await pg.get_job(job_id)).inserted_at, before, after)

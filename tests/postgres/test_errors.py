@@ -13,7 +13,9 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
-from rexecutor.backends.postgres import PostgresBackend, _describe_connect_failure, _Target
+from rexecutor.backends.postgres import PostgresBackend
+from rexecutor.backends.postgres.connection import _Target
+from rexecutor.backends.postgres.errors import _describe_connect_failure
 from rexecutor.errors import BackendError, ValidationError
 from rexecutor.query import And, DataEquals
 

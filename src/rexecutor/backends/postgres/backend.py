@@ -1,0 +1,607 @@
+"""``PostgresBackend``: its construction and its domain operations (transitions, reads,
+housekeeping); enqueueing, claiming, the pool and the listener are its bases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Final
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool
+
+from rexecutor import lifecycle
+from rexecutor._payload import storable_delay
+from rexecutor.backend import Backend, Capabilities, FailureRecord, Lease, NodeInfo, PruneSpec
+from rexecutor.backends._common import tally, validate_update
+from rexecutor.backends.postgres.claims import _Claiming
+from rexecutor.backends.postgres.codec import (
+    _db_now,
+    _error_params,
+    _in_int64,
+    _read_job,
+    _utc,
+    _utc_required,
+)
+from rexecutor.backends.postgres.connection import (
+    Conn,
+    Row,
+    _atomic,
+    _execute,
+    _fetchall,
+    _fetchone,
+    _Target,
+)
+from rexecutor.backends.postgres.enqueue import _Enqueuing
+from rexecutor.backends.postgres.query import _compile
+from rexecutor.backends.postgres.statements import _COLUMNS, _FINISHED_AT, _before
+from rexecutor.errors import ConfigurationError, JobNotFound, ValidationError
+from rexecutor.job import Job, JobId, JobStatus
+from rexecutor.lifecycle import Fence, Transition
+from rexecutor.query import IdIn, QueryNode
+
+__all__ = ["PostgresBackend"]
+
+#: The error parameters of a transition that records no error.
+_NO_ERROR: Final[dict[str, Any]] = {
+    "error_type": None,
+    "details": None,
+    "error_name": None,
+    "traceback": None,
+}
+
+
+class PostgresBackend(_Enqueuing, _Claiming):
+    """Jobs stored in PostgreSQL, shared by every node that uses the same database and schema.
+
+    Args:
+        url: a libpq connection string or URL, e.g.
+            ``postgresql://user:secret@db.example.com:5432/app``.
+        schema: the schema that holds rexecutor's tables (created by the migrations).
+        min_size: connections the pool keeps open.
+        max_size: the most connections the pool opens.
+        poll_interval: seconds between polls for work no wake-up announced.
+        migrate: apply pending migrations in ``connect()``; with False, ``connect()`` only
+            checks that the schema is up to date.
+
+    Example:
+        >>> backend = PostgresBackend("postgresql://app@localhost/app", schema="jobs")
+        >>> async def main() -> None:
+        ...     async with backend:            # opens the pool, applies migrations
+        ...         await backend.enqueue(EnqueuableJob("mailer", {"to": "a@example.com"}))
+    """
+
+    poll_interval = 1.0
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        transactional_enqueue=True,
+        cross_process_wakeups=True,
+        durable=True,
+        multi_process=True,
+        multi_host=True,
+        follows_test_clock=True,
+    )
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = "public",
+        min_size: int = 1,
+        max_size: int = 10,
+        poll_interval: float = 1.0,
+        migrate: bool = True,
+    ) -> None:
+        super().__init__()
+        if not isinstance(url, str) or not url.strip():
+            raise ConfigurationError("a PostgreSQL connection URL is required")
+        if min_size < 0 or max_size < max(min_size, 1):
+            raise ConfigurationError(
+                f"pool sizes must satisfy 0 <= min_size <= max_size and max_size >= 1, got "
+                f"min_size={min_size}, max_size={max_size}"
+            )
+        try:
+            conninfo_to_dict(url)
+        except psycopg.ProgrammingError as exc:
+            from rexecutor._redact import mask_secrets  # psycopg quotes the bad part
+
+            raise ConfigurationError(
+                f"invalid PostgreSQL connection URL: {mask_secrets(str(exc))}"
+            ) from None
+        self._setup(schema, poll_interval, migrate)
+        self._conninfo = url
+        self._kwargs = None
+        self._min_size = min_size
+        self._max_size = max_size
+        self._owns_pool = True
+        self._target = _Target.parse(url, {})
+
+    @classmethod
+    def from_pool(
+        cls,
+        pool: AsyncConnectionPool[Any],
+        *,
+        schema: str = "public",
+        poll_interval: float = 1.0,
+        migrate: bool = True,
+    ) -> PostgresBackend:
+        """Use an existing ``psycopg_pool.AsyncConnectionPool``; ``close()`` leaves it open.
+
+        The pool's connections may be in autocommit or manual-commit mode and use any session
+        time zone; ``connect()`` opens the pool if needed and migrates through it. The wake-up
+        listener (and :meth:`for_thread`) open connections of their own with the pool's
+        conninfo and kwargs, without its ``configure`` callback.
+
+        Example:
+            >>> pool = AsyncConnectionPool("postgresql://app@localhost/app", open=False)
+            >>> backend = PostgresBackend.from_pool(pool, schema="jobs")
+        """
+        backend = cls.__new__(cls)
+        Backend.__init__(backend)
+        backend._setup(schema, poll_interval, migrate)
+        backend._conninfo = pool.conninfo
+        backend._kwargs = pool.kwargs
+        backend._min_size = pool.min_size
+        backend._max_size = pool.max_size
+        backend._owns_pool = False
+        backend._pool = pool
+        conninfo = pool.conninfo if isinstance(pool.conninfo, str) else ""
+        kwargs = pool.kwargs if isinstance(pool.kwargs, dict) else {}
+        backend._target = _Target.parse(conninfo, kwargs)
+        return backend
+
+    def __repr__(self) -> str:
+        t = self._target
+        return (
+            f"PostgresBackend(host={t.host!r}, port={t.port}, dbname={t.dbname!r}, "
+            f"schema={self._schema!r})"
+        )
+
+    @property
+    def schema(self) -> str:
+        """The schema that holds this backend's tables."""
+        return self._schema
+
+    def for_thread(self) -> PostgresBackend:
+        """A new, unconnected backend on the same database and schema, for another thread.
+
+        Its connections belong to the other thread's event loop: a small pool of its own
+        (at most two connections), opened with the same connection parameters, and no
+        migrations (it only checks the schema version). It shares no wake-ups with this one;
+        they travel through the database like those of any other node.
+        """
+        clone = type(self).__new__(type(self))
+        Backend.__init__(clone)
+        clone._setup(self._schema, self.poll_interval, migrate=False)
+        clone._conninfo = self._conninfo
+        clone._kwargs = self._kwargs
+        clone._min_size = 1
+        clone._max_size = 2
+        clone._owns_pool = True
+        clone._target = self._target
+        clone.max_payload_bytes = self.max_payload_bytes
+        return clone
+
+    async def apply_transition(self, job_id: int, fence: Fence, transition: Transition) -> bool:
+        """Store ``transition`` if the job still matches ``fence``; returns False (changing
+        nothing) if it does not; raises JobNotFound for an unknown id.
+
+        One statement, fenced in SQL (compare-and-set), whatever the transition. A job made
+        ready wakes the runners of its executor: here at once, in other processes through the
+        trigger's notification. A job taken from executing by a fence without a node (an
+        external cancel) is announced on the cancellation channel as the change commits, so
+        that the node running it stops it at once rather than at its next check.
+        """
+        job_id = int(job_id)
+        if not _in_int64(job_id):
+            raise JobNotFound(job_id)
+        status = JobStatus(transition.status)
+        fence_status = JobStatus(fence.status)
+        hint = (
+            fence_status is JobStatus.EXECUTING
+            and fence.node_id is None
+            and status is not JobStatus.EXECUTING
+        )
+        error = transition.error
+        run_in = transition.run_in
+        raise_to = transition.min_max_attempts
+        params: dict[str, Any] = {
+            "id": job_id,
+            "fence_status": fence_status.value,
+            "attempt": int(fence.attempt),
+            "node": fence.node_id,
+            "status": status.value,
+            "new_attempt": None if transition.attempt is None else int(transition.attempt),
+            "run_in": None if run_in is None else storable_delay(run_in),
+            "min_max_attempts": None if raise_to is None else int(raise_to),
+            "reopen": bool(transition.reopen),
+            "hint": hint,
+            "cancel_channel": self._cancel_channel,
+            "now": _db_now(),
+            **(_NO_ERROR if error is None else _error_params(error)),
+        }
+
+        async def work(conn: Conn) -> Row | None:
+            return await _fetchone(conn, self._q["transition"], params)
+
+        row = await self._run(work, retry=True)
+        assert row is not None
+        executor, exists, _ = row
+        if executor is not None:
+            if status in JobStatus.READY:
+                self.notify(executor)
+            if hint:
+                self.notify_cancellation()
+            return True
+        if not exists:
+            raise JobNotFound(job_id)
+        return False
+
+    async def _apply_as_read(
+        self, job_id: int, decide: Callable[[Job[Any, Any]], Transition | None]
+    ) -> bool:
+        """Read the job, decide its transition, apply it fenced by what was read; read again
+        when someone changed the job meanwhile. False when ``decide`` returns None."""
+        while True:
+            job = await self.get_job(job_id)
+            transition = decide(job)
+            if transition is None:
+                return False
+            if await self.apply_transition(job_id, Fence.as_read(job), transition):
+                return True
+
+    # removed at merge (lead)
+    async def mark_job_complete(self, job_id: int, lease: Lease) -> bool:
+        """Executing → complete, fenced by ``lease``."""
+        return await self.apply_transition(job_id, Fence.held(lease), lifecycle.completed())
+
+    async def complete_jobs(self, completions: Sequence[tuple[int, Lease]]) -> list[bool]:
+        """Complete many executing jobs with one statement, each fenced by its own lease.
+
+        Like completing them one by one: an unknown id raises ``JobNotFound`` after the
+        completions before it took effect, and a completion repeated in the batch applies
+        once (the repeat reports False, the job being complete already).
+        """
+        if not completions:
+            return []
+        firsts: dict[tuple[int, str, int], int] = {}  # each distinct item -> its ordinal
+        ordinals: list[int] = []  # the ordinal of every position's item
+        repeats = False
+        for job_id, lease in completions:
+            item = (int(job_id), lease.node_id, int(lease.attempt))
+            if not _in_int64(item[0]):
+                raise JobNotFound(item[0])
+            ordinal = firsts.get(item)
+            if ordinal is None:
+                ordinal = firsts[item] = len(firsts) + 1
+            else:
+                repeats = True
+            ordinals.append(ordinal)
+        items = list(firsts)
+        nodes = {node for _, node, _ in items}
+        params: dict[str, Any] = {
+            "ids": [job_id for job_id, _, _ in items],
+            "attempts": [attempt for _, _, attempt in items],
+            "now": _db_now(),
+        }
+        if len(nodes) == 1:
+            statement = self._q["complete_many_one_node"]
+            params["node"] = items[0][1]
+        else:
+            statement = self._q["complete_many"]
+            params["nodes"] = [node for _, node, _ in items]
+
+        async def work(conn: Conn) -> Row | None:
+            return await _fetchone(conn, statement, params)
+
+        row = await self._run(work, retry=True)
+        assert row is not None
+        missing, done = row
+        if missing is not None:
+            raise JobNotFound(items[missing - 1][0])
+        done_set = set(done or ())
+        if not repeats:
+            return [ordinal in done_set for ordinal in ordinals]
+        seen: set[int] = set()
+        results = []
+        for ordinal in ordinals:
+            results.append(ordinal in done_set and ordinal not in seen)
+            seen.add(ordinal)
+        return results
+
+    # removed at merge (lead)
+    async def mark_job_retryable(
+        self, job_id: int, lease: Lease, delay: timedelta, error: FailureRecord
+    ) -> bool:
+        """Executing → retryable at now + ``delay``, appending ``error``; fenced."""
+        # The retry branch of lifecycle.failed(), which the caller already chose.
+        retry = Transition(JobStatus.RETRYABLE, run_in=delay, error=error)
+        return await self.apply_transition(job_id, Fence.held(lease), retry)
+
+    # removed at merge (lead)
+    async def mark_job_discarded(self, job_id: int, lease: Lease, error: FailureRecord) -> bool:
+        """Executing → discarded, appending ``error``; fenced."""
+        # The discard branch of lifecycle.failed(), which the caller already chose.
+        discard = Transition(JobStatus.DISCARDED, error=error)
+        return await self.apply_transition(job_id, Fence.held(lease), discard)
+
+    # removed at merge (lead)
+    async def mark_job_snoozed(
+        self, job_id: int, lease: Lease, delay: timedelta, error: FailureRecord | None = None
+    ) -> bool:
+        """Executing → scheduled/retryable at now + ``delay``, giving the attempt back; fenced."""
+        snooze = lifecycle.snoozed(lease.attempt, delay, error)
+        return await self.apply_transition(job_id, Fence.held(lease), snooze)
+
+    # removed at merge (lead)
+    async def mark_job_cancelled(
+        self, job_id: int, lease: Lease | None, error: FailureRecord
+    ) -> bool:
+        """→ cancelled, appending ``error``: fenced with a lease, any unfinished job without."""
+        if lease is not None:
+            cancel = lifecycle.cancelled(error)
+            return await self.apply_transition(job_id, Fence.held(lease), cancel)
+        return await self._apply_as_read(job_id, lambda job: lifecycle.external_cancel(job, error))
+
+    # removed at merge (lead)
+    async def rerun_job(self, job_id: int) -> None:
+        """Run a job again now (see :meth:`Backend.rerun_job`)."""
+        job_id = int(job_id)
+        if not _in_int64(job_id):
+            raise JobNotFound(job_id)
+        await self._apply_as_read(job_id, lifecycle.rerun)
+
+    async def _exists(self, job_id: int) -> bool:
+        if not _in_int64(job_id):
+            return False
+
+        async def work(conn: Conn) -> Row | None:
+            return await _fetchone(conn, self._q["exists"], {"id": job_id})
+
+        row = await self._run(work, retry=True)
+        return bool(row and row[0])
+
+    async def update_job(self, job: Job[Any, Any]) -> None:
+        """Write data, metadata, max_attempts, priority, tags and scheduled_at; nothing else."""
+        job_id = int(job.id)
+        try:
+            encoded, scheduled_at = validate_update(job, self.max_payload_bytes)
+        except ValidationError:
+            if not await self._exists(job_id):
+                raise JobNotFound(job_id) from None
+            raise
+        if not _in_int64(job_id):
+            raise JobNotFound(job_id)
+        params = {
+            "id": job_id,
+            "data": encoded.data,
+            "metadata": encoded.metadata,
+            "max_attempts": job.max_attempts,
+            "priority": job.priority,
+            "tags": list(job.tags),
+            "scheduled_at": scheduled_at,
+        }
+
+        async def work(conn: Conn) -> Row | None:
+            return await _fetchone(conn, self._q["update"], params)
+
+        row = await self._run(work, retry=True)
+        if row is None:
+            raise JobNotFound(job_id)
+        executor, status = row
+        if status in JobStatus.READY:
+            self.notify(executor)
+
+    # -- reading and housekeeping ------------------------------------------------------------
+
+    async def query(
+        self,
+        where: QueryNode,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[Job[Any, Any]]:
+        """Jobs matching ``where``, oldest first by id (or newest first), with paging."""
+        params: list[Any] = []
+        condition = _compile(where, params)
+        statement = sql.SQL(
+            "SELECT {columns} FROM {jobs} WHERE {condition} ORDER BY id {direction} "
+            "LIMIT %s OFFSET %s"
+        ).format(
+            columns=sql.SQL(_COLUMNS),
+            jobs=self._identifiers["jobs"],
+            condition=condition,
+            direction=sql.SQL("DESC" if newest_first else "ASC"),
+        )
+        params.extend([limit, offset])
+
+        async def work(conn: Conn) -> list[Row]:
+            return await _fetchall(conn, statement, params, binary=True)
+
+        return [_read_job(row) for row in await self._run(work, retry=True)]
+
+    async def get_job(self, job_id: int) -> Job[Any, Any]:
+        """The job with this id, or ``JobNotFound``."""
+        job_id = int(job_id)
+        if not _in_int64(job_id):
+            raise JobNotFound(job_id)
+        found = await self.query(IdIn((job_id,)))
+        if not found:
+            raise JobNotFound(job_id)
+        return found[0]
+
+    async def prune_jobs(self, spec: PruneSpec, batch_size: int = 1000) -> int:
+        """Delete what ``spec`` selects, oldest first, ``batch_size`` rows per transaction.
+
+        One node prunes at a time: each batch takes a transaction advisory lock with
+        ``pg_try_advisory_xact_lock``, and when another node holds it this call stops and
+        returns what it deleted so far (0 if nothing).
+        """
+        if batch_size < 1:
+            raise ConfigurationError(f"batch_size must be at least 1, got {batch_size}")
+        status = JobStatus(spec.status)
+        extra = ""
+        params: dict[str, Any] = {
+            "batch": batch_size,
+            "lock": self._lock_key("prune"),
+            "now": _db_now(),
+        }
+        if spec.only is not None:
+            extra += " AND executor = ANY(%(only)s::text[])"
+            params["only"] = sorted(spec.only)
+        if spec.exclude:
+            extra += " AND NOT (executor = ANY(%(exclude)s::text[]))"
+            params["exclude"] = sorted(spec.exclude)
+        selected = f"status = {sql.Literal(status.value).as_string(None)}{extra}"
+        if spec.max_length is not None:
+            params["keep"] = spec.max_length
+            boundary_query = self._render(
+                f"SELECT {_FINISHED_AT}, id FROM {{jobs}} WHERE {selected} "
+                f"ORDER BY {_FINISHED_AT} DESC, id DESC OFFSET %(keep)s LIMIT 1"
+            )
+            condition = f"({_FINISHED_AT}, id) <= (%(b_at)s, %(b_id)s)"
+        else:
+            assert spec.max_age is not None
+            params["age"] = spec.max_age
+            boundary_query = None
+            condition = f"{_FINISHED_AT} < {_before('age')}"
+        delete = self._render(
+            f"DELETE FROM {{jobs}} WHERE id IN ("
+            f"SELECT id FROM {{jobs}} WHERE {selected} AND {condition} "
+            f"ORDER BY {_FINISHED_AT}, id LIMIT %(batch)s) AND {selected}"
+        )
+        boundary: Row | None = None
+
+        async def batch(conn: Conn) -> int | None:
+            nonlocal boundary
+            async with _atomic(conn):
+                row = await _fetchone(conn, self._q["try_lock"], {"key": params["lock"]})
+                if not (row and row[0]):
+                    return None
+                if boundary_query is not None and boundary is None:
+                    boundary = await _fetchone(conn, boundary_query, params)
+                    if boundary is None:
+                        return 0
+                    params["b_at"], params["b_id"] = boundary
+                return await _execute(conn, delete, params)
+
+        total = 0
+        while True:
+            deleted = await self._run(batch)
+            if deleted is None:
+                return total
+            total += deleted
+            if deleted < batch_size:
+                return total
+
+    async def record_heartbeat(self, node: NodeInfo) -> None:
+        """Record that ``node`` is alive now (inserting it on its first beat)."""
+        params = {
+            "node_id": node.node_id,
+            "host": node.host,
+            "pid": int(node.pid),
+            "now": _db_now(),
+        }
+
+        async def work(conn: Conn) -> int:
+            return await _execute(conn, self._q["heartbeat"], params)
+
+        await self._run(work, retry=True)
+
+    async def remove_node(self, node_id: str) -> None:
+        """Forget a node that stopped cleanly."""
+
+        async def work(conn: Conn) -> int:
+            return await _execute(conn, self._q["remove_node"], {"node_id": node_id})
+
+        await self._run(work, retry=True)
+
+    async def count_jobs(self) -> dict[tuple[str, JobStatus], int]:
+        """How many jobs each executor has in each status."""
+
+        async def work(conn: Conn) -> list[Row]:
+            return await _fetchall(conn, self._q["count_jobs"])
+
+        rows = await self._run(work, retry=True)
+        return tally(rows)
+
+    async def finished_per_minute(self, since: timedelta) -> list[tuple[datetime, JobStatus, int]]:
+        """Jobs finished within the last ``since``, per minute and terminal status."""
+
+        async def work(conn: Conn) -> list[Row]:
+            params = {"since": since, "now": _db_now()}
+            return await _fetchall(conn, self._q["finished_per_minute"], params)
+
+        rows = await self._run(work, retry=True)
+        return [(_utc_required(bucket), JobStatus(status), int(n)) for bucket, status, n in rows]
+
+    async def list_nodes(self) -> list[NodeInfo]:
+        """Nodes that have recorded a heartbeat, most recent first."""
+
+        async def work(conn: Conn) -> list[Row]:
+            return await _fetchall(conn, self._q["list_nodes"])
+
+        return [
+            NodeInfo(
+                node_id=node_id,
+                host=host,
+                pid=int(pid),
+                started_at=_utc(started_at),
+                heartbeat_at=_utc(heartbeat_at),
+            )
+            for node_id, host, pid, started_at, heartbeat_at in await self._run(work, retry=True)
+        ]
+
+    async def orphaned_jobs(self, dead_after: timedelta) -> list[Job[Any, Any]]:
+        """Executing jobs whose node has been silent for longer than ``dead_after`` (or whose
+        node is unknown and whose attempted_at is older than ``dead_after``); the silent nodes
+        are forgotten. The caller decides (lifecycle.orphaned) and applies each with
+        Fence(EXECUTING, job.attempt, job.attempted_by).
+
+        One node looks at a time (``pg_try_advisory_xact_lock``); while another node does,
+        this returns ``[]``.
+        """
+        params = {"dead_after": dead_after, "key": self._lock_key("rescue"), "now": _db_now()}
+
+        async def work(conn: Conn) -> list[Row]:
+            async with _atomic(conn):
+                row = await _fetchone(conn, self._q["try_lock"], {"key": params["key"]})
+                if not (row and row[0]):
+                    return []
+                return await _fetchall(conn, self._q["orphaned"], params, binary=True)
+
+        return [_read_job(row) for row in await self._run(work)]
+
+    # removed at merge (lead)
+    async def rescue_orphaned_jobs(self, dead_after: timedelta) -> list[JobId]:
+        """Hand back the jobs of nodes silent for longer than ``dead_after``.
+
+        One node rescues at a time (``pg_try_advisory_xact_lock``); while another node does,
+        this returns ``[]``.
+        """
+        rescued = []
+        for job in await self.orphaned_jobs(dead_after):
+            fence = Fence(JobStatus.EXECUTING, job.attempt, job.attempted_by)
+            if await self.apply_transition(job.id, fence, lifecycle.orphaned(job)):
+                rescued.append(job.id)
+        return rescued
+
+    async def lost_jobs(self, node_id: str, leases: dict[int, int]) -> list[int]:
+        """Of the jobs ``node_id`` runs (id → attempt), those it no longer holds."""
+        if not leases:
+            return []
+        lost = [job_id for job_id in leases if not _in_int64(int(job_id))]
+        items = [(int(j), int(a)) for j, a in leases.items() if _in_int64(int(j))]
+        params = {
+            "ids": [j for j, _ in items],
+            "attempts": [a for _, a in items],
+            "node": node_id,
+        }
+
+        async def work(conn: Conn) -> list[Row]:
+            return await _fetchall(conn, self._q["lost_jobs"], params)
+
+        found = {int(row[0]) for row in await self._run(work, retry=True)}
+        return [job_id for job_id in leases if int(job_id) in found or job_id in lost]

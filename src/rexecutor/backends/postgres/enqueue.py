@@ -1,0 +1,263 @@
+"""Enqueueing: plain jobs in one multi-row INSERT, unique jobs under advisory locks.
+
+A unique enqueue takes, inside its transaction, the advisory locks named by
+``UniquenessCriteria.lock_names`` (hashed with the schema name; shared or exclusive, in
+sorted order), then probes for the earliest match and inserts or replaces in one statement:
+every enqueue that could conflict with it waits for its commit. This needs READ COMMITTED
+(the default), whose statements see what committed before them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from rexecutor.backend import EnqueuableJob, EnqueueResult
+from rexecutor.backends.postgres.codec import _TAGS_TEXT, _db_now, _Prepared
+from rexecutor.backends.postgres.connection import Conn, _atomic, _execute, _fetchall, _fetchone
+from rexecutor.backends.postgres.pool import _Pooled
+from rexecutor.backends.postgres.statements import _NOW, _after, _before
+from rexecutor.errors import ConfigurationError, ValidationError
+from rexecutor.job import JobId, JobStatus
+
+
+class _Enqueuing(_Pooled):
+    """The enqueue operations of ``PostgresBackend``."""
+
+    async def enqueue(
+        self, job: EnqueuableJob, *, connection: psycopg.AsyncConnection[Any] | None = None
+    ) -> EnqueueResult:
+        """Store ``job``, or resolve its uniqueness conflict; atomic and concurrency-safe.
+
+        Args:
+            job: the job to store.
+            connection: run the insert on this connection, inside its current transaction:
+                the job exists only if that transaction commits, and other nodes are woken
+                when it does. A connection in autocommit mode outside a transaction commits
+                at once. Unique jobs need READ COMMITTED (the default isolation level).
+
+        Example:
+            >>> async with await psycopg.AsyncConnection.connect(url) as conn:
+            ...     async with conn.transaction():
+            ...         await conn.execute("INSERT INTO orders (id) VALUES (%s)", [42])
+            ...         await backend.enqueue(
+            ...             EnqueuableJob("ship", {"order": 42}), connection=conn
+            ...         )
+        """
+        [result] = await self._enqueue_batch([job], connection)
+        return result
+
+    async def enqueue_many(
+        self,
+        jobs: Sequence[EnqueuableJob],
+        *,
+        connection: psycopg.AsyncConnection[Any] | None = None,
+    ) -> list[EnqueueResult]:
+        """Store many jobs in one transaction; results come back in the order of ``jobs``.
+
+        Jobs without uniqueness criteria go in with one multi-row INSERT; unique ones are
+        resolved one by one, in order, against the stored jobs and the earlier jobs of the
+        batch. ``connection`` works as for :meth:`enqueue`.
+        """
+        return await self._enqueue_batch(jobs, connection)
+
+    async def _enqueue_batch(
+        self, jobs: Sequence[EnqueuableJob], connection: Conn | None
+    ) -> list[EnqueueResult]:
+        limit = self.max_payload_bytes
+        prepared = [_Prepared.of(job, limit) for job in jobs]
+        if not prepared:
+            return []
+
+        async def work(conn: Conn) -> tuple[list[EnqueueResult], set[str]]:
+            return await self._enqueue_on(conn, prepared)
+
+        if connection is None:
+            results, wakes = await self._run(work)
+            self._wake(wakes)
+            return results
+        try:
+            results, _ = await work(connection)
+        except psycopg.Error as exc:
+            raise self._translate(exc) from exc
+        except UnicodeError as exc:
+            raise ValidationError(f"a value cannot be encoded for PostgreSQL: {exc}") from exc
+        return results
+
+    async def _enqueue_on(
+        self, conn: Conn, prepared: list[_Prepared]
+    ) -> tuple[list[EnqueueResult], set[str]]:
+        wakes: set[str] = set()
+        if all(p.job.uniqueness is None for p in prepared):
+            ids = await self._insert_plain(conn, prepared)
+            wakes.update(p.job.executor for p in prepared)
+            return [EnqueueResult(JobId(i)) for i in ids], wakes
+        if conn.isolation_level in (
+            psycopg.IsolationLevel.REPEATABLE_READ,
+            psycopg.IsolationLevel.SERIALIZABLE,
+        ):
+            raise ConfigurationError(
+                "unique jobs can only be enqueued on a READ COMMITTED connection: under "
+                f"{conn.isolation_level.name} the duplicate check could miss jobs committed "
+                "by other transactions"
+            )
+        results: list[EnqueueResult] = []
+        async with _atomic(conn):
+            await self._take_unique_locks(conn, prepared)
+            run: list[_Prepared] = []
+            for item in [*prepared, None]:
+                if item is not None and item.job.uniqueness is None:
+                    run.append(item)
+                    continue
+                if run:
+                    ids = await self._insert_plain(conn, run)
+                    results.extend(EnqueueResult(JobId(i)) for i in ids)
+                    wakes.update(p.job.executor for p in run)
+                    run = []
+                if item is not None:
+                    result, wake = await self._insert_unique(conn, item)
+                    results.append(result)
+                    if wake is not None:
+                        wakes.add(wake)
+        return results, wakes
+
+    async def _insert_plain(self, conn: Conn, prepared: list[_Prepared]) -> list[int]:
+        now = _db_now()
+        if len(prepared) == 1:
+            single = prepared[0].params()
+            single["now"] = now
+            row = await _fetchone(conn, self._q["insert"], single)
+            assert row is not None
+            return [int(row[0])]
+        params: dict[str, Any] = {
+            "executor": [p.job.executor for p in prepared],
+            "data": [p.data for p in prepared],
+            "metadata": [p.metadata for p in prepared],
+            "max_attempts": [p.job.max_attempts for p in prepared],
+            "priority": [p.job.priority for p in prepared],
+            "scheduled_at": [p.scheduled_at for p in prepared],
+            "now": now,
+        }
+        if any(p.tags for p in prepared):
+            params["tags"] = [_TAGS_TEXT(p.tags) if p.tags else "[]" for p in prepared]
+            statement = self._q["insert_many"]
+        else:
+            statement = self._q["insert_many_untagged"]
+        rows = await _fetchall(conn, statement, params)
+        # Identities are drawn in the order of the SELECT (ordered by position), so sorting the
+        # ids restores the order of the batch.
+        return sorted(int(r[0]) for r in rows)
+
+    async def _take_unique_locks(self, conn: Conn, prepared: list[_Prepared]) -> None:
+        """Take the advisory locks of every unique job, sorted by name, exclusive when any
+        job needs it exclusive."""
+        wanted: dict[str, bool] = {}
+        for p in prepared:
+            criteria = p.job.uniqueness
+            if criteria is None:
+                continue
+            for name, exclusive in criteria.lock_names(p.job.executor):
+                wanted[name] = wanted.get(name, False) or exclusive
+        calls = [
+            sql.SQL(
+                "pg_advisory_xact_lock(%s)" if wanted[name] else "pg_advisory_xact_lock_shared(%s)"
+            )
+            for name in sorted(wanted)
+        ]
+        keys = [self._lock_key("unique", name) for name in sorted(wanted)]
+        await _execute(conn, sql.SQL("SELECT ") + sql.SQL(", ").join(calls), keys)
+
+    def _unique_statement(self, job: EnqueuableJob) -> bytes:
+        criteria = job.uniqueness
+        assert criteria is not None
+        replace_fields = (
+            tuple(sorted(criteria.replace.fields)) if criteria.replace is not None else None
+        )
+        shape = (
+            criteria.key is not None,
+            criteria.executor,
+            criteria.window is not None,
+            replace_fields,
+        )
+        cached = self._unique_cache.get(shape)
+        if cached is not None:
+            return cached
+        filters = ""
+        if criteria.key is not None:
+            filters += " AND j.uniqueness_key = %(key)s"
+        if criteria.executor:
+            filters += " AND j.executor = %(executor)s"
+        if criteria.window is not None:
+            filters += (
+                f" AND j.scheduled_at BETWEEN {_before('window', 'new.at')}"
+                f" AND {_after('window', 'new.at')}"
+            )
+        values = {
+            "scheduled_at": "new.at",
+            "data": "%(data)s::jsonb",
+            "metadata": "%(metadata)s::jsonb",
+            "priority": "%(priority)s",
+            "max_attempts": "%(max_attempts)s",
+        }
+        if replace_fields:
+            sets = ", ".join(f"{field} = {values[field]}" for field in replace_fields)
+            replaced = f"""
+                replaced AS (
+                    UPDATE {{jobs}} AS j SET {sets}
+                    FROM found, new
+                    WHERE j.id = found.id AND found.status = ANY(%(replace_statuses)s::text[])
+                    RETURNING j.id, j.status, j.executor
+                ),"""
+            tail = """
+                SELECT found.id, true, replaced.status, replaced.executor
+                FROM found LEFT JOIN replaced ON replaced.id = found.id"""
+        else:
+            replaced = ""
+            tail = "SELECT found.id, true, NULL::text, NULL::text FROM found"
+        template = f"""
+            WITH new AS (SELECT COALESCE(%(scheduled_at)s::timestamptz, {_NOW}) AS at),
+            found AS (
+                SELECT j.id, j.status FROM {{jobs}} AS j, new
+                WHERE j.status = ANY(%(statuses)s::text[]){filters}
+                ORDER BY j.id
+                LIMIT 1
+                FOR UPDATE OF j
+            ),{replaced}
+            inserted AS (
+                INSERT INTO {{jobs}}
+                    (executor, data, metadata, max_attempts, priority, tags, uniqueness_key,
+                     inserted_at, scheduled_at)
+                SELECT %(executor)s, %(data)s::jsonb, %(metadata)s::jsonb, %(max_attempts)s,
+                       %(priority)s, %(tags)s::text[], %(key)s::bigint, {_NOW}, new.at
+                FROM new
+                WHERE NOT EXISTS (SELECT 1 FROM found)
+                RETURNING id, status, executor
+            )
+            SELECT id, false, status, executor FROM inserted
+            UNION ALL
+            {tail}
+        """
+        statement = self._render(template)
+        self._unique_cache[shape] = statement
+        return statement
+
+    async def _insert_unique(self, conn: Conn, item: _Prepared) -> tuple[EnqueueResult, str | None]:
+        criteria = item.job.uniqueness
+        assert criteria is not None
+        params = item.params()
+        params["key"] = criteria.key
+        params["now"] = _db_now()
+        params["statuses"] = sorted(JobStatus(s).value for s in criteria.statuses)
+        params["window"] = criteria.window
+        if criteria.replace is not None:
+            params["replace_statuses"] = sorted(
+                JobStatus(s).value for s in criteria.replace.statuses
+            )
+        row = await _fetchone(conn, self._unique_statement(item.job), params)
+        assert row is not None
+        job_id, duplicate, status, executor = row
+        wake = executor if status in JobStatus.READY else None
+        return EnqueueResult(JobId(job_id), duplicate=bool(duplicate)), wake

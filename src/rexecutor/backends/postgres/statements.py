@@ -1,0 +1,330 @@
+"""The SQL of every operation, as templates rendered once per backend.
+
+Placeholders in braces are identifiers (``{jobs}``, ``{nodes}``), filled in per schema;
+``%(name)s`` are parameters. Every statement that needs the time takes it from the ``now``
+parameter (``_NOW``): the test clock's time while one is installed, else NULL, which reads as
+the database's ``now()`` (one value per transaction).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from rexecutor._payload import EARLIEST, LATEST
+from rexecutor.backends.postgres.codec import _COLUMN_NAMES, _TIME_COLUMNS
+
+#: Longest notification payload the listener accepts (the trigger sends '' beyond 1000 bytes).
+_MAX_PAYLOAD: Final = 1000
+
+_READY_SQL: Final = "('scheduled', 'retryable')"
+_TERMINAL_SQL: Final = "('complete', 'cancelled', 'discarded')"
+_FINISHED_AT: Final = "COALESCE(completed_at, cancelled_at, discarded_at, scheduled_at)"
+#: "Now": the test clock's time when one is installed (the ``now`` parameter), else the
+#: database clock. A stable expression, so the claim's index condition still uses it.
+_NOW: Final = "COALESCE(%(now)s::timestamptz, now())"
+#: The same as ISO 8601 text in UTC, whatever the session's time zone.
+_NOW_TEXT: Final = (
+    "to_char(" + _NOW + " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
+)
+
+
+def _error_entry(attempt: str) -> str:
+    """SQL for a one-element jsonb array holding a ``JobError.to_json()`` object stamped with
+    ``attempt`` (SQL) and now, from the parameters error_type, details, error_name and
+    traceback."""
+    return (
+        f"jsonb_build_array(jsonb_build_object('attempt', {attempt}, "
+        "'type', %(error_type)s::text, 'details', %(details)s::text, 'at', "
+        + _NOW_TEXT
+        + ", 'name', %(error_name)s::text, 'traceback', %(traceback)s::text))"
+    )
+
+
+def _after(delay_param: str, base: str = _NOW) -> str:
+    """SQL for ``base + delay``, computed in UTC so that no session time zone changes it."""
+    return f"((({base}) AT TIME ZONE 'UTC' + %({delay_param})s::interval) AT TIME ZONE 'UTC')"
+
+
+def _before(delay_param: str, base: str = _NOW) -> str:
+    """SQL for ``base - delay``, computed in UTC."""
+    return f"((({base}) AT TIME ZONE 'UTC' - %({delay_param})s::interval) AT TIME ZONE 'UTC')"
+
+
+#: The range of timestamptz values Python can hold, and the narrower one enqueue accepts.
+_READABLE: Final = ("'0001-01-01 00:00:00+00'", "'9999-12-31 23:59:59.999999+00'")
+_ACCEPTED: Final = (f"'{EARLIEST.isoformat()}'", f"'{LATEST.isoformat()}'")
+#: The times a job row must hold within ``_ACCEPTED`` to be claimed and run.
+_SCHEDULING: Final = ("inserted_at", "scheduled_at")
+
+
+def _clamped(column: str, bounds: tuple[str, str]) -> str:
+    """SQL for ``column`` clamped into ``bounds`` (NULL stays NULL; infinities are clamped)."""
+    low, high = (f"{bound}::timestamptz" for bound in bounds)
+    return (
+        f"CASE WHEN {column} > {high} THEN {high} WHEN {column} < {low} THEN {low} "
+        f"ELSE {column} END"
+    )
+
+
+def _select_list(prefix: str) -> str:
+    # A time no Python datetime can hold (a hand-written year 10000, 'infinity') is read
+    # clamped, so that decoding a row never fails on it.
+    return ", ".join(
+        f"{_clamped(prefix + name, _READABLE)} AS {name}"
+        if name in _TIME_COLUMNS
+        else prefix + name
+        for name in _COLUMN_NAMES
+    )
+
+
+_COLUMNS: Final = _select_list("")
+_J_COLUMNS: Final = _select_list("j.")
+
+
+# -- statements ------------------------------------------------------------------------------
+
+#: The fence of a claimed job (the set-aside of an unreadable row, fenced by its claim).
+_HELD: Final = (
+    "id = %(id)s AND status = 'executing' AND attempted_by = %(node)s AND attempt = %(attempt)s"
+)
+
+
+def _stamp(column: str, status: str) -> str:
+    """SQL for a finished-time ``column`` after a transition: now when the new status is
+    ``status``, cleared on a reopen, else unchanged."""
+    return (
+        f"{column} = CASE WHEN %(status)s::text = '{status}' THEN {_NOW} "
+        f"WHEN %(reopen)s::boolean THEN NULL ELSE {column} END"
+    )
+
+
+_STATEMENTS: Final[dict[str, str]] = {
+    "insert": f"""
+        INSERT INTO {{jobs}}
+            (executor, data, metadata, max_attempts, priority, tags, uniqueness_key,
+             inserted_at, scheduled_at)
+        VALUES (%(executor)s, %(data)s::jsonb, %(metadata)s::jsonb, %(max_attempts)s,
+                %(priority)s, %(tags)s::text[], NULL,
+                {_NOW}, COALESCE(%(scheduled_at)s::timestamptz, {_NOW}))
+        RETURNING id
+    """,
+    "insert_many": f"""
+        INSERT INTO {{jobs}}
+            (executor, data, metadata, max_attempts, priority, tags, inserted_at,
+             scheduled_at)
+        SELECT u.executor, u.data::jsonb, u.metadata::jsonb, u.max_attempts, u.priority,
+               ARRAY(SELECT t.tag
+                     FROM jsonb_array_elements_text(u.tags::jsonb) WITH ORDINALITY
+                          AS t(tag, n)
+                     ORDER BY t.n),
+               {_NOW}, COALESCE(u.scheduled_at, {_NOW})
+        FROM unnest(%(executor)b::text[], %(data)b::text[], %(metadata)b::text[],
+                    %(max_attempts)b::integer[], %(priority)b::integer[], %(tags)b::text[],
+                    %(scheduled_at)b::timestamptz[])
+             WITH ORDINALITY
+             AS u(executor, data, metadata, max_attempts, priority, tags, scheduled_at, ord)
+        ORDER BY u.ord
+        RETURNING id
+    """,
+    # The same without tags, the common case: no per-row array subquery, no tags parameter.
+    "insert_many_untagged": f"""
+        INSERT INTO {{jobs}}
+            (executor, data, metadata, max_attempts, priority, inserted_at, scheduled_at)
+        SELECT u.executor, u.data::jsonb, u.metadata::jsonb, u.max_attempts, u.priority,
+               {_NOW}, COALESCE(u.scheduled_at, {_NOW})
+        FROM unnest(%(executor)b::text[], %(data)b::text[], %(metadata)b::text[],
+                    %(max_attempts)b::integer[], %(priority)b::integer[],
+                    %(scheduled_at)b::timestamptz[])
+             WITH ORDINALITY
+             AS u(executor, data, metadata, max_attempts, priority, scheduled_at, ord)
+        ORDER BY u.ord
+        RETURNING id
+    """,
+    "claim": f"""
+        WITH picked AS MATERIALIZED (
+            SELECT id FROM {{jobs}}
+            WHERE executor = %(executor)s
+              AND status IN {_READY_SQL}
+              -- Rows scheduled beyond what enqueue accepts cannot have been written by it:
+              -- they are claimed so that they are set aside instead of lying in wait.
+              AND (scheduled_at <= {_NOW} OR scheduled_at > {_ACCEPTED[1]}::timestamptz)
+            ORDER BY priority, scheduled_at, id
+            LIMIT %(limit)s
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE {{jobs}} AS j
+        SET status = 'executing', attempt = j.attempt + 1, attempted_at = {_NOW},
+            attempted_by = %(node)s
+        FROM picked
+        WHERE j.id = picked.id
+        RETURNING {_J_COLUMNS}
+    """,
+    "next_scheduled_at": f"""
+        SELECT {_clamped("min(first.scheduled_at)", _READABLE)}
+        FROM unnest(%(executors)s::text[]) AS e(executor)
+        CROSS JOIN (VALUES ('scheduled'), ('retryable')) AS s(status)
+        CROSS JOIN LATERAL (
+            SELECT j.scheduled_at FROM {{jobs}} AS j
+            WHERE j.executor = e.executor AND j.status = s.status
+            ORDER BY j.scheduled_at
+            LIMIT 1
+        ) AS first
+    """,
+    # Every lifecycle transition, stored only while the job matches the fence (status,
+    # attempt, and node unless NULL): compare-and-set in one statement. Reports (the executor
+    # if it changed, else NULL; whether the id exists, from the snapshot before the update).
+    # The cancellation hint for the other nodes is sent from here when asked (a job taken
+    # from an executing node), so that it goes out exactly when the change commits.
+    "transition": f"""
+        WITH changed AS (
+            UPDATE {{jobs}} SET
+                status = %(status)s::text,
+                attempt = COALESCE(%(new_attempt)s::integer, attempt),
+                scheduled_at = CASE WHEN %(run_in)s::interval IS NULL THEN scheduled_at
+                                    ELSE {_after("run_in")} END,
+                errors = CASE WHEN %(error_type)s::text IS NULL THEN errors
+                              ELSE errors || {_error_entry("%(attempt)s::integer")} END,
+                max_attempts = GREATEST(max_attempts,
+                                        COALESCE(%(min_max_attempts)s::integer, max_attempts)),
+                {_stamp("completed_at", "complete")},
+                {_stamp("cancelled_at", "cancelled")},
+                {_stamp("discarded_at", "discarded")}
+            WHERE id = %(id)s AND status = %(fence_status)s::text
+              AND attempt = %(attempt)s::integer
+              AND (%(node)s::text IS NULL OR attempted_by = %(node)s::text)
+            RETURNING executor
+        ),
+        hinted AS (
+            SELECT pg_notify(%(cancel_channel)s::text, '') FROM changed
+            WHERE %(hint)s::boolean
+        )
+        SELECT (SELECT executor FROM changed),
+               EXISTS (SELECT 1 FROM {{jobs}} WHERE id = %(id)s),
+               (SELECT count(*) FROM hinted)
+    """,
+    # One fenced completion per item, in one statement; an id that does not exist stops the
+    # batch there, as completing one by one would (the items before it still complete). The
+    # caller sends each (id, node, attempt) once.
+    "complete_many": f"""
+        WITH input AS (
+            SELECT * FROM unnest(%(ids)s::bigint[], %(nodes)s::text[], %(attempts)s::integer[])
+                WITH ORDINALITY AS i(id, node, attempt, ord)
+        ),
+        missing AS (
+            -- one primary-key probe per item (a correlated subquery, never a scan)
+            SELECT min(i.ord) AS ord FROM input AS i
+            WHERE (SELECT j.id FROM {{jobs}} AS j WHERE j.id = i.id) IS NULL
+        ),
+        done AS (
+            UPDATE {{jobs}} AS j SET status = 'complete', completed_at = {_NOW}
+            FROM input AS i, missing AS m
+            WHERE j.id = i.id AND j.status = 'executing' AND j.attempted_by = i.node
+              AND j.attempt = i.attempt AND (m.ord IS NULL OR i.ord < m.ord)
+            RETURNING i.ord
+        )
+        SELECT (SELECT ord FROM missing), ARRAY(SELECT ord FROM done)
+    """,
+    # The same for items that all hold leases of one node (a node's own batches).
+    "complete_many_one_node": f"""
+        WITH input AS (
+            SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::integer[])
+                WITH ORDINALITY AS i(id, attempt, ord)
+        ),
+        missing AS (
+            SELECT min(i.ord) AS ord FROM input AS i
+            WHERE (SELECT j.id FROM {{jobs}} AS j WHERE j.id = i.id) IS NULL
+        ),
+        done AS (
+            UPDATE {{jobs}} AS j SET status = 'complete', completed_at = {_NOW}
+            FROM input AS i, missing AS m
+            WHERE j.id = i.id AND j.status = 'executing' AND j.attempted_by = %(node)s
+              AND j.attempt = i.attempt AND (m.ord IS NULL OR i.ord < m.ord)
+            RETURNING i.ord
+        )
+        SELECT (SELECT ord FROM missing), ARRAY(SELECT ord FROM done)
+    """,
+    "update": """
+        UPDATE {jobs} SET data = %(data)s::jsonb, metadata = %(metadata)s::jsonb,
+            max_attempts = %(max_attempts)s, priority = %(priority)s, tags = %(tags)s::text[],
+            scheduled_at = %(scheduled_at)s
+        WHERE id = %(id)s
+        RETURNING executor, status
+    """,
+    "exists": "SELECT EXISTS (SELECT 1 FROM {jobs} WHERE id = %(id)s)",
+    "stored_times": "SELECT inserted_at::text, scheduled_at::text FROM {jobs} WHERE id = %(id)s",
+    # A claimed job whose row cannot be read: discarded, its times made readable, unreadable
+    # JSON replaced by its text (as a JSON string), the error list rewritten as read.
+    "set_aside": "UPDATE {jobs} SET status = 'discarded', discarded_at = "
+    + _NOW
+    + ", errors = %(errors)s::jsonb || "
+    + _error_entry("attempt")
+    + ", data = COALESCE(%(data)s::jsonb, data), "
+    "metadata = COALESCE(%(metadata)s::jsonb, metadata), "
+    + ", ".join(
+        f"{name} = {_clamped(name, _ACCEPTED if name in _SCHEDULING else _READABLE)}"
+        for name in _TIME_COLUMNS
+        if name != "discarded_at"
+    )
+    + " WHERE "
+    + _HELD,
+    "try_lock": "SELECT pg_try_advisory_xact_lock(%(key)s)",
+    "heartbeat": f"""
+        INSERT INTO {{nodes}} (node_id, host, pid, started_at, heartbeat_at)
+        VALUES (%(node_id)s, %(host)s, %(pid)s, {_NOW}, {_NOW})
+        ON CONFLICT (node_id) DO UPDATE
+        SET host = EXCLUDED.host, pid = EXCLUDED.pid, heartbeat_at = {_NOW}
+    """,
+    "remove_node": "DELETE FROM {nodes} WHERE node_id = %(node_id)s",
+    "count_jobs": "SELECT executor, status, count(*) FROM {jobs} GROUP BY executor, status",
+    "finished_per_minute": f"""
+        SELECT date_trunc('minute', finished) AS bucket, status, count(*) FROM (
+            SELECT status,
+                {_clamped("COALESCE(completed_at, cancelled_at, discarded_at)", _READABLE)}
+                    AS finished
+            FROM {{jobs}} WHERE status IN ('complete', 'cancelled', 'discarded')
+        ) AS done
+        WHERE finished >= {_NOW} - %(since)s
+        GROUP BY bucket, status ORDER BY bucket, status
+    """,
+    "list_nodes": """
+        SELECT node_id, host, pid, started_at, heartbeat_at FROM {nodes}
+        ORDER BY heartbeat_at DESC, started_at, node_id
+    """,
+    # The executing jobs of nodes silent since the cutoff (or of unknown nodes, attempted
+    # before it); the silent nodes are forgotten. Every part of the statement reads the same
+    # snapshot, so a node deleted here still counts as known for the NOT EXISTS.
+    "orphaned": f"""
+        WITH cutoff AS (SELECT {_before("dead_after")} AS at),
+        dead AS (
+            SELECT n.node_id FROM {{nodes}} AS n, cutoff AS c WHERE n.heartbeat_at < c.at
+        ),
+        forgotten AS (
+            DELETE FROM {{nodes}} WHERE node_id IN (SELECT node_id FROM dead)
+        )
+        SELECT {_J_COLUMNS} FROM {{jobs}} AS j, cutoff AS c
+        WHERE j.status = 'executing'
+          AND (j.attempted_by IN (SELECT node_id FROM dead)
+               OR (NOT EXISTS (SELECT 1 FROM {{nodes}} AS n WHERE n.node_id = j.attempted_by)
+                   AND j.attempted_at < c.at))
+        ORDER BY j.id
+    """,
+    "give_back": """
+        UPDATE {jobs} AS j
+        SET attempt = j.attempt - 1,
+            status = CASE WHEN j.attempt <= 1 THEN 'scheduled' ELSE 'retryable' END
+        FROM unnest(%(ids)s::bigint[], %(attempts)s::integer[]) AS g(id, attempt)
+        WHERE j.id = g.id AND j.status = 'executing' AND j.attempted_by = %(node)s
+          AND j.attempt = g.attempt
+    """,
+    "lost_jobs": """
+        SELECT l.id
+        FROM unnest(%(ids)s::bigint[], %(attempts)s::integer[]) WITH ORDINALITY
+             AS l(id, attempt, ord)
+        WHERE NOT EXISTS (
+            SELECT 1 FROM {jobs} AS j
+            WHERE j.id = l.id AND j.status = 'executing' AND j.attempted_by = %(node)s
+              AND j.attempt = l.attempt
+        )
+        ORDER BY l.ord
+    """,
+}
