@@ -19,12 +19,9 @@ from rexecutor.query import And, ScheduledAt
 from rexecutor.testing import FakeClock
 from rexecutor.uniqueness import UniquenessCriteria
 from tests.backends._helpers import (
-    mark_cancelled,
     mark_complete,
-    mark_discarded,
     mark_retryable,
     mark_snoozed,
-    rerun,
     rescue,
 )
 
