@@ -3,7 +3,7 @@ housekeeping); enqueueing, claiming, the pool and the listener are its bases."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Final
 
@@ -12,9 +12,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
-from rexecutor import lifecycle
 from rexecutor._payload import storable_delay
-from rexecutor.backend import Backend, Capabilities, FailureRecord, Lease, NodeInfo, PruneSpec
+from rexecutor.backend import Backend, Capabilities, Lease, NodeInfo, PruneSpec
 from rexecutor.backends._common import tally, validate_update
 from rexecutor.backends.postgres.claims import _Claiming
 from rexecutor.backends.postgres.codec import (
@@ -38,7 +37,7 @@ from rexecutor.backends.postgres.enqueue import _Enqueuing
 from rexecutor.backends.postgres.query import _compile
 from rexecutor.backends.postgres.statements import _COLUMNS, _FINISHED_AT, _before
 from rexecutor.errors import ConfigurationError, JobNotFound, ValidationError
-from rexecutor.job import Job, JobId, JobStatus
+from rexecutor.job import Job, JobStatus
 from rexecutor.lifecycle import Fence, Transition
 from rexecutor.query import IdIn, QueryNode
 
@@ -93,7 +92,6 @@ class PostgresBackend(_Enqueuing, _Claiming):
         poll_interval: float = 1.0,
         migrate: bool = True,
     ) -> None:
-        super().__init__()
         if not isinstance(url, str) or not url.strip():
             raise ConfigurationError("a PostgreSQL connection URL is required")
         if min_size < 0 or max_size < max(min_size, 1):
@@ -238,24 +236,6 @@ class PostgresBackend(_Enqueuing, _Claiming):
             raise JobNotFound(job_id)
         return False
 
-    async def _apply_as_read(
-        self, job_id: int, decide: Callable[[Job[Any, Any]], Transition | None]
-    ) -> bool:
-        """Read the job, decide its transition, apply it fenced by what was read; read again
-        when someone changed the job meanwhile. False when ``decide`` returns None."""
-        while True:
-            job = await self.get_job(job_id)
-            transition = decide(job)
-            if transition is None:
-                return False
-            if await self.apply_transition(job_id, Fence.as_read(job), transition):
-                return True
-
-    # removed at merge (lead)
-    async def mark_job_complete(self, job_id: int, lease: Lease) -> bool:
-        """Executing → complete, fenced by ``lease``."""
-        return await self.apply_transition(job_id, Fence.held(lease), lifecycle.completed())
-
     async def complete_jobs(self, completions: Sequence[tuple[int, Lease]]) -> list[bool]:
         """Complete many executing jobs with one statement, each fenced by its own lease.
 
@@ -309,48 +289,6 @@ class PostgresBackend(_Enqueuing, _Claiming):
             results.append(ordinal in done_set and ordinal not in seen)
             seen.add(ordinal)
         return results
-
-    # removed at merge (lead)
-    async def mark_job_retryable(
-        self, job_id: int, lease: Lease, delay: timedelta, error: FailureRecord
-    ) -> bool:
-        """Executing → retryable at now + ``delay``, appending ``error``; fenced."""
-        # The retry branch of lifecycle.failed(), which the caller already chose.
-        retry = Transition(JobStatus.RETRYABLE, run_in=delay, error=error)
-        return await self.apply_transition(job_id, Fence.held(lease), retry)
-
-    # removed at merge (lead)
-    async def mark_job_discarded(self, job_id: int, lease: Lease, error: FailureRecord) -> bool:
-        """Executing → discarded, appending ``error``; fenced."""
-        # The discard branch of lifecycle.failed(), which the caller already chose.
-        discard = Transition(JobStatus.DISCARDED, error=error)
-        return await self.apply_transition(job_id, Fence.held(lease), discard)
-
-    # removed at merge (lead)
-    async def mark_job_snoozed(
-        self, job_id: int, lease: Lease, delay: timedelta, error: FailureRecord | None = None
-    ) -> bool:
-        """Executing → scheduled/retryable at now + ``delay``, giving the attempt back; fenced."""
-        snooze = lifecycle.snoozed(lease.attempt, delay, error)
-        return await self.apply_transition(job_id, Fence.held(lease), snooze)
-
-    # removed at merge (lead)
-    async def mark_job_cancelled(
-        self, job_id: int, lease: Lease | None, error: FailureRecord
-    ) -> bool:
-        """→ cancelled, appending ``error``: fenced with a lease, any unfinished job without."""
-        if lease is not None:
-            cancel = lifecycle.cancelled(error)
-            return await self.apply_transition(job_id, Fence.held(lease), cancel)
-        return await self._apply_as_read(job_id, lambda job: lifecycle.external_cancel(job, error))
-
-    # removed at merge (lead)
-    async def rerun_job(self, job_id: int) -> None:
-        """Run a job again now (see :meth:`Backend.rerun_job`)."""
-        job_id = int(job_id)
-        if not _in_int64(job_id):
-            raise JobNotFound(job_id)
-        await self._apply_as_read(job_id, lifecycle.rerun)
 
     async def _exists(self, job_id: int) -> bool:
         if not _in_int64(job_id):
@@ -573,20 +511,6 @@ class PostgresBackend(_Enqueuing, _Claiming):
                 return await _fetchall(conn, self._q["orphaned"], params, binary=True)
 
         return [_read_job(row) for row in await self._run(work)]
-
-    # removed at merge (lead)
-    async def rescue_orphaned_jobs(self, dead_after: timedelta) -> list[JobId]:
-        """Hand back the jobs of nodes silent for longer than ``dead_after``.
-
-        One node rescues at a time (``pg_try_advisory_xact_lock``); while another node does,
-        this returns ``[]``.
-        """
-        rescued = []
-        for job in await self.orphaned_jobs(dead_after):
-            fence = Fence(JobStatus.EXECUTING, job.attempt, job.attempted_by)
-            if await self.apply_transition(job.id, fence, lifecycle.orphaned(job)):
-                rescued.append(job.id)
-        return rescued
 
     async def lost_jobs(self, node_id: str, leases: dict[int, int]) -> list[int]:
         """Of the jobs ``node_id`` runs (id → attempt), those it no longer holds."""

@@ -19,7 +19,7 @@ from typing import Final
 
 from psycopg import sql
 
-from rexecutor._notify import Subscription
+from rexecutor._notify import Wakeups
 from rexecutor.backend import Backend
 from rexecutor.backends.postgres.connection import Conn
 from rexecutor.backends.postgres.errors import _first_line
@@ -38,6 +38,7 @@ class _Listening(Backend):
     _connected: bool
 
     def _setup_listener(self) -> None:
+        self.wakeups = Wakeups(on_subscribe=self._ensure_listener)
         self._channel = f"{self._schema}_rexecutor_jobs"
         self._cancel_channel = f"{self._schema}_rexecutor_cancel"
         self._own_conns: weakref.WeakSet[Conn] = weakref.WeakSet()
@@ -49,12 +50,6 @@ class _Listening(Backend):
     async def _open_connection(self) -> Conn:
         """A new connection outside the pool (see ``_Pooled``)."""
         raise NotImplementedError
-
-    def subscribe(self, executors: Collection[str] | None = None) -> Subscription:
-        """Register for wake-ups and make sure the notification listener runs on this loop."""
-        sub = super().subscribe(executors)
-        self._ensure_listener()
-        return sub
 
     def _ensure_listener(self) -> None:
         if not self._connected:

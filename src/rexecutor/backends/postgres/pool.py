@@ -16,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from psycopg_pool.abc import AsyncConninfoParam, AsyncKwargsParam
 
 from rexecutor._json import stable_hash
+from rexecutor._payload import DEFAULT_MAX_PAYLOAD_BYTES
 from rexecutor.backends.postgres.codec import _JsonbBinaryLoader
 from rexecutor.backends.postgres.connection import (
     Conn,
@@ -56,6 +57,7 @@ class _Pooled(_Listening):
         if not poll_interval > 0:
             raise ConfigurationError(f"poll_interval must be positive, got {poll_interval}")
         self.poll_interval = float(poll_interval)
+        self.max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES
         self._migrate_on_connect = migrate
         self._pool: AsyncConnectionPool[Any] | None = None
         self._connected = False
@@ -177,11 +179,8 @@ class _Pooled(_Listening):
                         await conn.close()
                     raise
             self._connected = True
-            if self._hub_has_subscribers():
+            if self.wakeups.subscribed:
                 self._ensure_listener()
-
-    def _hub_has_subscribers(self) -> bool:
-        return bool(getattr(self._hub, "_subscribers", None))
 
     async def close(self) -> None:
         """Stop the listener and close the pool if this backend opened it; idempotent."""

@@ -20,13 +20,14 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar, cast
 
-from rexecutor import _clock, lifecycle
+from rexecutor import _clock
+from rexecutor._notify import Wakeups
+from rexecutor._payload import DEFAULT_MAX_PAYLOAD_BYTES
 from rexecutor.backend import (
     Backend,
     Capabilities,
     EnqueuableJob,
     EnqueueResult,
-    FailureRecord,
     Lease,
     NodeInfo,
     PruneSpec,
@@ -75,7 +76,7 @@ from rexecutor.errors import (
     SchemaVersionError,
     ValidationError,
 )
-from rexecutor.job import Job, JobId, JobStatus
+from rexecutor.job import Job, JobStatus
 from rexecutor.lifecycle import Fence, Transition
 from rexecutor.query import QueryNode
 
@@ -124,12 +125,13 @@ class SqliteBackend(Backend):
         busy_timeout: timedelta = timedelta(seconds=30),
         migrate: bool = True,
     ) -> None:
-        super().__init__()
         if poll_interval <= 0:
             raise ConfigurationError(f"poll_interval must be positive, got {poll_interval}")
         if busy_timeout < timedelta(0):
             raise ConfigurationError(f"busy_timeout must not be negative, got {busy_timeout}")
-        self._hub: WatchedHub = WatchedHub()
+        self._hub = WatchedHub()
+        self.wakeups = Wakeups(jobs=self._hub)
+        self.max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES
         self.poll_interval = float(poll_interval)
         self.busy_timeout = busy_timeout
         self._path = os.fspath(path)
@@ -193,6 +195,31 @@ class SqliteBackend(Backend):
             finally:
                 db.stop()
 
+    async def migrate(self) -> int:
+        """Create or upgrade the file's schema; returns the schema version now in place."""
+        return await asyncio.to_thread(self._migrate_file)
+
+    def _migrate_file(self) -> int:
+        conn = open_connection(self._path)
+        try:
+            version = int(self._read(conn, pragma, "user_version"))
+            self._refuse_newer(version)
+            if version < SCHEMA_VERSION:
+                self._read(conn, pragma, "journal_mode=WAL")
+                self._transaction(conn, apply_migrations, self._path)
+            return SCHEMA_VERSION
+        finally:
+            conn.close()
+
+    def _refuse_newer(self, version: int) -> None:
+        # A file from a newer library must be left exactly as it is.
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"{self._path} has rexecutor schema version {version}, but this version of "
+                f"rexecutor knows only up to {SCHEMA_VERSION}: upgrade rexecutor, or use "
+                "another file. The file was not modified."
+            )
+
     def _open(self) -> None:
         """Open and prepare the connection (on the database thread)."""
         conn = open_connection(self._path)
@@ -200,12 +227,7 @@ class SqliteBackend(Backend):
             # Read the version before anything that could write: a file from a newer library
             # must be left exactly as it is.
             version = int(self._read(conn, pragma, "user_version"))
-            if version > SCHEMA_VERSION:
-                raise SchemaVersionError(
-                    f"{self._path} has rexecutor schema version {version}, but this version of "
-                    f"rexecutor knows only up to {SCHEMA_VERSION}: upgrade rexecutor, or use "
-                    "another file. The file was not modified."
-                )
+            self._refuse_newer(version)
             if version < SCHEMA_VERSION and not self._migrate:
                 raise SchemaVersionError(
                     f"{self._path} has rexecutor schema version {version}, but this version "
@@ -396,54 +418,6 @@ class SqliteBackend(Backend):
             self.notify_cancellation()
         return True
 
-    async def _apply_as_read(
-        self, job_id: int, decide: Callable[[Job[Any, Any]], Transition | None]
-    ) -> Transition | None:
-        """Read the job, decide, and store the decision fenced by what was read; read again
-        when someone changed the job meanwhile. Returns what was stored (None: nothing)."""
-        while True:
-            job = await self.get_job(job_id)
-            transition = decide(job)
-            if transition is None:
-                return None
-            if await self.apply_transition(job_id, Fence.as_read(job), transition):
-                return transition
-
-    async def mark_job_complete(self, job_id: int, lease: Lease) -> bool:  # removed at merge (lead)
-        return await self.apply_transition(job_id, Fence.held(lease), lifecycle.completed())
-
-    async def mark_job_retryable(  # removed at merge (lead)
-        self, job_id: int, lease: Lease, delay: timedelta, error: FailureRecord
-    ) -> bool:
-        # The runner decided to retry; storing RETRYABLE as asked, whatever attempts are left.
-        transition = Transition(JobStatus.RETRYABLE, run_in=delay, error=error)
-        return await self.apply_transition(job_id, Fence.held(lease), transition)
-
-    async def mark_job_discarded(  # removed at merge (lead)
-        self, job_id: int, lease: Lease, error: FailureRecord
-    ) -> bool:
-        transition = Transition(JobStatus.DISCARDED, error=error)
-        return await self.apply_transition(job_id, Fence.held(lease), transition)
-
-    async def mark_job_snoozed(  # removed at merge (lead)
-        self, job_id: int, lease: Lease, delay: timedelta, error: FailureRecord | None = None
-    ) -> bool:
-        transition = lifecycle.snoozed(lease.attempt, delay, error)
-        return await self.apply_transition(job_id, Fence.held(lease), transition)
-
-    async def mark_job_cancelled(  # removed at merge (lead)
-        self, job_id: int, lease: Lease | None, error: FailureRecord
-    ) -> bool:
-        if lease is not None:
-            return await self.apply_transition(
-                job_id, Fence.held(lease), lifecycle.cancelled(error)
-            )
-        done = await self._apply_as_read(job_id, lambda job: lifecycle.external_cancel(job, error))
-        return done is not None
-
-    async def rerun_job(self, job_id: int) -> None:  # removed at merge (lead)
-        await self._apply_as_read(job_id, lifecycle.rerun)
-
     async def complete_jobs(self, completions: Sequence[tuple[int, Lease]]) -> list[bool]:
         if not completions:
             return []
@@ -612,16 +586,6 @@ class SqliteBackend(Backend):
         are forgotten. The caller decides (lifecycle.orphaned) and applies each with
         Fence(EXECUTING, job.attempt, job.attempted_by)."""
         return await self._call(orphaned_tx, dead_after)
-
-    async def rescue_orphaned_jobs(  # removed at merge (lead)
-        self, dead_after: timedelta
-    ) -> list[JobId]:
-        rescued: list[JobId] = []
-        for job in await self.orphaned_jobs(dead_after):
-            fence = Fence(JobStatus.EXECUTING, job.attempt, job.attempted_by)
-            if await self.apply_transition(job.id, fence, lifecycle.orphaned(job)):
-                rescued.append(job.id)
-        return rescued
 
     async def lost_jobs(self, node_id: str, leases: dict[int, int]) -> list[int]:
         if not leases:
