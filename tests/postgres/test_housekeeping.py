@@ -15,7 +15,7 @@ from rexecutor.backends.postgres import PostgresBackend
 from rexecutor.errors import JobNotFound
 from rexecutor.job import JobStatus
 from rexecutor.query import StatusIn
-from tests.backends._helpers import rescue
+from tests.backends._helpers import rerun, rescue
 
 from ..backends._helpers import claim_one, enqueue, new_job
 
@@ -81,11 +81,11 @@ async def test_prune_never_deletes_a_job_rerun_meanwhile(pg: PostgresBackend) ->
     await _complete_all(pg, 50)
     spec = PruneSpec(JobStatus.COMPLETE, max_age=timedelta(0))
 
-    async def rerun(job_id: int) -> None:
+    async def rerun_one(job_id: int) -> None:
         with contextlib.suppress(JobNotFound):  # pruned first: fine too
             await rerun(pg, job_id)
 
-    reruns = asyncio.gather(*(rerun(i) for i in range(1, 51, 5)))
+    reruns = asyncio.gather(*(rerun_one(i) for i in range(1, 51, 5)))
     deleted, _ = await asyncio.gather(pg.prune_jobs(spec, batch_size=3), reruns)
     survivors = await pg.query(StatusIn((JobStatus.SCHEDULED, JobStatus.RETRYABLE)))
     assert deleted + len(survivors) == 50
