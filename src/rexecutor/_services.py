@@ -10,12 +10,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rexecutor import _clock, admin, telemetry
+from rexecutor._guard import LoopGuard
 from rexecutor.backend import Backend, NodeInfo
 from rexecutor.cron import CronSchedule
 from rexecutor.executor import Executor
 from rexecutor.job import JobStatus
 from rexecutor.pruner import PrunerConfig
-from rexecutor.runner import LoopGuard, RunningJobs
+from rexecutor.runner import RunningJobs
 from rexecutor.uniqueness import UniquenessCriteria
 
 log = logging.getLogger("rexecutor")

@@ -16,12 +16,13 @@ from types import TracebackType
 from typing import Any, Self
 
 from rexecutor import _global, _process, _services, _text
+from rexecutor._acker import Acker
 from rexecutor.backend import Backend, NodeInfo
 from rexecutor.cron import CronSchedule
 from rexecutor.errors import ConfigurationError
 from rexecutor.executor import Executor
 from rexecutor.pruner import PrunerConfig
-from rexecutor.runner import Acker, JobRunner, RunningJobs
+from rexecutor.runner import JobRunner, RunningJobs
 
 __all__ = ["Rexecutor"]
 

@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
 from rexecutor import _clock, _global, admin, lifecycle
+from rexecutor._acker import Acker
 from rexecutor._json import canonical, check_payload, to_json_value
 from rexecutor._payload import DEFAULT_MAX_PAYLOAD_BYTES
 from rexecutor.backend import Backend, FailureRecord, Lease, NodeInfo
@@ -43,7 +44,7 @@ from rexecutor.lifecycle import Fence
 from rexecutor.query import And, ExecutorEquals, QueryNode, ScheduledAt, StatusIn, TagsAllOf
 from rexecutor.result import ExecutionResult
 from rexecutor.rexecutor import Rexecutor
-from rexecutor.runner import CLAIM_BATCH, Acker, JobRunner
+from rexecutor.runner import CLAIM_BATCH, JobRunner
 
 __all__ = [
     "DrainResult",

@@ -431,7 +431,9 @@ class PostgresBackend(_Enqueuing, _Claiming):
             if deleted is None:
                 return total
             total += deleted
-            if deleted < batch_size:
+            # A short batch is not the end: rows a concurrent rerun moved on are left out of
+            # it. Only a batch that deletes nothing ends the pass.
+            if deleted == 0:
                 return total
 
     async def record_heartbeat(self, node: NodeInfo) -> None:
