@@ -157,11 +157,6 @@ def error_entry(job: Job[Any, Any], error: FailureRecord, now: datetime) -> JobE
     return JobError(job.attempt, error.error_type, error.details, now, error.name, error.traceback)
 
 
-def status_after_giving_back(attempt: int) -> JobStatus:
-    """The ready status of a job whose last attempt was given back (snooze, rerun)."""
-    return JobStatus.SCHEDULED if attempt == 0 else JobStatus.RETRYABLE
-
-
 # -- rows that cannot be read -------------------------------------------------------------------
 
 #: What a reader shows for a stored time it cannot represent (too early, too late, not a time).
