@@ -10,13 +10,6 @@ import pytest
 from rexecutor.backend import Backend, Lease
 from rexecutor.errors import JobNotFound
 from rexecutor.job import ErrorType, JobStatus
-from tests.backends._helpers import (
-    mark_cancelled,
-    mark_complete,
-    mark_discarded,
-    mark_retryable,
-    mark_snoozed,
-)
 
 from ._helpers import (
     CANCEL,
@@ -26,6 +19,11 @@ from ._helpers import (
     enqueue,
     executing,
     finished,
+    mark_cancelled,
+    mark_complete,
+    mark_discarded,
+    mark_retryable,
+    mark_snoozed,
     retryable,
     utcnow,
 )

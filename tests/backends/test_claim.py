@@ -9,7 +9,6 @@ from datetime import timedelta
 from rexecutor.backend import Backend
 from rexecutor.job import JobStatus
 from rexecutor.testing import FakeClock
-from tests.backends._helpers import mark_cancelled
 
 from ._helpers import (
     CANCEL,
@@ -20,6 +19,7 @@ from ._helpers import (
     executing,
     finished,
     ids,
+    mark_cancelled,
     retryable,
     utcnow,
 )

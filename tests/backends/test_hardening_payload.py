@@ -16,9 +16,15 @@ from hypothesis import strategies as st
 
 from rexecutor import Executor, Job, PayloadTooLarge, ValidationError, Where, enqueue_many
 from rexecutor.backend import Backend, EnqueuableJob
-from tests.backends._helpers import mark_cancelled, mark_retryable
 
-from ._helpers import CANCEL, enqueue, find, new_job
+from ._helpers import (
+    CANCEL,
+    enqueue,
+    find,
+    mark_cancelled,
+    mark_retryable,
+    new_job,
+)
 
 #: UTC year 10000 and UTC year 0: aware datetimes no backend can store.
 YEAR_10000 = datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-14)))

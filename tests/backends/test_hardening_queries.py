@@ -9,9 +9,14 @@ import pytest
 
 from rexecutor import JobNotFound, ValidationError, Where
 from rexecutor.backend import Backend
-from tests.backends._helpers import mark_cancelled, rerun
 
-from ._helpers import CANCEL, enqueue, find
+from ._helpers import (
+    CANCEL,
+    enqueue,
+    find,
+    mark_cancelled,
+    rerun,
+)
 
 HUGE_IDS = [2**63, -(2**63) - 1, 10**30]
 

@@ -12,7 +12,6 @@ from datetime import timedelta
 from rexecutor.backend import Backend, Lease, NodeInfo
 from rexecutor.job import ErrorType, JobStatus
 from rexecutor.testing import FakeClock
-from tests.backends._helpers import mark_cancelled, mark_complete, mark_retryable, rescue
 
 from ._helpers import (
     CANCEL,
@@ -22,6 +21,10 @@ from ._helpers import (
     enqueue,
     executing,
     finished,
+    mark_cancelled,
+    mark_complete,
+    mark_retryable,
+    rescue,
     utcnow,
 )
 

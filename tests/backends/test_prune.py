@@ -16,7 +16,6 @@ from rexecutor.errors import ConfigurationError
 from rexecutor.job import JobStatus
 from rexecutor.query import Where
 from rexecutor.testing import FakeClock
-from tests.backends._helpers import mark_complete, rerun
 
 from ._helpers import (
     FAR_FUTURE,
@@ -25,6 +24,8 @@ from ._helpers import (
     executing,
     find,
     finished,
+    mark_complete,
+    rerun,
     retryable,
     utcnow,
 )

@@ -24,9 +24,17 @@ from rexecutor.query import (
     TagsOneOf,
     Where,
 )
-from tests.backends._helpers import mark_cancelled
 
-from ._helpers import CANCEL, enqueue, executing, find, finished, ids, retryable
+from ._helpers import (
+    CANCEL,
+    enqueue,
+    executing,
+    find,
+    finished,
+    ids,
+    mark_cancelled,
+    retryable,
+)
 
 # -- leaves ----------------------------------------------------------------------------------
 

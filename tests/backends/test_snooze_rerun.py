@@ -9,14 +9,6 @@ import pytest
 from rexecutor.backend import Backend, FailureRecord
 from rexecutor.errors import InvalidTransition, JobNotFound
 from rexecutor.job import ErrorType, JobStatus
-from tests.backends._helpers import (
-    mark_cancelled,
-    mark_complete,
-    mark_discarded,
-    mark_retryable,
-    mark_snoozed,
-    rerun,
-)
 
 from ._helpers import (
     CANCEL,
@@ -27,6 +19,12 @@ from ._helpers import (
     enqueue,
     executing,
     finished,
+    mark_cancelled,
+    mark_complete,
+    mark_discarded,
+    mark_retryable,
+    mark_snoozed,
+    rerun,
     retryable,
     utcnow,
 )

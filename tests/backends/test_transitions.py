@@ -14,13 +14,6 @@ import pytest
 from rexecutor.backend import Backend, FailureRecord, Lease
 from rexecutor.errors import JobNotFound
 from rexecutor.job import ErrorType, JobStatus
-from tests.backends._helpers import (
-    mark_cancelled,
-    mark_complete,
-    mark_discarded,
-    mark_retryable,
-    mark_snoozed,
-)
 
 from ._helpers import (
     CANCEL,
@@ -30,6 +23,11 @@ from ._helpers import (
     claim_one,
     enqueue,
     executing,
+    mark_cancelled,
+    mark_complete,
+    mark_discarded,
+    mark_retryable,
+    mark_snoozed,
     retryable,
     utcnow,
 )

@@ -11,9 +11,16 @@ import pytest
 from rexecutor.backend import Backend
 from rexecutor.errors import JobNotFound, ValidationError
 from rexecutor.job import ErrorType, JobError, JobId, JobStatus
-from tests.backends._helpers import mark_complete
 
-from ._helpers import FAR_FUTURE, assert_utc, claim_one, enqueue, retryable, utcnow
+from ._helpers import (
+    FAR_FUTURE,
+    assert_utc,
+    claim_one,
+    enqueue,
+    mark_complete,
+    retryable,
+    utcnow,
+)
 
 
 async def test_update_writes_the_six_editable_fields(backend: Backend) -> None:

@@ -18,12 +18,6 @@ from rexecutor.job import JobStatus
 from rexecutor.query import And, ScheduledAt
 from rexecutor.testing import FakeClock
 from rexecutor.uniqueness import UniquenessCriteria
-from tests.backends._helpers import (
-    mark_complete,
-    mark_retryable,
-    mark_snoozed,
-    rescue,
-)
 
 from ..backends._helpers import (
     FAILURE,
@@ -32,7 +26,11 @@ from ..backends._helpers import (
     claim_one,
     enqueue,
     finished,
+    mark_complete,
+    mark_retryable,
+    mark_snoozed,
     new_job,
+    rescue,
     utcnow,
 )
 

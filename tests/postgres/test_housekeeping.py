@@ -15,9 +15,14 @@ from rexecutor.backends.postgres import PostgresBackend
 from rexecutor.errors import JobNotFound
 from rexecutor.job import JobStatus
 from rexecutor.query import StatusIn
-from tests.backends._helpers import rerun, rescue
 
-from ..backends._helpers import claim_one, enqueue, new_job
+from ..backends._helpers import (
+    claim_one,
+    enqueue,
+    new_job,
+    rerun,
+    rescue,
+)
 
 pytestmark = pytest.mark.postgres
 

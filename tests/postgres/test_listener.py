@@ -17,9 +17,16 @@ from rexecutor.backend import Lease, NodeInfo
 from rexecutor.backends.postgres import PostgresBackend
 from rexecutor.job import JobStatus
 from rexecutor.query import StatusIn
-from tests.backends._helpers import mark_complete, mark_retryable, rescue
 
-from ..backends._helpers import FAILURE, claim_one, enqueue, new_job
+from ..backends._helpers import (
+    FAILURE,
+    claim_one,
+    enqueue,
+    mark_complete,
+    mark_retryable,
+    new_job,
+    rescue,
+)
 from ..support.waiting import eventually
 from ._util import PROMPT, QUIET_AT_LEAST, QUIET_WAIT, drain, listening, seconds_waited
 
