@@ -2,10 +2,11 @@
 
 Storage for jobs; implemented by ``InMemoryBackend``, ``SqliteBackend`` and
 ``PostgresBackend``. The seam is made of domain operations, not SQL: enqueue, an atomic claim of
-ready jobs, fenced ``mark_job_*`` transitions, query, update, rerun, cancel, prune, wake-ups,
-heartbeats and rescue. The runner owns the loop, concurrency and shutdown; a backend only stores
-and claims. The behaviour every backend must have is fixed by the conformance suite in
-``tests/backends``. Provisional until 1.0.
+ready jobs, the one fenced write of a decided transition (``apply_transition``), batched
+completions, query, update, prune, wake-ups, heartbeats and the selection of orphaned jobs.
+:mod:`rexecutor.lifecycle` decides every transition; a backend only stores and claims. The
+behaviour every backend must have is fixed by the conformance suite in ``tests/backends``.
+Provisional until 1.0.
 """
 
 from __future__ import annotations

@@ -506,9 +506,8 @@ class FakeClock:
     sleeping cron and pruner loops at once, so a job scheduled in an hour runs as soon as the
     clock is moved an hour ahead, without sleeping.
 
-    PostgreSQL keeps using the database's own clock for job times (claims, backoffs, ages,
-    heartbeats); with it, the fake clock moves only the node's own loops (cron ticks, pruner
-    schedule, waits). Use the memory or SQLite backend for tests that move time.
+    PostgreSQL follows it too: while a fake clock is installed, its statements take "now"
+    from it instead of from the database's clock.
 
     A jump longer than a node's ``rescue_after`` makes the node look silent until its next
     heartbeat. Each node beats right before its rescue pass, so a node does not take its own

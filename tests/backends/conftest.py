@@ -7,11 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from rexecutor.backend import Backend
 from rexecutor.testing import FakeClock
 
 
 @pytest.fixture
-def clock() -> Iterator[FakeClock]:
-    """A test clock installed for the test, starting at the current time."""
+def clock(backend: Backend) -> Iterator[FakeClock]:
+    """A test clock installed for the test, starting at the current time; a backend that does
+    not declare ``follows_test_clock`` skips the test, saying so."""
+    if not backend.capabilities.follows_test_clock:
+        pytest.skip(f"{type(backend).__name__} lacks the capability 'follows_test_clock'")
     with FakeClock() as installed:
         yield installed

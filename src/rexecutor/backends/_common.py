@@ -1,5 +1,6 @@
-"""Logic that every backend shares: uniqueness matching, query evaluation and transitions
-computed in Python (the SQL backends mirror these rules in their statements)."""
+"""Logic that every backend shares: the payload checks, uniqueness matching, query evaluation
+in Python (the SQL backends say the same in their query compilers), error entries and the
+reading of rows that cannot be read."""
 
 from __future__ import annotations
 

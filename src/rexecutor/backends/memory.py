@@ -53,7 +53,7 @@ class InMemoryBackend(Backend):
         >>> paused = InMemoryBackend().paused()   # stores jobs, never hands them out
     """
 
-    capabilities = Capabilities()
+    capabilities = Capabilities(follows_test_clock=True)
 
     def __init__(self) -> None:
         self.poll_interval = 1.0
@@ -280,7 +280,7 @@ class InMemoryBackend(Backend):
                 job.discarded_at = now
             self._requeue(job)
             self._wake(job)
-        if cancelled_running and transition.status is not JobStatus.EXECUTING:
+        if cancelled_running:
             self.notify_cancellation()
         return True
 

@@ -115,6 +115,7 @@ class SqliteBackend(Backend):
         durable=True,
         multi_process=True,
         multi_host=False,
+        follows_test_clock=True,
     )
 
     def __init__(
