@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from rexecutor.backend import Backend
-from rexecutor.errors import JobNotFound
+from rexecutor.errors import JobNotFound, ValidationError
 from rexecutor.job import JobStatus
 from rexecutor.query import (
     And,
@@ -34,6 +34,7 @@ from ._helpers import (
     ids,
     mark_cancelled,
     retryable,
+    utcnow,
 )
 
 # -- leaves ----------------------------------------------------------------------------------
@@ -344,6 +345,48 @@ async def test_empty_id_list_inside_or_and_not(backend: Backend) -> None:
     second = await enqueue(backend, "b")
     assert await find(backend, Where.id_in([]) | Where.executor_equals("b")) == [second]
     assert await find(backend, ~Where.id_in([])) == [first, second]
+
+
+async def test_empty_lists_match_nothing_except_all_of_which_matches_everything(
+    backend: Backend,
+) -> None:
+    first = await enqueue(backend, "a", tags=("t",))
+    second = await enqueue(backend, "b")
+    everyone = [first, second]
+    for nothing in (IdIn(()), StatusIn(()), TagsOneOf(())):
+        assert await find(backend, nothing) == []
+        assert await find(backend, Not(nothing)) == everyone
+        assert await find(backend, Or((nothing, ExecutorEquals("b")))) == [second]
+        assert await find(backend, And((nothing, ExecutorEquals("b")))) == []
+    assert await find(backend, TagsAllOf(())) == everyone
+    assert await find(backend, Not(TagsAllOf(()))) == []
+    assert await find(backend, And((TagsAllOf(()), ExecutorEquals("a")))) == [first]
+
+
+async def test_ids_no_backend_can_store_match_nothing_even_negated(backend: Backend) -> None:
+    first = await enqueue(backend)
+    assert await find(backend, IdIn((2**63,))) == []
+    assert await find(backend, Not(IdIn((2**63, -(2**63) - 1)))) == [first]
+
+
+@pytest.mark.parametrize("op", ["!=", "<=", "==", ""])
+async def test_an_unknown_scheduled_at_comparison_is_refused(backend: Backend, op: str) -> None:
+    await enqueue(backend)
+    message = f"unknown scheduled_at comparison {op!r}; use one of '<', '>', '='"
+    for node in (
+        ScheduledAt(op, utcnow()),
+        Not(ScheduledAt(op, utcnow())),
+        Or((ExecutorEquals("ex"), ScheduledAt(op, utcnow()))),
+    ):
+        with pytest.raises(ValidationError) as raised:
+            await backend.query(node)
+        assert str(raised.value) == message
+
+
+async def test_a_scheduled_at_without_a_timezone_is_refused(backend: Backend) -> None:
+    await enqueue(backend)
+    with pytest.raises(ValidationError, match=r"query datetime .* has no timezone"):
+        await backend.query(ScheduledAt("<", datetime(2030, 1, 1)))
 
 
 # -- ordering and paging ---------------------------------------------------------------------

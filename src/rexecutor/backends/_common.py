@@ -1,6 +1,5 @@
-"""Logic that every backend shares: the payload checks, uniqueness matching, query evaluation
-in Python (the SQL backends say the same in their query compilers), error entries and the
-reading of rows that cannot be read."""
+"""Logic that every backend shares: the payload checks, uniqueness matching, error entries and
+the reading of rows that cannot be read (queries are walked once, in ``backends._query``)."""
 
 from __future__ import annotations
 
@@ -13,20 +12,6 @@ from rexecutor._payload import EARLIEST, LATEST, EncodedJob, check_job
 from rexecutor.backend import EnqueuableJob, FailureRecord
 from rexecutor.errors import ValidationError
 from rexecutor.job import ErrorType, Job, JobError, JobStatus
-from rexecutor.query import (
-    And,
-    DataEquals,
-    ExecutorEquals,
-    IdIn,
-    MetadataEquals,
-    Not,
-    Or,
-    QueryNode,
-    ScheduledAt,
-    StatusIn,
-    TagsAllOf,
-    TagsOneOf,
-)
 
 
 def validate_enqueuable(job: EnqueuableJob, limit: int | None) -> EncodedJob:
@@ -70,17 +55,6 @@ def storable_id(job_id: int) -> bool:
     return _INT64_MIN <= job_id <= _INT64_MAX
 
 
-def json_equal(left: Any, right: Any) -> bool:
-    """Equality of JSON values: like ``==``, except that booleans never equal numbers."""
-    if isinstance(left, bool) or isinstance(right, bool):
-        return type(left) is type(right) and left == right
-    if isinstance(left, dict) and isinstance(right, dict):
-        return left.keys() == right.keys() and all(json_equal(v, right[k]) for k, v in left.items())
-    if isinstance(left, list | tuple) and isinstance(right, list | tuple):
-        return len(left) == len(right) and all(map(json_equal, left, right))
-    return bool(left == right)
-
-
 def unique_match(
     job: EnqueuableJob,
     key: int | None,
@@ -119,38 +93,6 @@ def apply_replace(job: EnqueuableJob, existing: Job[Any, Any], scheduled_at: dat
     if "max_attempts" in fields:
         existing.max_attempts = job.max_attempts
     return True
-
-
-def matches(node: QueryNode, job: Job[Any, Any]) -> bool:
-    """Evaluate a query tree against one job (the reference semantics)."""
-    match node:
-        case And(children):
-            return all(matches(c, job) for c in children)
-        case Or(children):
-            return any(matches(c, job) for c in children)
-        case Not(child):
-            return not matches(child, job)
-        case ExecutorEquals(executor):
-            return job.executor == executor
-        case DataEquals(value):
-            return json_equal(job.data, value)
-        case MetadataEquals(value):
-            return json_equal(job.metadata, value)
-        case IdIn(ids):
-            return job.id in ids
-        case StatusIn(statuses):
-            return job.status in statuses
-        case TagsAllOf(tags):
-            return all(t in job.tags for t in tags)
-        case TagsOneOf(tags):
-            return any(t in job.tags for t in tags)
-        case ScheduledAt(op, moment):
-            if op == "<":
-                return job.scheduled_at < moment
-            if op == ">":
-                return job.scheduled_at > moment
-            return job.scheduled_at == moment
-    raise TypeError(f"unknown query node {node!r}")
 
 
 def error_entry(job: Job[Any, Any], error: FailureRecord, now: datetime) -> JobError:

@@ -32,11 +32,11 @@ from rexecutor.backend import (
 from rexecutor.backends._common import (
     apply_replace,
     error_entry,
-    matches,
     unique_match,
     validate_enqueuable,
     validate_update,
 )
+from rexecutor.backends._query import PythonDialect, compile_where
 from rexecutor.errors import JobNotFound
 from rexecutor.job import Job, JobId, JobStatus
 from rexecutor.lifecycle import Fence, Transition
@@ -307,13 +307,14 @@ class InMemoryBackend(Backend):
         offset: int = 0,
         newest_first: bool = False,
     ) -> list[Job[Any, Any]]:
+        matches = compile_where(where, PythonDialect())
         with self._lock:
             wanted = _wanted_ids(where)
             if wanted is None:
                 ids = sorted(self._jobs, reverse=newest_first)
             else:  # only these ids can match: look at them, not at every stored job
                 ids = sorted((i for i in wanted if i in self._jobs), reverse=newest_first)
-            found = [_copy(self._jobs[i]) for i in ids if matches(where, self._jobs[i])]
+            found = [_copy(self._jobs[i]) for i in ids if matches(self._jobs[i])]
         end = None if limit is None else offset + limit
         return found[offset:end]
 
