@@ -140,6 +140,20 @@ class PruneSpec:
         return executor not in self.exclude
 
 
+def check_batch_size(batch_size: object) -> int:
+    """``batch_size`` of pruning (rows deleted per statement), or ``ConfigurationError`` if it
+    is not a whole number of at least 1.
+
+    ``PrunerConfig`` and every backend's ``prune_jobs`` apply this one rule.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigurationError(
+            f"batch_size must be a whole number of at least 1 (rows deleted per statement), "
+            f"got {batch_size!r}"
+        )
+    return batch_size
+
+
 @dataclass(frozen=True, slots=True)
 class NodeInfo:
     """A running ``Rexecutor`` instance, as recorded by its heartbeats."""

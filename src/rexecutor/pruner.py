@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from rexecutor.backend import PruneSpec
+from rexecutor.backend import PruneSpec, check_batch_size
 from rexecutor.cron import CronSchedule
 from rexecutor.errors import ConfigurationError
 from rexecutor.job import JobStatus
@@ -97,12 +97,10 @@ class PrunerConfig:
         )
         if max_concurrency < 1:
             raise ConfigurationError(f"max_concurrency must be >= 1, got {max_concurrency}")
-        if batch_size < 1:
-            raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}")
         object.__setattr__(self, "schedule", parsed)
         object.__setattr__(self, "max_concurrency", max_concurrency)
         object.__setattr__(self, "pruners", tuple(pruners))
-        object.__setattr__(self, "batch_size", batch_size)
+        object.__setattr__(self, "batch_size", check_batch_size(batch_size))
 
     def _copy(self, **changes: Any) -> PrunerConfig:
         values: dict[str, Any] = {

@@ -14,6 +14,7 @@ import pytest
 from rexecutor.backend import Backend, PruneSpec
 from rexecutor.errors import ConfigurationError
 from rexecutor.job import JobStatus
+from rexecutor.pruner import PrunerConfig
 from rexecutor.query import Where
 from rexecutor.testing import FakeClock
 
@@ -208,3 +209,22 @@ async def test_prune_spec_needs_exactly_one_limit(backend: Backend) -> None:
         PruneSpec(JobStatus.COMPLETE, max_age=timedelta(days=1), max_length=3)
     with pytest.raises(ConfigurationError):
         PruneSpec(JobStatus.COMPLETE, max_length=-1)
+
+
+@pytest.mark.parametrize("size", [0, -1, True, 2.5, "10"], ids=["0", "-1", "True", "2.5", "str"])
+async def test_prune_refuses_a_batch_size_below_one_or_not_whole(
+    backend: Backend, size: object
+) -> None:
+    await finished(backend, JobStatus.COMPLETE)
+    spec = PruneSpec(JobStatus.COMPLETE, max_length=0)
+    message = (
+        "batch_size must be a whole number of at least 1 (rows deleted per statement), "
+        f"got {size!r}"
+    )
+    with pytest.raises(ConfigurationError) as raised:
+        await backend.prune_jobs(spec, batch_size=size)  # type: ignore[arg-type]
+    assert str(raised.value) == message
+    with pytest.raises(ConfigurationError) as raised:
+        PrunerConfig("* * * * *", batch_size=size)  # type: ignore[arg-type]
+    assert str(raised.value) == message
+    assert len(await _remaining(backend)) == 1

@@ -27,6 +27,7 @@ from rexecutor.backend import (
     Lease,
     NodeInfo,
     PruneSpec,
+    check_batch_size,
     refuse_connection,
 )
 from rexecutor.backends._common import (
@@ -333,6 +334,9 @@ class InMemoryBackend(Backend):
         return [(minute, status, n) for (minute, status), n in sorted(buckets.items())]
 
     async def prune_jobs(self, spec: PruneSpec, batch_size: int = 1000) -> int:
+        # One lock makes the whole prune atomic here, so batches would change nothing; the
+        # size is still checked, as every backend checks it.
+        check_batch_size(batch_size)
         with self._lock:
             candidates = sorted(
                 (

@@ -13,7 +13,14 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
 from rexecutor._payload import storable_delay
-from rexecutor.backend import Backend, Capabilities, Lease, NodeInfo, PruneSpec
+from rexecutor.backend import (
+    Backend,
+    Capabilities,
+    Lease,
+    NodeInfo,
+    PruneSpec,
+    check_batch_size,
+)
 from rexecutor.backends._common import tally, validate_update
 from rexecutor.backends.postgres.claims import _Claiming
 from rexecutor.backends.postgres.codec import (
@@ -377,8 +384,7 @@ class PostgresBackend(_Enqueuing, _Claiming):
         ``pg_try_advisory_xact_lock``, and when another node holds it this call stops and
         returns what it deleted so far (0 if nothing).
         """
-        if batch_size < 1:
-            raise ConfigurationError(f"batch_size must be at least 1, got {batch_size}")
+        batch_size = check_batch_size(batch_size)
         status = JobStatus(spec.status)
         extra = ""
         params: dict[str, Any] = {

@@ -31,6 +31,7 @@ from rexecutor.backend import (
     Lease,
     NodeInfo,
     PruneSpec,
+    check_batch_size,
     refuse_connection,
 )
 from rexecutor.backends._common import tally, validate_enqueuable, validate_update
@@ -486,6 +487,7 @@ class SqliteBackend(Backend):
         return found[0]
 
     async def prune_jobs(self, spec: PruneSpec, batch_size: int = 1000) -> int:
+        batch = check_batch_size(batch_size)
         where = ["status IN ('complete', 'cancelled', 'discarded')", "status = ?"]
         params: list[Any] = [JobStatus(spec.status).value]
         if spec.only is not None:
@@ -496,7 +498,6 @@ class SqliteBackend(Backend):
         if spec.exclude:
             where.append(f"executor NOT IN ({placeholders(len(spec.exclude))})")
             params.extend(sorted(spec.exclude))
-        batch = max(int(batch_size), 1)
         if spec.max_length is not None:
             # Skip the newest max_length and take the next batch; repeat until none are left.
             select = (
