@@ -51,6 +51,11 @@ class Replace:
     fields: frozenset[str]
     statuses: frozenset[JobStatus] = _DEFAULT_STATUSES
 
+    def __post_init__(self) -> None:
+        # Checked here, so no backend ever meets a Replace it would have to interpret.
+        if not self.fields or not self.fields <= set(_REPLACEABLE):
+            raise ValueError(f"Replace must name fields among {', '.join(_REPLACEABLE)}")
+
     @classmethod
     def scheduled_at(cls) -> Replace:
         """Overwrite ``scheduled_at``."""
@@ -102,6 +107,26 @@ class Replace:
     def for_statuses(self, statuses: Iterable[JobStatus]) -> Replace:
         """Replace only while the stored job has one of ``statuses``."""
         return replace(self, statuses=_statuses(statuses))
+
+
+@dataclass(frozen=True, slots=True)
+class ReplacePlan:
+    """The decided replacement of :meth:`UniquenessCriteria.replace_plan`: a backend only
+    writes it.
+
+    Attributes:
+        fields: the fields to overwrite with the new job's values, never empty, in the order
+            scheduled_at, data, metadata, priority, max_attempts.
+        statuses: the stored job is overwritten only while its status is one of these (sorted
+            by value).
+    """
+
+    fields: tuple[str, ...]
+    statuses: tuple[JobStatus, ...]
+
+    def applies_to(self, status: JobStatus) -> bool:
+        """Whether a stored job with ``status`` is overwritten."""
+        return status in self.statuses
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,13 +185,22 @@ class UniquenessCriteria:
 
     def on_conflict(self, action: Replace) -> UniquenessCriteria:
         """Overwrite the stored job's fields as ``action`` says."""
-        if not action.fields or not action.fields <= set(_REPLACEABLE):
-            raise ValueError(f"Replace must name fields among {', '.join(_REPLACEABLE)}")
         return replace(self, replace=action)
 
     def on_conflict_do_nothing(self) -> UniquenessCriteria:
         """Leave the stored job as it is (the default)."""
         return replace(self, replace=None)
+
+    def replace_plan(self) -> ReplacePlan | None:
+        """What a duplicate overwrites, as every backend applies it; None when it overwrites
+        nothing.
+        """
+        if self.replace is None:
+            return None
+        return ReplacePlan(
+            fields=tuple(name for name in _REPLACEABLE if name in self.replace.fields),
+            statuses=tuple(sorted(self.replace.statuses, key=lambda s: JobStatus(s).value)),
+        )
 
     def lock_names(self, executor: str) -> list[tuple[str, bool]]:
         """The locks (name, exclusive) that serialise enqueues which could conflict.

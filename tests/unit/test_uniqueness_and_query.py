@@ -46,6 +46,25 @@ def test_replace_defaults_to_scheduled_jobs_and_needs_a_field() -> None:
         UniquenessCriteria.by_executor().on_conflict(Replace(frozenset()))
     with pytest.raises(ValueError):
         UniquenessCriteria.by_statuses([])
+    with pytest.raises(ValueError, match="Replace must name fields among"):
+        Replace(frozenset({"tags"}))
+
+
+def test_the_replace_plan_lists_fields_in_one_order_and_statuses_sorted() -> None:
+    assert UniquenessCriteria.by_executor().replace_plan() is None
+    action = Replace.max_attempts().and_data().and_scheduled_at()
+    plan = (
+        UniquenessCriteria.by_executor()
+        .on_conflict(
+            action.for_statuses([JobStatus.SCHEDULED, JobStatus.RETRYABLE, JobStatus.COMPLETE])
+        )
+        .replace_plan()
+    )
+    assert plan is not None
+    assert plan.fields == ("scheduled_at", "data", "max_attempts")
+    assert plan.statuses == (JobStatus.COMPLETE, JobStatus.RETRYABLE, JobStatus.SCHEDULED)
+    assert plan.applies_to(JobStatus.RETRYABLE)
+    assert not plan.applies_to(JobStatus.EXECUTING)
 
 
 def test_where_combinators_group_as_written() -> None:

@@ -75,23 +75,20 @@ def unique_match(
 
 
 def apply_replace(job: EnqueuableJob, existing: Job[Any, Any], scheduled_at: datetime) -> bool:
-    """Overwrite ``existing``'s fields as the criteria's ``Replace`` says; True if it did."""
-    criteria = job.uniqueness
-    if criteria is None or criteria.replace is None:
+    """Overwrite ``existing``'s fields as the criteria's replace plan says; True if it did."""
+    assert job.uniqueness is not None
+    plan = job.uniqueness.replace_plan()
+    if plan is None or not plan.applies_to(existing.status):
         return False
-    if existing.status not in criteria.replace.statuses:
-        return False
-    fields = criteria.replace.fields
-    if "scheduled_at" in fields:
-        existing.scheduled_at = scheduled_at
-    if "data" in fields:
-        existing.data = job.data
-    if "metadata" in fields:
-        existing.metadata = job.metadata
-    if "priority" in fields:
-        existing.priority = job.priority
-    if "max_attempts" in fields:
-        existing.max_attempts = job.max_attempts
+    values = {
+        "scheduled_at": scheduled_at,
+        "data": job.data,
+        "metadata": job.metadata,
+        "priority": job.priority,
+        "max_attempts": job.max_attempts,
+    }
+    for name in plan.fields:
+        setattr(existing, name, values[name])
     return True
 
 

@@ -173,9 +173,8 @@ class _Enqueuing(_Pooled):
     def _unique_statement(self, job: EnqueuableJob) -> bytes:
         criteria = job.uniqueness
         assert criteria is not None
-        replace_fields = (
-            tuple(sorted(criteria.replace.fields)) if criteria.replace is not None else None
-        )
+        plan = criteria.replace_plan()
+        replace_fields = plan.fields if plan is not None else None
         shape = (
             criteria.key is not None,
             criteria.executor,
@@ -252,10 +251,9 @@ class _Enqueuing(_Pooled):
         params["now"] = _db_now()
         params["statuses"] = sorted(JobStatus(s).value for s in criteria.statuses)
         params["window"] = criteria.window
-        if criteria.replace is not None:
-            params["replace_statuses"] = sorted(
-                JobStatus(s).value for s in criteria.replace.statuses
-            )
+        plan = criteria.replace_plan()
+        if plan is not None:
+            params["replace_statuses"] = [s.value for s in plan.statuses]
         row = await _fetchone(conn, self._unique_statement(item.job), params)
         assert row is not None
         job_id, duplicate, status, executor = row

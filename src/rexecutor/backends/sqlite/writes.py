@@ -110,24 +110,24 @@ def _resolve_duplicate(
     if row is None:
         return None
     job_id, status, executor = int(row[0]), STATUS[row[1]], str(row[2])
-    replace = criteria.replace
-    if replace is None or status not in replace.statuses:
+    plan = criteria.replace_plan()
+    if plan is None or not plan.applies_to(status):
         return job_id, None
+    # data and metadata keep their equality text beside them (see codec.equality_text).
+    columns: dict[str, dict[str, Any]] = {
+        "scheduled_at": {"scheduled_at": scheduled_us},
+        "data": {"data": job.data, "data_eq": job.data_eq},
+        "metadata": {"metadata": job.metadata, "metadata_eq": job.metadata_eq},
+        "priority": {"priority": job.source.priority},
+        "max_attempts": {"max_attempts": job.source.max_attempts},
+    }
     assignments: list[str] = []
     values: list[Any] = []
-    for name, columns in (
-        ("scheduled_at", {"scheduled_at": scheduled_us}),
-        ("data", {"data": job.data, "data_eq": job.data_eq}),
-        ("metadata", {"metadata": job.metadata, "metadata_eq": job.metadata_eq}),
-        ("priority", {"priority": job.source.priority}),
-        ("max_attempts", {"max_attempts": job.source.max_attempts}),
-    ):
-        if name in replace.fields:
-            for column, value in columns.items():
-                assignments.append(f"{column} = ?")
-                values.append(value)
-    if assignments:
-        conn.execute(f"UPDATE jobs SET {', '.join(assignments)} WHERE id = ?", (*values, job_id))
+    for name in plan.fields:
+        for column, value in columns[name].items():
+            assignments.append(f"{column} = ?")
+            values.append(value)
+    conn.execute(f"UPDATE jobs SET {', '.join(assignments)} WHERE id = ?", (*values, job_id))
     return job_id, executor if status in JobStatus.READY else None
 
 
