@@ -14,8 +14,9 @@ from rexecutor.errors import ValidationError
 from rexecutor.job import ErrorType, Job, JobError, JobStatus
 
 
-def validate_enqueuable(job: EnqueuableJob, limit: int | None) -> EncodedJob:
-    """Apply the payload rule (:func:`rexecutor._payload.check_job`) to a job to enqueue."""
+def validate_enqueuable(job: EnqueuableJob | Job[Any, Any], limit: int | None) -> EncodedJob:
+    """Apply the payload rule (:func:`rexecutor._payload.check_job`) to a job to enqueue (or
+    to the edited values of a stored one)."""
     return check_job(
         executor=job.executor,
         data=job.data,
@@ -31,16 +32,7 @@ def validate_enqueuable(job: EnqueuableJob, limit: int | None) -> EncodedJob:
 def validate_update(job: Job[Any, Any], limit: int | None) -> tuple[EncodedJob, datetime]:
     """Apply the payload rule to the edited values of ``update_job``, as ``enqueue`` does;
     returns the encoded values and the new ``scheduled_at`` in UTC."""
-    encoded = check_job(
-        executor=job.executor,
-        data=job.data,
-        metadata=job.metadata,
-        tags=job.tags,
-        max_attempts=job.max_attempts,
-        priority=job.priority,
-        scheduled_at=job.scheduled_at,
-        limit=limit,
-    )
+    encoded = validate_enqueuable(job, limit)
     if encoded.scheduled_at is None:
         raise ValidationError(f"scheduled_at of job {int(job.id)} must be a datetime, got None")
     return encoded, encoded.scheduled_at

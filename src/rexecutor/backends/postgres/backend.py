@@ -21,12 +21,11 @@ from rexecutor.backend import (
     PruneSpec,
     check_batch_size,
 )
-from rexecutor.backends._common import tally, validate_update
+from rexecutor.backends._common import storable_id, tally, validate_update
 from rexecutor.backends.postgres.claims import _Claiming
 from rexecutor.backends.postgres.codec import (
     _db_now,
     _error_params,
-    _in_int64,
     _read_job,
     _utc,
     _utc_required,
@@ -199,7 +198,7 @@ class PostgresBackend(_Enqueuing, _Claiming):
         that the node running it stops it at once rather than at its next check.
         """
         job_id = int(job_id)
-        if not _in_int64(job_id):
+        if not storable_id(job_id):
             raise JobNotFound(job_id)
         status = JobStatus(transition.status)
         fence_status = JobStatus(fence.status)
@@ -257,7 +256,7 @@ class PostgresBackend(_Enqueuing, _Claiming):
         repeats = False
         for job_id, lease in completions:
             item = (int(job_id), lease.node_id, int(lease.attempt))
-            if not _in_int64(item[0]):
+            if not storable_id(item[0]):
                 raise JobNotFound(item[0])
             ordinal = firsts.get(item)
             if ordinal is None:
@@ -298,7 +297,7 @@ class PostgresBackend(_Enqueuing, _Claiming):
         return results
 
     async def _exists(self, job_id: int) -> bool:
-        if not _in_int64(job_id):
+        if not storable_id(job_id):
             return False
 
         async def work(conn: Conn) -> Row | None:
@@ -316,7 +315,7 @@ class PostgresBackend(_Enqueuing, _Claiming):
             if not await self._exists(job_id):
                 raise JobNotFound(job_id) from None
             raise
-        if not _in_int64(job_id):
+        if not storable_id(job_id):
             raise JobNotFound(job_id)
         params = {
             "id": job_id,
@@ -370,7 +369,7 @@ class PostgresBackend(_Enqueuing, _Claiming):
     async def get_job(self, job_id: int) -> Job[Any, Any]:
         """The job with this id, or ``JobNotFound``."""
         job_id = int(job_id)
-        if not _in_int64(job_id):
+        if not storable_id(job_id):
             raise JobNotFound(job_id)
         found = await self.query(IdIn((job_id,)))
         if not found:
@@ -524,8 +523,8 @@ class PostgresBackend(_Enqueuing, _Claiming):
         """Of the jobs ``node_id`` runs (id → attempt), those it no longer holds."""
         if not leases:
             return []
-        lost = [job_id for job_id in leases if not _in_int64(int(job_id))]
-        items = [(int(j), int(a)) for j, a in leases.items() if _in_int64(int(j))]
+        lost = [job_id for job_id in leases if not storable_id(int(job_id))]
+        items = [(int(j), int(a)) for j, a in leases.items() if storable_id(int(j))]
         params = {
             "ids": [j for j, _ in items],
             "attempts": [a for _, a in items],

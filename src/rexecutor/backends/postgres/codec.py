@@ -31,8 +31,6 @@ from rexecutor.job import ErrorType, Job, JobError, JobId, JobStatus
 
 Row = tuple[Any, ...]
 
-_INT64_MIN: Final = -(2**63)
-_INT64_MAX: Final = 2**63 - 1
 
 _COLUMN_NAMES: Final = (
     "id",
@@ -89,10 +87,6 @@ def _utc(moment: datetime | None) -> datetime | None:
 def _utc_required(moment: datetime) -> datetime:
     # psycopg already hands out UTC datetimes on a session whose time zone is UTC (ours).
     return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
-
-
-def _in_int64(value: int) -> bool:
-    return _INT64_MIN <= value <= _INT64_MAX
 
 
 _STATUSES: Final = {status.value: status for status in JobStatus}
