@@ -10,6 +10,7 @@ from rexecutor import telemetry
 from rexecutor.backend import Backend, EnqueueResult
 from rexecutor.backoff import BackoffStrategy, Jitter
 from rexecutor.builder import JobBuilder, enqueue_many
+from rexecutor.control import ExecutorControl
 from rexecutor.cron import CronSchedule
 from rexecutor.errors import (
     BackendError,
@@ -24,6 +25,7 @@ from rexecutor.errors import (
 )
 from rexecutor.executor import Executor
 from rexecutor.job import ErrorType, Job, JobError, JobId, JobStatus
+from rexecutor.limits import RateLimit
 from rexecutor.pruner import Pruner, PrunerConfig
 from rexecutor.query import Where
 from rexecutor.result import ExecutionResult
@@ -45,6 +47,7 @@ __all__ = [
     "ErrorType",
     "ExecutionResult",
     "Executor",
+    "ExecutorControl",
     "GlobalBackendNotSet",
     "InMemoryBackend",
     "InvalidTransition",
@@ -59,6 +62,7 @@ __all__ = [
     "PostgresBackend",
     "Pruner",
     "PrunerConfig",
+    "RateLimit",
     "Replace",
     "Rexecutor",
     "RexecutorError",

@@ -1,11 +1,12 @@
 """Background loops of a running node: cron ticks, pruning, heartbeats, rescue and the
-watch that stops jobs cancelled elsewhere."""
+watch that stops jobs cancelled elsewhere, and the watch that applies operators' controls."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ from rexecutor.cron import CronSchedule
 from rexecutor.executor import Executor
 from rexecutor.job import JobStatus
 from rexecutor.pruner import PrunerConfig
-from rexecutor.runner import RunningJobs
+from rexecutor.runner import JobRunner, RunningJobs
 from rexecutor.uniqueness import UniquenessCriteria
 
 log = logging.getLogger("rexecutor")
@@ -193,3 +194,36 @@ async def watch_lost_jobs(
                 await asyncio.sleep(guard.failed(exc))
     finally:
         hints.close()
+
+
+async def apply_controls(
+    backend: Backend, runners: Sequence[JobRunner], *, declare: bool = False
+) -> None:
+    """Bring each runner's per-node limit in line with its executor's stored state.
+
+    ``declare``: first store the limits each executor's code declares (a node starting).
+    """
+    if declare:
+        for runner in runners:
+            await backend.declare_limits(runner.name, type(runner.executor).claim_limits())
+    states = {s.name: s for s in await backend.executor_states([r.name for r in runners])}
+    for runner in runners:
+        state = states.get(runner.name)
+        runner.scale(None if state is None else state.max_concurrency)
+
+
+async def watch_controls(backend: Backend, runners: Sequence[JobRunner], interval: float) -> None:
+    """Apply operators' ``scale`` to this node's runners every ``interval`` seconds, and report
+    the jobs limits held back (one ``executor.held`` event per executor and interval)."""
+    guard = LoopGuard("reading executor controls")
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await apply_controls(backend, runners)
+            guard.succeeded()
+        except Exception as exc:
+            await asyncio.sleep(guard.failed(exc))
+        for runner in runners:
+            if runner.held_back:
+                held, runner.held_back = runner.held_back, 0
+                telemetry.emit("executor.held", {"count": held}, {"executor": runner.name})

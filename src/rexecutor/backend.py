@@ -28,7 +28,9 @@ from rexecutor.query import QueryNode
 from rexecutor.uniqueness import UniquenessCriteria
 
 if TYPE_CHECKING:
+    from rexecutor.control import ControlChange, ExecutorState
     from rexecutor.lifecycle import Fence, Transition
+    from rexecutor.limits import ClaimLimits, ClaimReport
 
 __all__ = [
     "Backend",
@@ -45,7 +47,8 @@ __all__ = [
 class EnqueuableJob:
     """A job ready to be stored: data and metadata already encoded as JSON values.
 
-    ``scheduled_at=None`` means now, by the backend's clock.
+    ``scheduled_at=None`` means now, by the backend's clock. ``partition_key`` groups the
+    job for partitioned limits (see :mod:`rexecutor.limits`).
     """
 
     executor: str
@@ -56,6 +59,7 @@ class EnqueuableJob:
     tags: tuple[str, ...] = ()
     priority: int = 0
     uniqueness: UniquenessCriteria | None = None
+    partition_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,14 +273,44 @@ class Backend(Protocol):
 
     @abc.abstractmethod
     async def claim_ready_jobs(
-        self, executor: str, limit: int, node_id: str
+        self,
+        executor: str,
+        limit: int,
+        node_id: str,
+        *,
+        limits: ClaimLimits | None = None,
+        report: ClaimReport | None = None,
     ) -> list[Job[Any, Any]]:
         """Atomically claim up to ``limit`` due jobs of ``executor`` for ``node_id``.
 
         Ready means scheduled or retryable with ``scheduled_at <= now``; claim order is
         priority, scheduled_at, id. Claimed jobs become executing, their attempt goes up by
         one and ``attempted_at``/``attempted_by`` are set. No job is ever claimed twice.
+        Nothing is claimed while the executor is paused (``report.paused`` says so).
+
+        ``limits``: the executor's cross-node limits. When it has any, the backend
+        serialises the executor's claims across processes, counts from its rows what is
+        executing and what started in the rate window, lets :func:`rexecutor.limits.plan`
+        and :func:`rexecutor.limits.admit` choose, and records the starts (``report.held``
+        counts the ready jobs held back).
         """
+
+    # -- run-time control --------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def executor_states(self, names: Collection[str] | None) -> list[ExecutorState]:
+        """The stored state of the executors ``names`` that have one (None: all), by name."""
+
+    @abc.abstractmethod
+    async def change_executor(self, name: str, change: ControlChange) -> None:
+        """Store ``change`` for executor ``name`` (creating its state if it has none); a
+        resume or a scale wakes the runners of ``name``, in other processes too where the
+        backend can."""
+
+    @abc.abstractmethod
+    async def declare_limits(self, name: str, limits: ClaimLimits) -> None:
+        """Store the cross-node limits the code of a starting node declares for ``name``
+        (leaving its paused state and scale alone)."""
 
     @abc.abstractmethod
     async def next_scheduled_at(self, executors: Collection[str]) -> datetime | None:

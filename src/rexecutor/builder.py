@@ -23,6 +23,7 @@ from rexecutor._payload import check_moment
 from rexecutor.backend import Backend, EnqueuableJob, EnqueueResult
 from rexecutor.errors import ConfigurationError, ValidationError
 from rexecutor.job import JobId
+from rexecutor.limits import check_partition_key
 from rexecutor.uniqueness import UniquenessCriteria
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class JobBuilder(Generic[D, M]):
         "_executor",
         "_max_attempts",
         "_metadata",
+        "_partition_key",
         "_priority",
         "_scheduled_at",
         "_tags",
@@ -63,6 +65,7 @@ class JobBuilder(Generic[D, M]):
         self._priority = 0
         self._scheduled_at: datetime | None = None
         self._unique: UniquenessCriteria | None = _UNSET
+        self._partition_key: str | None = None
 
     def _with(self, **changes: Any) -> Self:
         clone = copy.copy(self)
@@ -121,6 +124,19 @@ class JobBuilder(Generic[D, M]):
         """Use ``criteria`` for this job instead of the executor's; None turns uniqueness off."""
         return self._with(unique=criteria)
 
+    def with_partition_key(self, key: str | None) -> Self:
+        """Group the job under ``key`` (a tenant, an account, a resource) for the executor's
+        partitioned limits: ``partition_max_concurrency`` and a per-partition ``RateLimit``.
+
+        A key is a non-empty ``str`` of at most 200 characters (None: no partition; jobs
+        without a key share one partition). Jobs of other keys run while one key is at its
+        limit.
+
+        Example:
+            >>> await Sync.builder().with_data(account).with_partition_key("tenant-42").enqueue()
+        """
+        return self._with(partition_key=None if key is None else check_partition_key(key))
+
     def build(self) -> EnqueuableJob:
         """Validate and encode the job without storing it (``enqueue`` calls this)."""
         executor = self._executor
@@ -143,6 +159,7 @@ class JobBuilder(Generic[D, M]):
             tags=self._tags,
             priority=self._priority,
             uniqueness=unique,
+            partition_key=self._partition_key,
         )
 
     async def enqueue(self) -> JobId:

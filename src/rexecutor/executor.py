@@ -21,11 +21,14 @@ from pydantic import ConfigDict, PydanticUserError, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from rexecutor import _global, admin
+from rexecutor import control as _control
 from rexecutor.backend import Backend
 from rexecutor.backoff import DEFAULT_BACKOFF
 from rexecutor.builder import JobBuilder
+from rexecutor.control import ExecutorControl
 from rexecutor.errors import ConfigurationError, ValidationError
 from rexecutor.job import Job, JobId
+from rexecutor.limits import ClaimLimits, RateLimit
 from rexecutor.query import And, ExecutorEquals, Where
 from rexecutor.result import ExecutionResult
 from rexecutor.uniqueness import UniquenessCriteria
@@ -56,6 +59,16 @@ class Executor(Generic[D, M]):
             class by its module path (define it at a module's top level), builds it with no
             arguments and decodes the job through its types.
         uniqueness_criteria: default uniqueness for every job of this executor.
+        global_max_concurrency: at most this many jobs executing at once on all nodes of
+            the backend together, counted from the stored rows (None: no limit).
+        partition_max_concurrency: at most this many executing per partition key (see
+            ``JobBuilder.with_partition_key``), on all nodes; other keys keep running.
+        rate_limit: a :class:`~rexecutor.RateLimit`: at most ``allowed`` starts in any
+            window of ``period``, on all nodes (per partition key with ``per_partition``).
+
+    Jobs held back by a limit stay scheduled and are not charged an attempt. Operators pause,
+    resume and scale an executor at run time (:meth:`pause`, :meth:`scale`); see
+    :mod:`rexecutor.control`.
 
     A class meant only as a base for other executors passes ``abstract=True``:
     ``class Base(Executor[D, M], abstract=True)``.
@@ -67,6 +80,9 @@ class Executor(Generic[D, M]):
     blocking: ClassVar[bool] = False
     run_in_process: ClassVar[bool] = False
     uniqueness_criteria: ClassVar[UniquenessCriteria | None] = None
+    global_max_concurrency: ClassVar[int | None] = None
+    partition_max_concurrency: ClassVar[int | None] = None
+    rate_limit: ClassVar[RateLimit | None] = None
 
     _adapters: ClassVar[tuple[TypeAdapter[Any], TypeAdapter[Any]] | None] = None
 
@@ -89,6 +105,14 @@ class Executor(Generic[D, M]):
         if limit is not None and (not isinstance(limit, int) or limit < 1):
             raise ConfigurationError(
                 f"executor {name!r}: max_concurrency must be None or an int >= 1, got {limit!r}"
+            )
+        try:
+            cls.claim_limits()
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"executor {name!r}: {exc}") from None
+        if cls.rate_limit is not None and not isinstance(cls.rate_limit, RateLimit):
+            raise ConfigurationError(
+                f"executor {name!r}: rate_limit must be a RateLimit or None, got {cls.rate_limit!r}"
             )
         for flag in ("blocking", "run_in_process"):
             if not isinstance(getattr(cls, flag), bool):
@@ -165,6 +189,76 @@ class Executor(Generic[D, M]):
     def builder(cls) -> JobBuilder[D, M]:
         """A :class:`JobBuilder` for a new job of this executor."""
         return JobBuilder(cls)
+
+    @classmethod
+    def claim_limits(cls) -> ClaimLimits:
+        """The cross-node limits this executor's class attributes declare."""
+        return ClaimLimits(
+            global_max=cls.global_max_concurrency,
+            partition_max=cls.partition_max_concurrency,
+            rate=cls.rate_limit,
+        )
+
+    # -- run-time control (see rexecutor.control) ----------------------------------------
+
+    @classmethod
+    async def pause(cls) -> None:
+        """Pause this executor on the global backend; see :meth:`pause_on_backend`."""
+        await cls.pause_on_backend(_global.get_global_backend())
+
+    @classmethod
+    async def pause_on_backend(cls, backend: Backend) -> None:
+        """Stop every node claiming this executor's jobs, until :meth:`resume_on_backend`.
+
+        Stored in the backend: it holds for nodes started later and survives restarts.
+        Running jobs finish; enqueuing goes on.
+
+        Example:
+            >>> await EmailJob.pause_on_backend(backend)   # the mail server is down
+            >>> await EmailJob.resume_on_backend(backend)  # it is back
+        """
+        await _control.pause(backend, cls.name)
+
+    @classmethod
+    async def resume(cls) -> None:
+        """Resume this executor on the global backend; see :meth:`resume_on_backend`."""
+        await cls.resume_on_backend(_global.get_global_backend())
+
+    @classmethod
+    async def resume_on_backend(cls, backend: Backend) -> None:
+        """Let every node claim this executor's jobs again (at once where the backend wakes
+        other processes, else within one poll interval)."""
+        await _control.resume(backend, cls.name)
+
+    @classmethod
+    async def scale(cls, max_concurrency: int | None) -> None:
+        """Scale this executor on the global backend; see :meth:`scale_on_backend`."""
+        await cls.scale_on_backend(max_concurrency, _global.get_global_backend())
+
+    @classmethod
+    async def scale_on_backend(cls, max_concurrency: int | None, backend: Backend) -> None:
+        """Set the per-node limit (``max_concurrency``) on every node at run time; None goes
+        back to the class's own. Nodes read it within one poll interval."""
+        await _control.scale(backend, cls.name, max_concurrency)
+
+    @classmethod
+    async def control(cls) -> ExecutorControl:
+        """This executor's run-time state on the global backend; see
+        :meth:`control_on_backend`."""
+        return await cls.control_on_backend(_global.get_global_backend())
+
+    @classmethod
+    async def control_on_backend(cls, backend: Backend) -> ExecutorControl:
+        """Whether this executor is paused, its limits, and its jobs running now.
+
+        Example:
+            >>> state = await EmailJob.control_on_backend(backend)
+            >>> state.paused, state.max_concurrency, state.executing
+            (False, 10, 3)
+        """
+        return await _control.control(backend, cls.name, cls)
+
+    # -- job management ---------------------------------------------------------------------
 
     @classmethod
     async def cancel_job(cls, job_id: int, reason: object) -> bool:

@@ -132,6 +132,7 @@ class Job(Generic[D, M]):
 
     Mutable: change ``data``, ``metadata``, ``max_attempts``, ``priority``, ``tags`` or
     ``scheduled_at`` and pass it to ``Executor.update_job`` to write them back.
+    ``partition_key`` is the key given with ``JobBuilder.with_partition_key`` (None: none).
     Backends hand out ``Job[Any, Any]`` whose data is plain JSON; the executor validates it.
     """
 
@@ -152,6 +153,7 @@ class Job(Generic[D, M]):
     cancelled_at: datetime | None = None
     discarded_at: datetime | None = None
     attempted_by: str | None = field(default=None, repr=False)
+    partition_key: str | None = None
 
     @property
     def finished_at(self) -> datetime | None:

@@ -207,7 +207,9 @@ class Rexecutor:
                 running=self._running,
             )
             self._runners.append(runner)
-            self._claimers.append(self._spawn(runner.run(), f"claim:{executor.name}"))
+        await _services.apply_controls(self.backend, self._runners, declare=True)
+        for runner in self._runners:
+            self._claimers.append(self._spawn(runner.run(), f"claim:{runner.name}"))
         for instance, schedule, data, metadata in self._crons:
             self._services.append(
                 self._spawn(
@@ -229,6 +231,13 @@ class Rexecutor:
                 "watch",
             )
         )
+        if self._runners:
+            self._services.append(
+                self._spawn(
+                    _services.watch_controls(self.backend, self._runners, self.poll_interval),
+                    "controls",
+                )
+            )
         log.info("node %s started with executors %s", self.node_id, sorted(self._executors))
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:

@@ -28,6 +28,7 @@ from rexecutor.errors import RexecutorError, ValidationError
 from rexecutor.executor import Executor, is_async_execute
 from rexecutor.job import ErrorType, Job
 from rexecutor.lifecycle import Fence, Transition
+from rexecutor.limits import ClaimReport
 from rexecutor.result import ExecutionResult
 
 log = logging.getLogger("rexecutor")
@@ -146,6 +147,11 @@ class JobRunner:
         self._poll = poll_interval
         self._max_error_bytes = max_error_bytes
         self._limit = executor.max_concurrency or UNLIMITED_IN_FLIGHT
+        declared = type(executor).claim_limits()
+        #: The executor's cross-node limits, enforced by the backend's claim (None: none).
+        self.limits = declared if declared.any else None
+        #: Due jobs a limit held back since the node last reported them (telemetry).
+        self.held_back = 0
         self._processes: ProcessPool | None = None
         if executor.run_in_process:
             size = executor.max_concurrency or os.cpu_count() or 2
@@ -195,7 +201,11 @@ class JobRunner:
             return self._poll
         want = min(free, CLAIM_BATCH)
         began = time.monotonic()
-        jobs = await self._backend.claim_ready_jobs(self.name, want, self._node_id)
+        report = ClaimReport()
+        jobs = await self._backend.claim_ready_jobs(
+            self.name, want, self._node_id, limits=self.limits, report=report
+        )
+        self.held_back += report.held
         if jobs and telemetry.active("claim"):
             telemetry.emit(
                 "claim",
@@ -213,6 +223,9 @@ class JobRunner:
             await asyncio.sleep(0)
         if len(jobs) == want:
             return None
+        if report.paused or report.limited:
+            # Due jobs are there but may not start yet: claiming again at once would spin.
+            return self._poll
         return await self._idle_wait()
 
     async def _idle_wait(self) -> float:
@@ -226,6 +239,19 @@ class JobRunner:
         if next_at is None:
             return self._poll
         return max(0.0, min(self._poll, (next_at - _clock.now()).total_seconds()))
+
+    def scale(self, max_concurrency: int | None) -> None:
+        """Run at most ``max_concurrency`` jobs at once from now on (None: the class's own);
+        running jobs beyond a lowered limit finish, and no new one starts until below it."""
+        before = self._limit
+        self._limit = max_concurrency or self.executor.max_concurrency or UNLIMITED_IN_FLIGHT
+        if self._limit > before:
+            self._sub.notify()
+
+    @property
+    def max_concurrency(self) -> int | None:
+        """The per-node limit in force (None: none)."""
+        return None if self._limit == UNLIMITED_IN_FLIGHT else self._limit
 
     def stop(self) -> None:
         """Stop claiming (running jobs go on)."""

@@ -13,18 +13,22 @@ handler that raises is logged and does not disturb the job.
 | ``rescue`` | orphaned jobs were rescued | ``count`` | job_ids, node_id |
 | ``prune`` | a pruning rule ran | ``count`` | status, node_id |
 | ``runner.error`` | a node's loop failed a round | ``failures``, ``retry_in`` (s) | see below |
+| ``executor.pause`` | an executor was paused | | executor |
+| ``executor.resume`` | an executor was resumed | | executor |
+| ``executor.scale`` | its per-node limit was set | ``max_concurrency`` (-1: default) | executor |
+| ``executor.held`` | limits held due jobs back | ``count`` (since the last event) | executor |
 
 "job" stands for job_id, executor, attempt, node_id and tags. ``outcome`` is one of ``complete``,
 ``retryable``, ``discarded``, ``snoozed``, ``cancelled``, ``handed_back``, ``lost``.
 
 ``runner.error`` is how a node says that one of its loops hit an error and goes on: ``where``
 names the loop (``claiming jobs``, ``writing a job outcome``, ``cron``, ``pruning``,
-``heartbeat``, ``watching for cancelled jobs``), ``error_type`` is the exception's class name
-and ``error`` its text (capped at 4 KiB). A ``BackendError`` (the database is unavailable) is
-reported the same way as anything unexpected; the loop backs off exponentially (capped) and
-tries again, so these events say why a node is slow or idle, never that it stopped.
-``failures`` counts the failed rounds in a row; the metadata also names what the loop works
-on (``executor``, ``job_id``, ``node_id`` where they apply).
+``heartbeat``, ``watching for cancelled jobs``, ``reading executor controls``), ``error_type``
+is the exception's class name and ``error`` its text (capped at 4 KiB). A ``BackendError``
+(the database is unavailable) is reported the same way as anything unexpected; the loop backs
+off exponentially (capped) and tries again, so these events say why a node is slow or idle,
+never that it stopped. ``failures`` counts the failed rounds in a row; the metadata also names
+what the loop works on (``executor``, ``job_id``, ``node_id`` where they apply).
 
 Example:
     >>> seen = []
@@ -48,7 +52,19 @@ __all__ = ["EVENTS", "Event", "attach", "detach", "emit"]
 log = logging.getLogger("rexecutor.telemetry")
 
 EVENTS = frozenset(
-    {"job.start", "job.stop", "job.exception", "claim", "rescue", "prune", "runner.error"}
+    {
+        "job.start",
+        "job.stop",
+        "job.exception",
+        "claim",
+        "rescue",
+        "prune",
+        "runner.error",
+        "executor.pause",
+        "executor.resume",
+        "executor.scale",
+        "executor.held",
+    }
 )
 
 

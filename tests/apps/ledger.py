@@ -4,6 +4,7 @@ Every execution appends ``job_id attempt pid`` to the ledger file named by
 ``$REXECUTOR_LEDGER``: an account of what ran that does not depend on the queue itself.
 ``LedgerJob`` sleeps ``data`` ms without blocking; ``HogJob`` blocks the event loop for
 ``data`` ms, as careless user code would. With ``$CRON`` set, ``TickJob`` is scheduled by it.
+With ``$LIMITS`` set, three executors with cross-node limits run too (each sleeps ``data`` ms).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import time
 from datetime import timedelta
 
-from rexecutor import Backend, Executor, Job, Rexecutor
+from rexecutor import Backend, Executor, Job, RateLimit, Rexecutor
 
 
 def record(job: Job[int, None]) -> None:
@@ -56,6 +57,35 @@ class TickJob(Executor[int, None]):
         record(job)
 
 
+class _Sleeper(Executor[int, None], abstract=True):
+    max_concurrency = 10
+
+    async def execute(self, job: Job[int, None]) -> None:
+        await asyncio.sleep(job.data / 1000)
+        record(job)
+
+
+class LimitedJob(_Sleeper):
+    """At most 5 executing on all nodes together."""
+
+    name = "limited"
+    global_max_concurrency = 5
+
+
+class TenantJob(_Sleeper):
+    """At most 2 executing per partition key on all nodes together."""
+
+    name = "tenant"
+    partition_max_concurrency = 2
+
+
+class RatedJob(_Sleeper):
+    """At most 10 starts in any second, on all nodes together."""
+
+    name = "rated"
+    rate_limit = RateLimit(allowed=10, period=timedelta(seconds=1))
+
+
 def _ms(name: str, default: str) -> timedelta:
     return timedelta(milliseconds=float(os.environ.get(name, default)))
 
@@ -70,6 +100,8 @@ def node(backend: Backend) -> Rexecutor:
         cancel_check_interval=0.1,
     )
     rex.with_executor(LedgerJob).with_executor(HogJob)
+    if os.environ.get("LIMITS"):
+        rex.with_executor(LimitedJob).with_executor(TenantJob).with_executor(RatedJob)
     if os.environ.get("CRON"):
         rex.with_cron_executor(TickJob, os.environ["CRON"], data=0)
     return rex

@@ -115,10 +115,9 @@ async def reset_tables(target: str | PostgresBackend, schema: str = "public") ->
 
 async def _reset(conn: psycopg.AsyncConnection[Any], schema: str) -> None:
     jobs = sql.Identifier(schema, "rexecutor_jobs")
-    nodes = sql.Identifier(schema, "rexecutor_nodes")
-    statements = [
-        sql.SQL("DELETE FROM {}").format(jobs),
-        sql.SQL("DELETE FROM {}").format(nodes),
+    statements = [sql.SQL("DELETE FROM {}").format(jobs)] + [
+        sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, table))
+        for table in ("rexecutor_nodes", "rexecutor_executors", "rexecutor_job_starts")
     ]
     await conn.execute("SET lock_timeout = '5s'")
     try:

@@ -12,11 +12,14 @@ from rexecutor._payload import EARLIEST, LATEST, EncodedJob, check_job
 from rexecutor.backend import EnqueuableJob, FailureRecord
 from rexecutor.errors import ValidationError
 from rexecutor.job import ErrorType, Job, JobError, JobStatus
+from rexecutor.limits import check_partition_key
 
 
 def validate_enqueuable(job: EnqueuableJob | Job[Any, Any], limit: int | None) -> EncodedJob:
     """Apply the payload rule (:func:`rexecutor._payload.check_job`) to a job to enqueue (or
-    to the edited values of a stored one)."""
+    to the edited values of a stored one), and the partition key's rule."""
+    if job.partition_key is not None:
+        check_partition_key(job.partition_key)
     return check_job(
         executor=job.executor,
         data=job.data,

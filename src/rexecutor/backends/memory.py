@@ -11,7 +11,7 @@ import copy
 import heapq
 import threading
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,9 +38,12 @@ from rexecutor.backends._common import (
     validate_update,
 )
 from rexecutor.backends._query import PythonDialect, compile_where
+from rexecutor.control import ControlChange, ExecutorState
 from rexecutor.errors import JobNotFound
 from rexecutor.job import Job, JobId, JobStatus
 from rexecutor.lifecycle import Fence, Transition
+from rexecutor.limits import WAITING_COUNT_CAP, ClaimLimits, ClaimReport, Usage, admit
+from rexecutor.limits import plan as limits_plan
 from rexecutor.query import And, IdIn, QueryNode
 
 __all__ = ["InMemoryBackend"]
@@ -71,6 +74,9 @@ class InMemoryBackend(Backend):
         # order changes gets a new entry, and an entry that no longer matches its job (gone,
         # not ready, or moved) is dropped when it reaches the top.
         self._queues: dict[str, list[tuple[int, datetime, int]]] = {}
+        self._controls: dict[str, ExecutorState] = {}
+        # Per executor, the starts of its rate window: (when, partition key).
+        self._starts: dict[str, list[tuple[datetime, str | None]]] = {}
 
     async def connect(self) -> None:
         """Nothing to open: the jobs live in this object."""
@@ -131,6 +137,7 @@ class InMemoryBackend(Backend):
             errors=[],
             inserted_at=now,
             scheduled_at=scheduled_at,
+            partition_key=job.partition_key,
         )
         self._jobs[job_id] = stored
         self._keys[job_id] = key
@@ -185,33 +192,154 @@ class InMemoryBackend(Backend):
     # -- claiming and transitions ------------------------------------------------------------
 
     async def claim_ready_jobs(
-        self, executor: str, limit: int, node_id: str
+        self,
+        executor: str,
+        limit: int,
+        node_id: str,
+        *,
+        limits: ClaimLimits | None = None,
+        report: ClaimReport | None = None,
     ) -> list[Job[Any, Any]]:
         if self._paused or limit <= 0:
             return []
         with self._lock:
+            state = self._controls.get(executor)
+            if state is not None and state.paused:
+                if report is not None:
+                    report.paused = True
+                return []
             queue = self._queues.get(executor)
             if not queue:
                 return []
             now = _clock.now()
+            if limits is None or not limits.any:
+                picked = self._pop_due(queue, now, limit)
+            else:
+                picked = self._pop_admitted(executor, queue, now, limit, limits, report)
             claimed: list[Job[Any, Any]] = []
-            not_due: list[tuple[int, datetime, int]] = []
-            while queue and len(claimed) < limit:
-                entry = heapq.heappop(queue)
-                job = self._live_entry(entry)
-                if job is None:
-                    continue
-                if job.scheduled_at > now:
-                    not_due.append(entry)
-                    continue
+            for job in picked:
                 job.status = JobStatus.EXECUTING
                 job.attempt += 1
                 job.attempted_at = now
                 job.attempted_by = node_id
                 claimed.append(_copy(job))
-            for entry in not_due:
-                heapq.heappush(queue, entry)
             return claimed
+
+    def _pop_due(
+        self,
+        queue: list[tuple[int, datetime, int]],
+        now: datetime,
+        limit: int,
+        fits: Callable[[Job[Any, Any]], bool] | None = None,
+    ) -> list[Job[Any, Any]]:
+        """Take up to ``limit`` due jobs from ``queue`` in claim order (those that ``fits``
+        accepts); the others go back."""
+        taken: list[Job[Any, Any]] = []
+        kept: list[tuple[int, datetime, int]] = []
+        while queue and len(taken) < limit:
+            entry = heapq.heappop(queue)
+            job = self._live_entry(entry)
+            if job is None:
+                continue
+            if job.scheduled_at > now:
+                kept.append(entry)
+                continue
+            if fits is not None and not fits(job):
+                kept.append(entry)
+                continue
+            taken.append(job)
+        for entry in kept:
+            heapq.heappush(queue, entry)
+        return taken
+
+    def _pop_admitted(
+        self,
+        executor: str,
+        queue: list[tuple[int, datetime, int]],
+        now: datetime,
+        limit: int,
+        limits: ClaimLimits,
+        report: ClaimReport | None,
+    ) -> list[Job[Any, Any]]:
+        """Take what :mod:`rexecutor.limits` admits, counting from the stored jobs."""
+        starts = self._starts.setdefault(executor, [])
+        since = limits.window_start(now)
+        if since is not None:
+            starts[:] = [(at, key) for at, key in starts if at > since]
+        else:
+            starts.clear()
+
+        def key_of(partition: str | None) -> str | None:
+            return partition if limits.partitioned else None
+
+        executing: Counter[str | None] = Counter(
+            key_of(job.partition_key)
+            for job in self._jobs.values()
+            if job.executor == executor and job.status is JobStatus.EXECUTING
+        )
+        started: Counter[str | None] = Counter(key_of(key) for _, key in starts)
+        usage = Usage(executing=executing, started=started)
+        plan = limits_plan(limits, limit, usage)
+        per_key: Counter[str | None] = Counter()
+
+        def fits(job: Job[Any, Any]) -> bool:
+            key = key_of(job.partition_key)
+            if key in plan.exclude or (plan.per_key is not None and per_key[key] >= plan.per_key):
+                return False
+            per_key[key] += 1
+            return True
+
+        candidates = self._pop_due(queue, now, plan.fetch, fits) if plan.total > 0 else []
+        chosen, _ = admit(
+            limits, plan, usage, ((job, key_of(job.partition_key)) for job in candidates)
+        )
+        taken = {job.id for job in chosen}
+        for job in candidates:
+            if job.id not in taken:
+                self._requeue(job)
+        if limits.rate is not None:
+            starts.extend((now, job.partition_key) for job in chosen)
+        if report is not None and len(chosen) < limit:
+            # Everything due that is left waiting was held back by the limits.
+            due = sum(
+                1
+                for entry in queue
+                if (waiting := self._live_entry(entry)) is not None and waiting.scheduled_at <= now
+            )
+            report.limited = due > 0
+            report.held = min(due, WAITING_COUNT_CAP)
+        return chosen
+
+    # -- run-time control --------------------------------------------------------------------
+
+    async def executor_states(self, names: Collection[str] | None) -> list[ExecutorState]:
+        with self._lock:
+            now = _clock.now()
+            wanted = sorted(self._controls if names is None else set(names) & set(self._controls))
+            return [self._with_window(self._controls[name], now) for name in wanted]
+
+    def _with_window(self, state: ExecutorState, now: datetime) -> ExecutorState:
+        since = state.limits.window_start(now)
+        if since is None:
+            return state
+        count = sum(1 for at, _ in self._starts.get(state.name, ()) if at > since)
+        return replace(state, started_in_window=count)
+
+    async def change_executor(self, name: str, change: ControlChange) -> None:
+        with self._lock:
+            state = self._controls.get(name) or ExecutorState(name)
+            if change.paused is not None:
+                state = replace(state, paused=change.paused)
+            if change.scale:
+                state = replace(state, max_concurrency=change.max_concurrency)
+            self._controls[name] = replace(state, updated_at=_clock.now())
+        if not (self._controls[name].paused or self._paused):
+            self.notify(name)
+
+    async def declare_limits(self, name: str, limits: ClaimLimits) -> None:
+        with self._lock:
+            state = self._controls.get(name) or ExecutorState(name)
+            self._controls[name] = replace(state, limits=limits, updated_at=_clock.now())
 
     def _live_entry(self, entry: tuple[int, datetime, int]) -> Job[Any, Any] | None:
         """The job a queue entry stands for, if it is ready and still in that place."""
@@ -443,4 +571,5 @@ def _copy(job: Job[Any, Any]) -> Job[Any, Any]:
         cancelled_at=job.cancelled_at,
         discarded_at=job.discarded_at,
         attempted_by=job.attempted_by,
+        partition_key=job.partition_key,
     )

@@ -39,6 +39,7 @@ from rexecutor.backends.postgres.connection import (
     _fetchone,
     _Target,
 )
+from rexecutor.backends.postgres.control import _Controlling
 from rexecutor.backends.postgres.enqueue import _Enqueuing
 from rexecutor.backends.postgres.query import _compile
 from rexecutor.backends.postgres.statements import _COLUMNS, _FINISHED_AT, _before
@@ -58,7 +59,7 @@ _NO_ERROR: Final[dict[str, Any]] = {
 }
 
 
-class PostgresBackend(_Enqueuing, _Claiming):
+class PostgresBackend(_Enqueuing, _Claiming, _Controlling):
     """Jobs stored in PostgreSQL, shared by every node that uses the same database and schema.
 
     Args:

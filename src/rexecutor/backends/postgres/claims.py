@@ -24,21 +24,38 @@ from rexecutor.backends.postgres.codec import (
     _UnreadableJson,
     _utc,
 )
-from rexecutor.backends.postgres.connection import Conn, Row, _execute, _fetchall, _fetchone
+from rexecutor.backends.postgres.connection import (
+    Conn,
+    Row,
+    _atomic,
+    _execute,
+    _fetchall,
+    _fetchone,
+)
 from rexecutor.backends.postgres.pool import _Pooled
 from rexecutor.errors import RexecutorError
 from rexecutor.job import Job
+from rexecutor.limits import WAITING_COUNT_CAP, ClaimLimits, ClaimReport, Usage, admit, plan
 
 logger = logging.getLogger("rexecutor.backends.postgres")
+
+_AT_PARTITION_KEY = _COLUMN_NAMES.index("partition_key")
 
 
 class _Claiming(_Pooled):
     """The claim operations of ``PostgresBackend``."""
 
     async def claim_ready_jobs(
-        self, executor: str, limit: int, node_id: str
+        self,
+        executor: str,
+        limit: int,
+        node_id: str,
+        *,
+        limits: ClaimLimits | None = None,
+        report: ClaimReport | None = None,
     ) -> list[Job[Any, Any]]:
-        """Claim up to ``limit`` due jobs of ``executor`` in one statement (SKIP LOCKED).
+        """Claim up to ``limit`` due jobs of ``executor`` in one statement (SKIP LOCKED); an
+        executor with limits is claimed under its row lock (see :meth:`_claim_limited`).
 
         Cancelling the caller cannot strand jobs: the claim runs to its end shielded, and
         whatever it claimed is handed straight back (attempt given back, still due).
@@ -52,7 +69,15 @@ class _Claiming(_Pooled):
             params = {"executor": executor, "limit": want, "node": node_id, "now": _db_now()}
 
             async def work(conn: Conn, params: dict[str, Any] = params) -> list[Row]:
-                return await _fetchall(conn, self._q["claim"], params, binary=True)
+                if limits is not None and limits.any:
+                    # One transaction: the executor's row lock is held until it ends.
+                    async with _atomic(conn):
+                        return await self._claim_limited(conn, params, limits, report)
+                rows = await _fetchall(conn, self._q["claim"], params, binary=True)
+                if not rows and report is not None:
+                    paused = await _fetchone(conn, self._q["is_paused"], params)
+                    report.paused = paused is not None and bool(paused[0])
+                return rows
 
             claim = asyncio.ensure_future(self._run(work, verify=False))
             try:
@@ -86,6 +111,69 @@ class _Claiming(_Pooled):
             want = len(unreadable)
         jobs.sort(key=lambda j: (j.priority, j.scheduled_at, j.id))
         return jobs
+
+    async def _claim_limited(
+        self,
+        conn: Conn,
+        params: dict[str, Any],
+        limits: ClaimLimits,
+        report: ClaimReport | None,
+    ) -> list[Row]:
+        """A claim under the executor's row lock: what is executing and what started in the
+        window are counted from the rows, and :mod:`rexecutor.limits` chooses."""
+        q = self._q
+        locked = await _fetchone(conn, q["lock_executor"], params)
+        if locked is None:
+            await _execute(conn, q["ensure_executor"], params)
+            locked = await _fetchone(conn, q["lock_executor"], params)
+        if locked is not None and locked[0]:
+            if report is not None:
+                report.paused = True
+            return []
+        if params["now"] is None and locked is not None:
+            params = {**params, "now": locked[1]}
+        executing = await _fetchall(
+            conn, q["executing_counts"], {**params, "partitioned": limits.partitioned}
+        )
+        started: list[Row] = []
+        rate = limits.rate
+        if rate is not None:
+            await _execute(conn, q["forget_starts"], {**params, "period": rate.period})
+            started = await _fetchall(
+                conn, q["started_counts"], {**params, "per_partition": rate.per_partition}
+            )
+        usage = Usage(
+            executing={key: int(n) for key, n in executing},
+            started={key: int(n) for key, n in started},
+        )
+        want = int(params["limit"])
+        chosen = plan(limits, want, usage)
+        rows: list[Row] = []
+        if chosen.total > 0 and chosen.per_key is None:
+            rows = await _fetchall(conn, q["claim"], {**params, "limit": chosen.total}, binary=True)
+        elif chosen.total > 0:
+            candidates = await _fetchall(
+                conn,
+                q["candidates"],
+                {
+                    **params,
+                    "exclude": ["" if key is None else key for key in chosen.exclude],
+                    "per_key": chosen.per_key,
+                    "fetch": chosen.fetch,
+                },
+            )
+            ids, _ = admit(limits, chosen, usage, ((int(r[0]), r[1]) for r in candidates))
+            if ids:
+                rows = await _fetchall(conn, q["claim_ids"], {**params, "ids": ids}, binary=True)
+        if rate is not None and rows:
+            keys = [row[_AT_PARTITION_KEY] for row in rows]
+            await _execute(conn, q["record_starts"], {**params, "keys": keys})
+        if report is not None and len(rows) < want:
+            waiting = await _fetchone(conn, q["waiting"], {**params, "cap": WAITING_COUNT_CAP})
+            count = 0 if waiting is None else int(waiting[0])
+            report.limited = count > 0
+            report.held = count
+        return rows
 
     async def _set_aside(self, items: list[tuple[Job[Any, Any], RowReader]], node_id: str) -> None:
         """Discard claimed jobs whose rows cannot be read, writing readable stand-ins."""

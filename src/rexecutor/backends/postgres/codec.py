@@ -50,6 +50,7 @@ _COLUMN_NAMES: Final = (
     "cancelled_at",
     "discarded_at",
     "attempted_by",
+    "partition_key",
 )
 _TIME_COLUMNS: Final = (
     "inserted_at",
@@ -113,6 +114,7 @@ def _job_from_row(row: Row) -> Job[Any, Any]:
         cancelled_at,
         discarded_at,
         attempted_by,
+        partition_key,
     ) = row
     return Job(
         JobId(job_id),
@@ -132,6 +134,7 @@ def _job_from_row(row: Row) -> Job[Any, Any]:
         _utc(cancelled_at),
         _utc(discarded_at),
         attempted_by,
+        partition_key,
     )
 
 
@@ -222,6 +225,7 @@ def _read_defensively(row: Row) -> tuple[Job[Any, Any], RowReader]:
         _utc(values["cancelled_at"]),
         _utc(values["discarded_at"]),
         values["attempted_by"],
+        values["partition_key"],
     )
     return job, reader
 
@@ -261,6 +265,7 @@ class _Prepared:
             "priority": job.priority,
             "tags": self.tags,
             "scheduled_at": self.scheduled_at,
+            "partition_key": job.partition_key,
         }
 
 

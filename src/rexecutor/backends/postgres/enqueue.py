@@ -141,8 +141,9 @@ class _Enqueuing(_Pooled):
             "scheduled_at": [p.scheduled_at for p in prepared],
             "now": now,
         }
-        if any(p.tags for p in prepared):
+        if any(p.tags or p.job.partition_key is not None for p in prepared):
             params["tags"] = [_TAGS_TEXT(p.tags) if p.tags else "[]" for p in prepared]
+            params["partition_key"] = [p.job.partition_key for p in prepared]
             statement = self._q["insert_many"]
         else:
             statement = self._q["insert_many_untagged"]
@@ -228,9 +229,10 @@ class _Enqueuing(_Pooled):
             inserted AS (
                 INSERT INTO {{jobs}}
                     (executor, data, metadata, max_attempts, priority, tags, uniqueness_key,
-                     inserted_at, scheduled_at)
+                     inserted_at, scheduled_at, partition_key)
                 SELECT %(executor)s, %(data)s::jsonb, %(metadata)s::jsonb, %(max_attempts)s,
-                       %(priority)s, %(tags)s::text[], %(key)s::bigint, {_NOW}, new.at
+                       %(priority)s, %(tags)s::text[], %(key)s::bigint, {_NOW}, new.at,
+                       %(partition_key)s::text
                 FROM new
                 WHERE NOT EXISTS (SELECT 1 FROM found)
                 RETURNING id, status, executor

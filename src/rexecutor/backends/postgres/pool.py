@@ -67,6 +67,8 @@ class _Pooled(_Listening):
             "schema": sql.Identifier(self._schema),
             "jobs": sql.Identifier(self._schema, "rexecutor_jobs"),
             "nodes": sql.Identifier(self._schema, "rexecutor_nodes"),
+            "executors": sql.Identifier(self._schema, "rexecutor_executors"),
+            "starts": sql.Identifier(self._schema, "rexecutor_job_starts"),
             "migrations": sql.Identifier(self._schema, "rexecutor_migrations"),
             "notify_fn": sql.Identifier(self._schema, "rexecutor_jobs_notify"),
         }

@@ -102,31 +102,33 @@ _STATEMENTS: Final[dict[str, str]] = {
     "insert": f"""
         INSERT INTO {{jobs}}
             (executor, data, metadata, max_attempts, priority, tags, uniqueness_key,
-             inserted_at, scheduled_at)
+             inserted_at, scheduled_at, partition_key)
         VALUES (%(executor)s, %(data)s::jsonb, %(metadata)s::jsonb, %(max_attempts)s,
                 %(priority)s, %(tags)s::text[], NULL,
-                {_NOW}, COALESCE(%(scheduled_at)s::timestamptz, {_NOW}))
+                {_NOW}, COALESCE(%(scheduled_at)s::timestamptz, {_NOW}), %(partition_key)s)
         RETURNING id
     """,
+    # With tags or partition keys (the untagged form below is the common case).
     "insert_many": f"""
         INSERT INTO {{jobs}}
             (executor, data, metadata, max_attempts, priority, tags, inserted_at,
-             scheduled_at)
+             scheduled_at, partition_key)
         SELECT u.executor, u.data::jsonb, u.metadata::jsonb, u.max_attempts, u.priority,
                ARRAY(SELECT t.tag
                      FROM jsonb_array_elements_text(u.tags::jsonb) WITH ORDINALITY
                           AS t(tag, n)
                      ORDER BY t.n),
-               {_NOW}, COALESCE(u.scheduled_at, {_NOW})
+               {_NOW}, COALESCE(u.scheduled_at, {_NOW}), u.partition_key
         FROM unnest(%(executor)b::text[], %(data)b::text[], %(metadata)b::text[],
                     %(max_attempts)b::integer[], %(priority)b::integer[], %(tags)b::text[],
-                    %(scheduled_at)b::timestamptz[])
+                    %(scheduled_at)b::timestamptz[], %(partition_key)b::text[])
              WITH ORDINALITY
-             AS u(executor, data, metadata, max_attempts, priority, tags, scheduled_at, ord)
+             AS u(executor, data, metadata, max_attempts, priority, tags, scheduled_at,
+                  partition_key, ord)
         ORDER BY u.ord
         RETURNING id
     """,
-    # The same without tags, the common case: no per-row array subquery, no tags parameter.
+    # The same without tags or partition keys, the common case: no per-row array subquery.
     "insert_many_untagged": f"""
         INSERT INTO {{jobs}}
             (executor, data, metadata, max_attempts, priority, inserted_at, scheduled_at)
@@ -148,6 +150,8 @@ _STATEMENTS: Final[dict[str, str]] = {
               -- Rows scheduled beyond what enqueue accepts cannot have been written by it:
               -- they are claimed so that they are set aside instead of lying in wait.
               AND (scheduled_at <= {_NOW} OR scheduled_at > {_ACCEPTED[1]}::timestamptz)
+              AND NOT EXISTS (SELECT 1 FROM {{executors}} AS e
+                              WHERE e.name = %(executor)s AND e.paused)
             ORDER BY priority, scheduled_at, id
             LIMIT %(limit)s
             FOR UPDATE SKIP LOCKED
@@ -326,5 +330,107 @@ _STATEMENTS: Final[dict[str, str]] = {
               AND j.attempt = l.attempt
         )
         ORDER BY l.ord
+    """,
+    # -- run-time control and limited claims (see rexecutor.limits) -------------------------
+    # Serialises the claims of a limited executor on every node: the row stays locked until
+    # the claim's transaction ends. The time is read once the lock is held (the CTE is not
+    # inlined, being FOR UPDATE): the claim stamps it as attempted_at, so that a job started
+    # in a place another just left never looks, from the rows, as if both ran at once.
+    "lock_executor": """
+        WITH locked AS (
+            SELECT paused FROM {executors} WHERE name = %(executor)s FOR UPDATE
+        )
+        SELECT paused, clock_timestamp() FROM locked
+    """,
+    "ensure_executor": """
+        INSERT INTO {executors} (name) VALUES (%(executor)s) ON CONFLICT (name) DO NOTHING
+    """,
+    "is_paused": "SELECT paused FROM {executors} WHERE name = %(executor)s",
+    "executing_counts": """
+        SELECT CASE WHEN %(partitioned)s::boolean THEN partition_key END, count(*)
+        FROM {jobs} WHERE executor = %(executor)s AND status = 'executing'
+        GROUP BY 1
+    """,
+    "forget_starts": f"""
+        DELETE FROM {{starts}}
+        WHERE executor = %(executor)s AND started_at <= {_before("period")}
+    """,
+    "started_counts": """
+        SELECT CASE WHEN %(per_partition)s::boolean THEN partition_key END, count(*)
+        FROM {starts} WHERE executor = %(executor)s GROUP BY 1
+    """,
+    # The due jobs a partitioned claim may choose from, in claim order, at most ``per_key``
+    # per partition key, leaving out keys with no room ('' stands for no key).
+    "candidates": f"""
+        SELECT id, partition_key FROM (
+            SELECT id, partition_key, priority, scheduled_at,
+                   row_number() OVER (PARTITION BY partition_key
+                                      ORDER BY priority, scheduled_at, id) AS n
+            FROM {{jobs}}
+            WHERE executor = %(executor)s AND status IN {_READY_SQL}
+              AND (scheduled_at <= {_NOW} OR scheduled_at > {_ACCEPTED[1]}::timestamptz)
+              AND COALESCE(partition_key, '') <> ALL(%(exclude)s::text[])
+        ) AS c
+        WHERE n <= %(per_key)s
+        ORDER BY priority, scheduled_at, id
+        LIMIT %(fetch)s
+    """,
+    "claim_ids": f"""
+        UPDATE {{jobs}} AS j
+        SET status = 'executing', attempt = j.attempt + 1, attempted_at = {_NOW},
+            attempted_by = %(node)s
+        WHERE j.id = ANY(%(ids)s::bigint[]) AND j.status IN {_READY_SQL}
+        RETURNING {_J_COLUMNS}
+    """,
+    "record_starts": f"""
+        INSERT INTO {{starts}} (executor, partition_key, started_at)
+        SELECT %(executor)s, k, {_NOW} FROM unnest(%(keys)s::text[]) AS k
+    """,
+    "waiting": f"""
+        SELECT count(*) FROM (
+            SELECT 1 FROM {{jobs}}
+            WHERE executor = %(executor)s AND status IN {_READY_SQL}
+              AND scheduled_at <= {_NOW}
+            LIMIT %(cap)s
+        ) AS w
+    """,
+    "executor_states": f"""
+        SELECT e.name, e.paused, e.max_concurrency, e.global_max_concurrency,
+               e.partition_max_concurrency, e.rate_allowed, e.rate_period,
+               e.rate_per_partition, e.updated_at,
+               (SELECT count(*) FROM {{starts}} AS s
+                WHERE e.rate_period IS NOT NULL AND s.executor = e.name
+                  AND s.started_at > {_NOW} - e.rate_period)
+        FROM {{executors}} AS e
+        WHERE %(names)s::text[] IS NULL OR e.name = ANY(%(names)s::text[])
+        ORDER BY e.name
+    """,
+    # A resume or scale wakes the runners of every node (the jobs channel, which the trigger
+    # also uses) as it commits.
+    "change_executor": f"""
+        WITH changed AS (
+            INSERT INTO {{executors}} AS e (name, paused, max_concurrency, updated_at)
+            VALUES (%(name)s, COALESCE(%(paused)s::boolean, false),
+                    CASE WHEN %(scale)s::boolean THEN %(max)s::integer END, {_NOW})
+            ON CONFLICT (name) DO UPDATE SET
+                paused = COALESCE(%(paused)s::boolean, e.paused),
+                max_concurrency = CASE WHEN %(scale)s::boolean THEN %(max)s::integer
+                                       ELSE e.max_concurrency END,
+                updated_at = {_NOW}
+            RETURNING e.paused
+        )
+        SELECT pg_notify(%(channel)s::text, %(wake)s::text) FROM changed WHERE NOT paused
+    """,
+    "declare_limits": f"""
+        INSERT INTO {{executors}} AS e (name, global_max_concurrency,
+            partition_max_concurrency, rate_allowed, rate_period, rate_per_partition,
+            updated_at)
+        VALUES (%(name)s, %(global_max)s, %(partition_max)s, %(rate_allowed)s,
+                %(rate_period)s::interval, %(rate_per_partition)s, {_NOW})
+        ON CONFLICT (name) DO UPDATE SET
+            global_max_concurrency = EXCLUDED.global_max_concurrency,
+            partition_max_concurrency = EXCLUDED.partition_max_concurrency,
+            rate_allowed = EXCLUDED.rate_allowed, rate_period = EXCLUDED.rate_period,
+            rate_per_partition = EXCLUDED.rate_per_partition, updated_at = {_NOW}
     """,
 }

@@ -35,6 +35,7 @@ from rexecutor.backend import (
     refuse_connection,
 )
 from rexecutor.backends._common import tally, validate_enqueuable, validate_update
+from rexecutor.backends.sqlite import control
 from rexecutor.backends.sqlite.codec import (
     COLUMNS,
     STATUS,
@@ -70,6 +71,7 @@ from rexecutor.backends.sqlite.writes import (
     give_back_tx,
     orphaned_tx,
 )
+from rexecutor.control import ControlChange, ExecutorState
 from rexecutor.errors import (
     BackendError,
     ConfigurationError,
@@ -79,6 +81,7 @@ from rexecutor.errors import (
 )
 from rexecutor.job import Job, JobStatus
 from rexecutor.lifecycle import Fence, Transition
+from rexecutor.limits import ClaimLimits, ClaimReport
 from rexecutor.query import QueryNode
 
 __all__ = ["SqliteBackend"]
@@ -351,7 +354,13 @@ class SqliteBackend(Backend):
     # -- claiming and transitions ------------------------------------------------------------
 
     async def claim_ready_jobs(
-        self, executor: str, limit: int, node_id: str
+        self,
+        executor: str,
+        limit: int,
+        node_id: str,
+        *,
+        limits: ClaimLimits | None = None,
+        report: ClaimReport | None = None,
     ) -> list[Job[Any, Any]]:
         if limit <= 0:
             return []
@@ -359,7 +368,9 @@ class SqliteBackend(Backend):
         if db is None:
             raise self._not_connected()
         claim = db.call(
-            lambda: self._transaction(self._connection(), claim_tx, executor, limit, node_id)
+            lambda: self._transaction(
+                self._connection(), claim_tx, executor, limit, node_id, limits, report
+            )
         )
         try:
             # Shielded: a cancelled caller must not lose the result of a claim that commits
@@ -519,6 +530,19 @@ class SqliteBackend(Backend):
             total += deleted
             if deleted < batch:
                 return total
+
+    # -- run-time control ------------------------------------------------------------------
+
+    async def executor_states(self, names: Collection[str] | None) -> list[ExecutorState]:
+        return await self._call_read(lambda conn: control.states(conn, names))
+
+    async def change_executor(self, name: str, change: ControlChange) -> None:
+        if await self._call(control.change, name, change):
+            # Runners in other processes see the commit through their watchers.
+            self.notify(name)
+
+    async def declare_limits(self, name: str, limits: ClaimLimits) -> None:
+        await self._call(control.declare, name, limits)
 
     async def record_heartbeat(self, node: NodeInfo) -> None:
         await self._call(self._heartbeat_tx, node)

@@ -41,7 +41,7 @@ _log = logging.getLogger("rexecutor")
 COLUMNS: Final = (
     "id, status, executor, data, metadata, attempt, max_attempts, priority, tags, errors, "
     "inserted_at, scheduled_at, attempted_at, attempted_by, completed_at, cancelled_at, "
-    "discarded_at"
+    "discarded_at, partition_key"
 )
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND: Final = timedelta(microseconds=1)
@@ -125,6 +125,7 @@ def _job_from_row(row: tuple[Any, ...]) -> Job[Any, Any]:
         completed_at=_opt_from_us(row[14]),
         cancelled_at=_opt_from_us(row[15]),
         discarded_at=_opt_from_us(row[16]),
+        partition_key=row[17],
     )
 
 
@@ -267,6 +268,7 @@ def _read_defensively(row: tuple[Any, ...]) -> tuple[Job[Any, Any], RowReader]:
         completed_at=moment("completed_at", row[14]),
         cancelled_at=moment("cancelled_at", row[15]),
         discarded_at=moment("discarded_at", row[16]),
+        partition_key=None if row[17] is None else reader.text("partition_key", row[17]),
     )
     return job, reader
 

@@ -13,8 +13,8 @@ FINISHED_SQL: Final = "COALESCE(completed_at, cancelled_at, discarded_at, schedu
 
 INSERT: Final = (
     "INSERT INTO jobs (status, executor, data, metadata, data_eq, metadata_eq, attempt, "
-    "max_attempts, priority, tags, errors, uniqueness_key, inserted_at, scheduled_at) "
-    "VALUES ('scheduled', ?, ?, ?, ?, ?, 0, ?, ?, ?, '[]', ?, ?, ?)"
+    "max_attempts, priority, tags, errors, uniqueness_key, inserted_at, scheduled_at, "
+    "partition_key) VALUES ('scheduled', ?, ?, ?, ?, ?, 0, ?, ?, ?, '[]', ?, ?, ?, ?)"
 )
 CLAIM: Final = (
     "UPDATE jobs SET status = 'executing', attempt = attempt + 1, attempted_at = ?, "
@@ -23,6 +23,23 @@ CLAIM: Final = (
     # so that they are set aside (see codec.set_aside) instead of lying in wait.
     f"WHERE executor = ? AND {READY_SQL} AND (scheduled_at <= ? OR scheduled_at > {LATEST_US}) "
     f"ORDER BY priority, scheduled_at, id LIMIT ?) RETURNING {COLUMNS}"
+)
+#: The due jobs a limited claim may choose from, in claim order, at most ``:per_key`` per
+#: partition key (all when NULL), skipping keys with no room (the JSON list ``:exclude``).
+CANDIDATES: Final = (
+    "SELECT id, partition_key FROM (SELECT id, partition_key, priority, scheduled_at, "
+    "row_number() OVER (PARTITION BY partition_key ORDER BY priority, scheduled_at, id) AS n "
+    "FROM jobs INDEXED BY jobs_ready "
+    f"WHERE executor = :executor AND {READY_SQL} "
+    f"AND (scheduled_at <= :now OR scheduled_at > {LATEST_US}) "
+    "AND COALESCE(partition_key, '') NOT IN (SELECT value FROM json_each(:exclude))) "
+    "WHERE :per_key IS NULL OR n <= :per_key ORDER BY priority, scheduled_at, id LIMIT :fetch"
+)
+#: Claims the chosen ids (a JSON list), as ``CLAIM`` does.
+CLAIM_IDS: Final = (
+    "UPDATE jobs SET status = 'executing', attempt = attempt + 1, attempted_at = ?, "
+    f"attempted_by = ? WHERE id IN (SELECT value FROM json_each(?)) AND {READY_SQL} "
+    f"RETURNING {COLUMNS}"
 )
 HELD: Final = "id = ? AND status = 'executing' AND attempted_by = ? AND attempt = ?"
 #: ``lifecycle.completed()`` for a batch (``complete_jobs``), the runner's fast path.

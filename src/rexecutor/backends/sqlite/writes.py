@@ -4,6 +4,7 @@ database thread inside the transaction the backend opened for it."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import timedelta
 from typing import Any
@@ -22,10 +23,17 @@ from rexecutor.backends.sqlite.codec import (
     set_aside,
     to_us,
 )
+from rexecutor.backends.sqlite.control import (
+    admitted_ids,
+    is_paused,
+    record_starts,
+    report_waiting,
+)
 from rexecutor.backends.sqlite.query import placeholders
 from rexecutor.backends.sqlite.statements import (
     APPLY,
     CLAIM,
+    CLAIM_IDS,
     COMPLETE,
     FORGET_SILENT_NODES,
     INSERT,
@@ -35,6 +43,7 @@ from rexecutor.backends.sqlite.statements import (
 from rexecutor.errors import JobNotFound
 from rexecutor.job import Job, JobId, JobStatus
 from rexecutor.lifecycle import Fence, Transition
+from rexecutor.limits import ClaimLimits, ClaimReport
 
 
 def enqueue_tx(
@@ -68,6 +77,7 @@ def enqueue_tx(
                 job.key,
                 now_us,
                 scheduled_us,
+                job.source.partition_key,
             ),
         )
         assert cursor.lastrowid is not None
@@ -132,13 +142,30 @@ def _resolve_duplicate(
 
 
 def claim_tx(
-    conn: sqlite3.Connection, executor: str, limit: int, node_id: str
+    conn: sqlite3.Connection,
+    executor: str,
+    limit: int,
+    node_id: str,
+    limits: ClaimLimits | None = None,
+    report: ClaimReport | None = None,
 ) -> list[Job[Any, Any]]:
+    if is_paused(conn, executor):
+        if report is not None:
+            report.paused = True
+        return []
     now_us = to_us(_clock.now())
     jobs: list[Job[Any, Any]] = []
+    limited = limits is not None and limits.any
+    chosen: list[int] | None = None
     want = limit
-    while True:
-        rows = conn.execute(CLAIM, (now_us, node_id, executor, now_us, want)).fetchall()
+    if limited:
+        assert limits is not None
+        chosen, want = admitted_ids(conn, executor, limit, limits)
+    while want > 0:
+        if chosen is None:
+            rows = conn.execute(CLAIM, (now_us, node_id, executor, now_us, want)).fetchall()
+        else:
+            rows = conn.execute(CLAIM_IDS, (now_us, node_id, json.dumps(chosen))).fetchall()
         unreadable = 0
         lenient = conn.text_factory is lenient_text
         for row in rows:
@@ -149,10 +176,16 @@ def claim_tx(
                 set_aside(conn, job, reader)
                 unreadable += 1
         # Rows set aside must not take the places of the good jobs behind them; each round
-        # discards what it could not read, so this ends.
-        if unreadable == 0 or len(rows) < want:
+        # discards what it could not read, so this ends. (A limited claim takes one round:
+        # what it chose is what it may start.)
+        if unreadable == 0 or len(rows) < want or chosen is not None:
             break
         want = unreadable
+    if limited:
+        assert limits is not None
+        record_starts(conn, executor, limits, [job.partition_key for job in jobs])
+        if report is not None and len(jobs) < limit:
+            report_waiting(conn, executor, report)
     # RETURNING yields rows in no promised order; callers get them in claim order.
     jobs.sort(key=lambda j: (j.priority, j.scheduled_at, j.id))
     return jobs
