@@ -10,7 +10,7 @@ from rexecutor import telemetry
 from rexecutor.backend import Backend, EnqueueResult
 from rexecutor.backoff import BackoffStrategy, Jitter
 from rexecutor.builder import JobBuilder, enqueue_many
-from rexecutor.cron import CronSchedule
+from rexecutor.cron import CronCatchUp, CronRegistration, CronSchedule
 from rexecutor.errors import (
     BackendError,
     ConfigurationError,
@@ -40,6 +40,8 @@ __all__ = [
     "BackendError",
     "BackoffStrategy",
     "ConfigurationError",
+    "CronCatchUp",
+    "CronRegistration",
     "CronSchedule",
     "EnqueueResult",
     "ErrorType",
