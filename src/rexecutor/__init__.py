@@ -11,7 +11,7 @@ from rexecutor.backend import Backend, EnqueueResult
 from rexecutor.backoff import BackoffStrategy, Jitter
 from rexecutor.builder import JobBuilder, enqueue_many
 from rexecutor.control import ExecutorControl
-from rexecutor.cron import CronSchedule
+from rexecutor.cron import CronCatchUp, CronRegistration, CronSchedule
 from rexecutor.errors import (
     BackendError,
     ConfigurationError,
@@ -42,6 +42,8 @@ __all__ = [
     "BackendError",
     "BackoffStrategy",
     "ConfigurationError",
+    "CronCatchUp",
+    "CronRegistration",
     "CronSchedule",
     "EnqueueResult",
     "ErrorType",

@@ -7,18 +7,16 @@ import asyncio
 import logging
 import threading
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from rexecutor import _clock, admin, telemetry
+from rexecutor import _clock, _cron_jobs, admin, telemetry
 from rexecutor._guard import LoopGuard
 from rexecutor.backend import Backend, NodeInfo
-from rexecutor.cron import CronSchedule
+from rexecutor.cron import CronCatchUp, CronSchedule
 from rexecutor.executor import Executor
-from rexecutor.job import JobStatus
 from rexecutor.pruner import PrunerConfig
 from rexecutor.runner import JobRunner, RunningJobs
-from rexecutor.uniqueness import UniquenessCriteria
 
 log = logging.getLogger("rexecutor")
 
@@ -31,22 +29,40 @@ async def run_cron(
     schedule: CronSchedule,
     data: Any,
     metadata: Any,
+    policy: CronCatchUp,
     backend: Backend,
 ) -> None:
-    """Enqueue one job per tick of ``schedule``, exactly once across every node.
+    """Catch up on missed ticks as ``policy`` says, then enqueue one job per tick of
+    ``schedule``, exactly once across every node.
 
-    Each tick's job carries a uniqueness key made of the executor, the schedule, the data and
-    the tick time, matched against jobs in every status: whichever node enqueues first wins
-    and the others get the same id back. Ticks missed while no node ran are not back-filled.
+    Each tick's job is enqueued by :func:`rexecutor._cron_jobs.enqueue_tick`, whose uniqueness
+    key makes whichever node enqueues first win.
     """
     cls = type(executor) if isinstance(executor, Executor) else executor
     guard = LoopGuard("cron", executor=cls.name, schedule=schedule.expression)
     after = _clock.now()
+    caught_up = False
     while True:
         try:
+            if not caught_up:
+                # Up to ``after``, so that the catch-up and the ticks below meet without a gap
+                # (after a failed round ``after`` moves on, and the retry covers up to it).
+                ticks = await _cron_jobs.catch_up(
+                    cls, schedule, data, metadata, policy, backend, after
+                )
+                caught_up = True
+                if ticks:
+                    log.info(
+                        "cron %s %r: enqueued %d missed tick(s) (catch_up=%r), latest %s",
+                        cls.name,
+                        schedule.expression,
+                        len(ticks),
+                        policy.policy,
+                        ticks[-1].isoformat(),
+                    )
             tick = schedule.next_after(after)
             await _clock.sleep_until(tick - CRON_LEAD)
-            await _enqueue_tick(cls, schedule, data, metadata, backend, tick)
+            await _cron_jobs.enqueue_tick(cls, schedule, data, metadata, backend, tick)
             guard.succeeded()
         except Exception as exc:
             # The tick is given up (a node that is down misses ticks the same way); the next
@@ -55,24 +71,6 @@ async def run_cron(
             after = max(after, _clock.now())
             continue
         after = tick
-
-
-async def _enqueue_tick(
-    cls: type[Executor[Any, Any]],
-    schedule: CronSchedule,
-    data: Any,
-    metadata: Any,
-    backend: Backend,
-    tick: datetime,
-) -> None:
-    key = ["cron", cls.name, schedule.expression, schedule.timezone, data, tick.isoformat()]
-    criteria = UniquenessCriteria.by_key(key).and_statuses(JobStatus.ALL)
-    builder = cls.builder().unique(criteria).schedule_at(tick)
-    if data is not None:
-        builder = builder.with_data(data)
-    if metadata is not None:
-        builder = builder.with_metadata(metadata)
-    await builder.enqueue_to_backend(backend)
 
 
 async def run_pruner(config: PrunerConfig, backend: Backend) -> None:

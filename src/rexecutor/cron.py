@@ -19,15 +19,32 @@ from __future__ import annotations
 
 import calendar
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rexecutor.errors import ConfigurationError
 
-__all__ = ["CronSchedule"]
+__all__ = [
+    "DEFAULT_CATCH_UP_LIMIT",
+    "CatchUpPolicy",
+    "CronCatchUp",
+    "CronRegistration",
+    "CronSchedule",
+]
+
+#: What a schedule does at node start about the ticks that passed while no node ran it.
+CatchUpPolicy = Literal["skip", "latest", "all"]
+
+#: How many missed ticks ``catch_up="all"`` enqueues at most, unless told otherwise.
+DEFAULT_CATCH_UP_LIMIT: Final = 100
+
+# A daylight-saving shift moves wall clocks by at most this much (real zones: 2 hours at
+# most), so a backward scan that starts this far ahead of a moment's wall time misses nothing.
+_MAX_ZONE_SHIFT = timedelta(hours=3)
 
 _MACROS: dict[str, str] = {
     "@yearly": "0 0 1 1 *",
@@ -338,6 +355,94 @@ class CronSchedule:
             "that a datetime can represent"
         )
 
+    def previous_before(self, moment: datetime) -> datetime | None:
+        """Return the last fire time strictly before ``moment``, or ``None`` if there is none.
+
+        The mirror of :meth:`next_after`, with the same daylight-saving rules: a skipped wall
+        time never fired, a repeated one fired at its first occurrence.
+
+        Args:
+            moment: An aware datetime, in any timezone.
+
+        Returns:
+            The previous fire time as an aware datetime in UTC, or ``None`` when the
+            expression never fired since the start of the range ``datetime`` can represent.
+
+        Raises:
+            ValueError: ``moment`` is naive.
+
+        Example:
+            >>> from datetime import datetime, UTC
+            >>> CronSchedule.parse("0 3 * * *").previous_before(datetime(2024, 7, 5, 3, tzinfo=UTC))
+            datetime.datetime(2024, 7, 4, 3, 0, tzinfo=datetime.timezone.utc)
+        """
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise ValueError(f"previous_before() needs an aware datetime, got naive {moment!r}")
+        zone = self._zone
+        moment_utc = moment.astimezone(UTC)
+        try:
+            # After a jump back, wall times later than ``moment``'s own wall time may still
+            # lie before it (their first occurrence came first): start a little ahead.
+            local = (moment_utc + _MAX_ZONE_SHIFT).astimezone(zone)
+        except OverflowError:
+            local = datetime.max.replace(tzinfo=zone)
+        first_day = local.date()
+        first_time = (local.hour, local.minute, local.second)
+        try:
+            for day in self._days_until(first_day):
+                end = first_time if day == first_day else (23, 59, 59)
+                for hour, minute, second in self._times_until(*end):
+                    wall = datetime(day.year, day.month, day.day, hour, minute, second)
+                    instant = wall.replace(tzinfo=zone).astimezone(UTC)
+                    if instant >= moment_utc:
+                        continue
+                    if instant.astimezone(zone).replace(tzinfo=None) != wall:
+                        continue  # in a spring-forward gap: this wall time does not exist
+                    return instant
+        except OverflowError:
+            pass
+        return None
+
+    def ticks_between(self, start: datetime, end: datetime, limit: int) -> list[datetime]:
+        """The fire times after ``start`` and at or before ``end``: the latest ``limit`` of
+        them, oldest first.
+
+        Only the kept ticks are computed (walking back from ``end``), so a long gap in a
+        frequent schedule costs ``limit`` steps, not one per tick.
+
+        Args:
+            start: An aware datetime; a tick exactly at ``start`` is not included.
+            end: An aware datetime; a tick exactly at ``end`` is included.
+            limit: How many ticks to keep at most, from the most recent back.
+
+        Raises:
+            ValueError: ``start`` or ``end`` is naive, or ``limit`` is negative.
+
+        Example:
+            >>> from datetime import datetime, UTC
+            >>> schedule = CronSchedule.parse("0 * * * *")
+            >>> [t.hour for t in schedule.ticks_between(
+            ...     datetime(2024, 1, 1, 0, tzinfo=UTC), datetime(2024, 1, 1, 5, tzinfo=UTC), 3)]
+            [3, 4, 5]
+        """
+        if start.tzinfo is None or start.utcoffset() is None:
+            raise ValueError(f"ticks_between() needs an aware start, got naive {start!r}")
+        if limit < 0:
+            raise ValueError(f"ticks_between() needs a limit >= 0, got {limit}")
+        ticks: list[datetime] = []
+        try:
+            bound: datetime | None = end + timedelta(microseconds=1)
+        except OverflowError:
+            bound = end
+        while bound is not None and len(ticks) < limit:
+            tick = self.previous_before(bound)
+            if tick is None or tick <= start:
+                break
+            ticks.append(tick)
+            bound = tick
+        ticks.reverse()
+        return ticks
+
     def _days_from(self, start: date) -> Iterator[date]:
         """Yield the matching days on or after ``start``, in order."""
         for year in range(start.year, 10000):
@@ -347,6 +452,17 @@ class CronSchedule:
                 first = start.day if (year, month) == (start.year, start.month) else 1
                 for day in self._days_in_month(year, month):
                     if day >= first:
+                        yield date(year, month, day)
+
+    def _days_until(self, end: date) -> Iterator[date]:
+        """Yield the matching days on or before ``end``, latest first."""
+        for year in range(end.year, 0, -1):
+            for month in reversed(self._months):
+                if year == end.year and month > end.month:
+                    continue
+                last = end.day if (year, month) == (end.year, end.month) else 31
+                for day in reversed(self._days_in_month(year, month)):
+                    if day <= last:
                         yield date(year, month, day)
 
     def _days_in_month(self, year: int, month: int) -> list[int]:
@@ -373,3 +489,90 @@ class CronSchedule:
                 second_floor = second if (h, m) == (hour, minute) else 0
                 for s in seconds[bisect_left(seconds, second_floor) :]:
                     yield h, m, s
+
+    def _times_until(self, hour: int, minute: int, second: int) -> Iterator[tuple[int, int, int]]:
+        """Yield the matching times of day at or before ``hour:minute:second``, latest first."""
+        hours, minutes, seconds = self._hours, self._minutes, self._seconds
+        for h in reversed(hours[: bisect_right(hours, hour)]):
+            minute_ceiling = minute if h == hour else 59
+            for m in reversed(minutes[: bisect_right(minutes, minute_ceiling)]):
+                second_ceiling = second if (h, m) == (hour, minute) else 59
+                for s in reversed(seconds[: bisect_right(seconds, second_ceiling)]):
+                    yield h, m, s
+
+
+@dataclass(frozen=True)
+class CronCatchUp:
+    """What a cron schedule does, when a node starts, about the ticks it missed.
+
+    ``"skip"`` (the default) enqueues nothing for them: the schedule goes on from the next
+    tick. ``"latest"`` enqueues one job, for the latest tick missed. ``"all"`` enqueues one
+    job per missed tick, oldest first, but at most ``limit`` of them: when more were missed,
+    the most recent ``limit`` are kept and the older ones dropped.
+
+    Missed ticks are those after the last tick whose job was enqueued; a schedule with no
+    such job on record (a new schedule, or one whose jobs were all pruned) has missed nothing.
+
+    Attributes:
+        policy: ``"skip"``, ``"latest"`` or ``"all"``.
+        limit: The most ticks ``"all"`` enqueues at one start (at least 1; default
+            :data:`DEFAULT_CATCH_UP_LIMIT`, 100).
+
+    Example:
+        >>> CronCatchUp("all", limit=10)
+        CronCatchUp(policy='all', limit=10)
+    """
+
+    policy: CatchUpPolicy = "skip"
+    limit: int = DEFAULT_CATCH_UP_LIMIT
+
+    def __post_init__(self) -> None:
+        allowed = get_args(CatchUpPolicy)
+        if self.policy not in allowed:
+            raise ConfigurationError(
+                f"unknown catch_up policy {self.policy!r}: use one of "
+                + ", ".join(repr(name) for name in allowed)
+            )
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
+            raise ConfigurationError(
+                f"catch_up_limit must be a whole number of at least 1, got {self.limit!r}"
+            )
+
+    def missed_ticks(
+        self, schedule: CronSchedule, last: datetime | None, now: datetime
+    ) -> list[datetime]:
+        """The ticks to enqueue at start, oldest first: those of ``schedule`` after ``last``
+        (the last tick enqueued, ``None`` if none is known) and at or before ``now``, as the
+        policy keeps them.
+
+        Example:
+            >>> from datetime import datetime, UTC
+            >>> hourly = CronSchedule.parse("0 * * * *")
+            >>> last = datetime(2024, 1, 1, 0, tzinfo=UTC)
+            >>> now = datetime(2024, 1, 1, 3, 30, tzinfo=UTC)
+            >>> [t.hour for t in CronCatchUp("latest").missed_ticks(hourly, last, now)]
+            [3]
+        """
+        if self.policy == "skip" or last is None:
+            return []
+        keep = 1 if self.policy == "latest" else self.limit
+        return schedule.ticks_between(last, now, keep)
+
+
+@dataclass(frozen=True)
+class CronRegistration:
+    """One schedule registered on a node with ``Rexecutor.with_cron_executor``.
+
+    Attributes:
+        executor: The name of the executor whose job is enqueued at each tick.
+        schedule: The parsed expression and its timezone.
+        data: The data of every tick's job, as given.
+        metadata: The metadata of every tick's job, as given.
+        catch_up: What the schedule does at node start about the ticks it missed.
+    """
+
+    executor: str
+    schedule: CronSchedule
+    data: Any = None
+    metadata: Any = None
+    catch_up: CronCatchUp = field(default_factory=CronCatchUp)

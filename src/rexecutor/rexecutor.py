@@ -18,7 +18,13 @@ from typing import Any, Self
 from rexecutor import _global, _process, _services, _text
 from rexecutor._acker import Acker
 from rexecutor.backend import Backend, NodeInfo
-from rexecutor.cron import CronSchedule
+from rexecutor.cron import (
+    DEFAULT_CATCH_UP_LIMIT,
+    CatchUpPolicy,
+    CronCatchUp,
+    CronRegistration,
+    CronSchedule,
+)
 from rexecutor.errors import ConfigurationError
 from rexecutor.executor import Executor
 from rexecutor.pruner import PrunerConfig
@@ -90,7 +96,7 @@ class Rexecutor:
         self.max_error_bytes = max_error_bytes
         self.stats: Counter[str] = Counter()
         self._executors: dict[str, Executor[Any, Any]] = {}
-        self._crons: list[tuple[Executor[Any, Any], CronSchedule, Any, Any]] = []
+        self._crons: list[tuple[Executor[Any, Any], CronRegistration]] = []
         self._pruners: list[PrunerConfig] = []
         self._runners: list[JobRunner] = []
         self._claimers: list[asyncio.Task[None]] = []
@@ -149,18 +155,27 @@ class Rexecutor:
         data: Any = None,
         metadata: Any = None,
         timezone: str = "UTC",
+        catch_up: CatchUpPolicy = "skip",
+        catch_up_limit: int = DEFAULT_CATCH_UP_LIMIT,
     ) -> Self:
         """Enqueue a job of ``executor`` at each tick of ``schedule`` (and run it here).
 
         ``schedule`` has 5 fields, or 6 with seconds first; ``timezone`` is an IANA name.
-        A malformed expression or unknown zone raises ``ConfigurationError`` now.
+        ``catch_up`` says what a starting node does about the ticks that passed while no node
+        ran the schedule: ``"skip"`` nothing, ``"latest"`` one job for the latest of them,
+        ``"all"`` one job each, the most recent ``catch_up_limit`` (default 100) at most (see
+        :class:`~rexecutor.cron.CronCatchUp`). A malformed expression, an unknown zone or
+        policy, or a limit under 1 raises ``ConfigurationError`` now.
         """
         parsed = CronSchedule.parse(schedule, timezone)
+        policy = CronCatchUp(catch_up, catch_up_limit)
         instance = self._register(executor)
         # Validate now so that a bad payload fails at registration, not at every tick.
         type(instance).encode_data(data)
         type(instance).encode_metadata(metadata)
-        self._crons.append((instance, parsed, data, metadata))
+        self._crons.append(
+            (instance, CronRegistration(instance.name, parsed, data, metadata, policy))
+        )
         return self
 
     def with_job_pruner(self, config: PrunerConfig) -> Self:
@@ -174,6 +189,11 @@ class Rexecutor:
         """Make this node's backend the one that ``enqueue()``, ``query_jobs()`` etc. use."""
         _global.set_global_backend(self.backend)
         return self
+
+    @property
+    def cron_schedules(self) -> list[CronRegistration]:
+        """The registered cron schedules, in registration order."""
+        return [cron for _, cron in self._crons]
 
     @property
     def executors(self) -> dict[str, Executor[Any, Any]]:
@@ -210,10 +230,17 @@ class Rexecutor:
         await _services.apply_controls(self.backend, self._runners, declare=True)
         for runner in self._runners:
             self._claimers.append(self._spawn(runner.run(), f"claim:{runner.name}"))
-        for instance, schedule, data, metadata in self._crons:
+        for instance, cron in self._crons:
             self._services.append(
                 self._spawn(
-                    _services.run_cron(instance, schedule, data, metadata, self.backend),
+                    _services.run_cron(
+                        instance,
+                        cron.schedule,
+                        cron.data,
+                        cron.metadata,
+                        cron.catch_up,
+                        self.backend,
+                    ),
                     f"cron:{instance.name}",
                 )
             )

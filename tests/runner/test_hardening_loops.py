@@ -5,7 +5,7 @@ OpenTelemetry span of every attempt is ended, whatever its outcome."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -123,6 +123,45 @@ async def test_a_failing_pruning_rule_is_reported_and_tried_again(
         await eventually(lambda: fault.calls >= 3, timeout=10)
         assert all(not task.done() for task in rex._services)
     assert [e.metadata["where"] for e in errors] == ["pruning", "pruning"]
+
+
+async def test_a_failing_cron_catch_up_is_reported_and_tried_again(
+    monkeypatch: pytest.MonkeyPatch, errors: list[telemetry.Event]
+) -> None:
+    from rexecutor._cron_jobs import enqueue_tick
+    from rexecutor.cron import CronSchedule
+    from rexecutor.query import TagsAllOf
+    from rexecutor.testing import FakeClock
+
+    backend = InMemoryBackend()
+    real_query = backend.query
+    faults = 0
+
+    async def query(where: Any, **kwargs: Any) -> Any:
+        # Only the catch-up's look-up of the last tick (the one query by a tag) fails, twice.
+        nonlocal faults
+        children = getattr(where, "children", ())
+        if faults < 2 and any(isinstance(child, TagsAllOf) for child in children):
+            faults += 1
+            raise KeyError(f"injected fault {faults}")
+        return await real_query(where, **kwargs)
+
+    start = datetime(2030, 1, 1, tzinfo=UTC)
+    with FakeClock(start) as clock:
+        await enqueue_tick(Simple, CronSchedule("0 * * * *"), "tick", None, backend, start)
+        clock.set(start + timedelta(hours=3, minutes=5))
+        monkeypatch.setattr(backend, "query", query)
+        rex = Rexecutor(backend).with_cron_executor(
+            Simple, "0 * * * *", data="tick", catch_up="all"
+        )
+        async with rex:
+
+            async def caught_up() -> bool:
+                return len(await Simple.query_jobs_on_backend(None, backend)) == 4
+
+            await eventually(caught_up)
+    assert faults == 2
+    assert [e.metadata["where"] for e in errors] == ["cron", "cron"]
 
 
 async def test_the_span_of_every_attempt_is_ended(backend: Backend) -> None:

@@ -12,6 +12,9 @@ import pytest
 
 from rexecutor import (
     ConfigurationError,
+    CronCatchUp,
+    CronRegistration,
+    CronSchedule,
     ErrorType,
     Executor,
     Job,
@@ -224,6 +227,30 @@ async def test_cron_enqueues_each_tick_once_across_nodes() -> None:
 def test_bad_cron_registration_fails_at_once(expression: str, zone: str) -> None:
     with pytest.raises(ConfigurationError):
         Rexecutor(InMemoryBackend()).with_cron_executor(Tick, expression, data="x", timezone=zone)
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"catch_up": "sometimes"}, "use one of 'skip', 'latest', 'all'"),
+        ({"catch_up": "all", "catch_up_limit": 0}, "at least 1"),
+    ],
+)
+def test_bad_catch_up_fails_at_once(options: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(ConfigurationError, match=fragment):
+        Rexecutor(InMemoryBackend()).with_cron_executor(Tick, "* * * * *", data="x", **options)
+
+
+def test_the_node_lists_its_cron_schedules() -> None:
+    rex = (
+        Rexecutor(InMemoryBackend())
+        .with_cron_executor(Tick, "0 3 * * *", data="a", timezone="Europe/London")
+        .with_cron_executor(Tick, "@hourly", data="b", catch_up="all", catch_up_limit=5)
+    )
+    assert rex.cron_schedules == [
+        CronRegistration("tick", CronSchedule("0 3 * * *", "Europe/London"), "a"),
+        CronRegistration("tick", CronSchedule("@hourly"), "b", None, CronCatchUp("all", 5)),
+    ]
 
 
 async def test_the_pruner_deletes_old_finished_jobs_on_its_schedule() -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from rexecutor.cron import CronSchedule
+from rexecutor.cron import DEFAULT_CATCH_UP_LIMIT, CatchUpPolicy, CronCatchUp, CronSchedule
 from rexecutor.errors import ConfigurationError, RexecutorError
 
 LONDON = ZoneInfo("Europe/London")
@@ -591,3 +592,154 @@ def test_empty_timezone() -> None:
 def test_expression_error_reported_before_timezone_error() -> None:
     with pytest.raises(ConfigurationError, match="minute value 61"):
         CronSchedule.parse("61 * * * *", "Mars/Olympus_Mons")
+
+
+# --------------------------------------------------------------------------- looking back
+
+
+def forward_ticks(schedule: CronSchedule, start: datetime, end: datetime) -> list[datetime]:
+    """Every fire time in (start, end], found with next_after alone."""
+    ticks: list[datetime] = []
+    moment = schedule.next_after(start)
+    while moment <= end:
+        ticks.append(moment)
+        moment = schedule.next_after(moment)
+    return ticks
+
+
+@pytest.mark.parametrize(
+    ("expression", "timezone", "start", "end"),
+    [
+        # Every 10 minutes across London's spring-forward gap and its fall-back repeat.
+        ("*/10 * * * *", "Europe/London", utc(2024, 3, 30, 22), utc(2024, 4, 1)),
+        ("*/10 * * * *", "Europe/London", utc(2024, 10, 26, 22), utc(2024, 10, 28)),
+        # Wall times that fall in New York's gap (02:30) and in its repeated hour (01:30).
+        ("30 1,2 * * *", "America/New_York", utc(2024, 3, 8), utc(2024, 3, 13)),
+        ("30 1,2 * * *", "America/New_York", utc(2024, 11, 1), utc(2024, 11, 6)),
+        # Lord Howe shifts by half an hour; every second across it.
+        ("*/20 * * * * *", "Australia/Lord_Howe", utc(2024, 4, 6, 14, 45), utc(2024, 4, 6, 15, 45)),
+        ("0 0 29 2 *", "UTC", utc(2019, 1, 1), utc(2033, 1, 1)),
+        ("0 9 * * MON-FRI", "Asia/Kathmandu", utc(2024, 12, 20), utc(2025, 1, 10)),
+    ],
+)
+def test_previous_before_mirrors_next_after(
+    expression: str, timezone: str, start: datetime, end: datetime
+) -> None:
+    schedule = CronSchedule.parse(expression, timezone)
+    ticks = forward_ticks(schedule, start, end)
+    assert len(ticks) >= 2
+    for earlier, later in itertools.pairwise(ticks):
+        assert schedule.previous_before(later) == earlier
+        assert schedule.previous_before(later - timedelta(microseconds=1)) == earlier
+        assert schedule.previous_before(earlier + timedelta(microseconds=1)) == earlier
+        middle = earlier + (later - earlier) / 2
+        assert schedule.previous_before(middle) == earlier
+    # ticks_between finds the same ticks walking back, and keeps the latest ones.
+    assert schedule.ticks_between(start, end, len(ticks) + 5) == ticks
+    assert schedule.ticks_between(start, end, 2) == ticks[-2:]
+    assert schedule.ticks_between(ticks[0], ticks[-1], 1000) == ticks[1:]
+
+
+def test_previous_before_in_the_repeated_hour_finds_the_first_occurrence() -> None:
+    # 01:30 fires once, at its first occurrence (EDT, 05:30 UTC); asked from within the
+    # second 01:xx hour (EST), the previous fire time is that first one, an hour back.
+    schedule = CronSchedule.parse("30 1 * * *", "America/New_York")
+    moment = datetime(2024, 11, 3, 1, 15, fold=1, tzinfo=NEW_YORK)  # 06:15 UTC
+    assert schedule.previous_before(moment) == utc(2024, 11, 3, 5, 30)
+    later = datetime(2024, 11, 3, 1, 45, fold=1, tzinfo=NEW_YORK)
+    assert schedule.previous_before(later) == utc(2024, 11, 3, 5, 30)
+
+
+def test_previous_before_skips_a_wall_time_in_the_gap() -> None:
+    schedule = CronSchedule.parse("30 2 * * *", "America/New_York")
+    # 2024-03-10 02:30 does not exist in New York: the previous one is the day before.
+    assert schedule.previous_before(utc(2024, 3, 10, 12)) == utc(2024, 3, 9, 7, 30)
+
+
+def test_previous_before_at_the_start_of_time_is_none() -> None:
+    schedule = CronSchedule.parse("0 0 1 1 *")
+    assert schedule.previous_before(utc(1, 1, 1)) is None
+    assert schedule.previous_before(utc(1, 6, 1)) == utc(1, 1, 1)
+    assert CronSchedule.parse("0 12 * * *", "Asia/Tokyo").previous_before(utc(1, 1, 1, 1)) is None
+
+
+def test_previous_before_needs_an_aware_moment() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        CronSchedule.parse("* * * * *").previous_before(datetime(2024, 1, 1))
+
+
+def test_ticks_between_a_long_gap_costs_only_the_kept_ticks() -> None:
+    every_second = CronSchedule.parse("* * * * * *")
+    ticks = every_second.ticks_between(utc(2000, 1, 1), utc(2024, 1, 1), 3)
+    assert ticks == [utc(2023, 12, 31, 23, 59, 58), utc(2023, 12, 31, 23, 59, 59), utc(2024, 1, 1)]
+
+
+def test_ticks_between_edges() -> None:
+    hourly = CronSchedule.parse("0 * * * *")
+    assert hourly.ticks_between(utc(2024, 1, 1, 1), utc(2024, 1, 1, 1), 10) == []
+    assert hourly.ticks_between(utc(2024, 1, 1, 1), utc(2024, 1, 1, 2), 0) == []
+    assert hourly.ticks_between(utc(2024, 1, 1, 5), utc(2024, 1, 1, 1), 10) == []
+    with pytest.raises(ValueError, match="limit"):
+        hourly.ticks_between(utc(2024, 1, 1), utc(2024, 1, 2), -1)
+    with pytest.raises(ValueError, match="naive"):
+        hourly.ticks_between(datetime(2024, 1, 1), utc(2024, 1, 2), 1)
+
+
+# --------------------------------------------------------------------------- catch-up policy
+
+
+HOURLY = CronSchedule.parse("0 * * * *")
+LAST = utc(2024, 1, 1, 0)
+NOW = utc(2024, 1, 1, 5, 30)
+
+
+def test_catch_up_defaults_to_skip_with_a_bound_of_100() -> None:
+    assert CronCatchUp() == CronCatchUp("skip", DEFAULT_CATCH_UP_LIMIT)
+    assert DEFAULT_CATCH_UP_LIMIT == 100
+
+
+def test_skip_enqueues_nothing() -> None:
+    assert CronCatchUp("skip").missed_ticks(HOURLY, LAST, NOW) == []
+
+
+def test_latest_is_the_latest_missed_tick() -> None:
+    assert CronCatchUp("latest").missed_ticks(HOURLY, LAST, NOW) == [utc(2024, 1, 1, 5)]
+
+
+def test_all_is_every_missed_tick_oldest_first() -> None:
+    hours = [t.hour for t in CronCatchUp("all").missed_ticks(HOURLY, LAST, NOW)]
+    assert hours == [1, 2, 3, 4, 5]
+
+
+def test_all_over_the_bound_keeps_the_most_recent() -> None:
+    hours = [t.hour for t in CronCatchUp("all", limit=2).missed_ticks(HOURLY, LAST, NOW)]
+    assert hours == [4, 5]
+
+
+@pytest.mark.parametrize("policy", ["skip", "latest", "all"])
+def test_nothing_is_missed_without_a_last_tick_or_after_it(policy: CatchUpPolicy) -> None:
+    catch_up = CronCatchUp(policy)
+    assert catch_up.missed_ticks(HOURLY, None, NOW) == []
+    assert catch_up.missed_ticks(HOURLY, utc(2024, 1, 1, 5), NOW) == []
+
+
+def test_a_tick_exactly_now_is_missed() -> None:
+    assert CronCatchUp("latest").missed_ticks(HOURLY, LAST, utc(2024, 1, 1, 5)) == [
+        utc(2024, 1, 1, 5)
+    ]
+
+
+@pytest.mark.parametrize("policy", ["never", "", "ALL", None])
+def test_unknown_policy_names_the_allowed_ones(policy: object) -> None:
+    with pytest.raises(ConfigurationError) as excinfo:
+        CronCatchUp(policy)  # type: ignore[arg-type]
+    assert "'skip', 'latest', 'all'" in str(excinfo.value)
+    assert repr(policy) in str(excinfo.value)
+
+
+@pytest.mark.parametrize("limit", [0, -1, 1.5, True, "10"])
+def test_limit_under_one_is_refused(limit: object) -> None:
+    with pytest.raises(
+        ConfigurationError, match="catch_up_limit must be a whole number of at least 1"
+    ):
+        CronCatchUp("all", limit)  # type: ignore[arg-type]

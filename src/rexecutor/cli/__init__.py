@@ -6,7 +6,8 @@ gracefully; a second signal exits at once. The backend comes from ``--backend UR
 ``$REXECUTOR_BACKEND``, else ``sqlite:///rexecutor.db`` in the working directory.
 
 The other commands manage stored jobs through the backend protocol, so they work on every
-backend: ``jobs list|show|cancel|rerun|retry``, ``stats``, ``prune``, ``nodes`` and
+backend: ``jobs list|show|cancel|rerun|retry``, ``stats``, ``prune``, ``nodes``,
+``cron list`` (which imports the node, as ``worker`` does, to read its schedules) and
 ``dashboard``. They print tables, or JSON with ``--json``. Exit codes: 0 done; 1 the job does
 not exist, or the action applied to nothing (a cancel of a finished job, a rerun of an
 executing job, a bulk retry that matched no job); 2 a usage or configuration error; 3 the
@@ -19,9 +20,9 @@ tables there. Connection URLs are shown with their password masked.
 
 The package, one module per concept: ``parser`` (arguments), ``worker`` (``worker`` and
 ``migrate``), ``connect`` (opening the backend for a command), ``jobs`` (``jobs ...`` and
-``prune``), ``stats`` (``stats`` and ``nodes``), ``dashboard``, ``output`` (tables and JSON;
-the only user of rich) and ``errors`` (exit codes). The operations themselves are
-:mod:`rexecutor.admin`'s.
+``prune``), ``stats`` (``stats`` and ``nodes``), ``cron`` (``cron list``), ``dashboard``,
+``output`` (tables and JSON; the only user of rich) and ``errors`` (exit codes). The
+operations themselves are :mod:`rexecutor.admin`'s.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from collections.abc import Sequence
 
 from rexecutor._redact import mask_secrets
 from rexecutor.backends import ENV_VAR
-from rexecutor.cli import jobs, stats
+from rexecutor.cli import cron, jobs, stats
 from rexecutor.cli.connect import Handler, with_backend
 from rexecutor.cli.dashboard import TOKEN_ENV_VAR, is_loopback, serve_dashboard
 from rexecutor.cli.errors import (
@@ -80,6 +81,7 @@ _HANDLERS: dict[str, Handler] = {
     "stats": stats.stats,
     "prune": jobs.prune,
     "nodes": stats.nodes,
+    "cron list": cron.cron_list,
 }
 
 
@@ -124,7 +126,8 @@ def _run(args: argparse.Namespace) -> int:
             return EXIT_OK
         if args.command == "dashboard":
             return serve_dashboard(args)
-        handler = _HANDLERS[args.command if args.command != "jobs" else f"jobs {args.action}"]
+        action = getattr(args, "action", None)
+        handler = _HANDLERS[args.command if action is None else f"{args.command} {action}"]
         return asyncio.run(with_backend(handler, args, Output(bool(getattr(args, "json", False)))))
     except NothingDone as exc:
         return _fail(str(exc), EXIT_NOT_FOUND)

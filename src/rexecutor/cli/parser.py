@@ -196,6 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a node silent for longer is shown as not alive (default 30s)",
     )
 
+    cron = commands.add_parser("cron", help="the cron schedules a node registers")
+    cron_actions = cron.add_subparsers(dest="action", required=True, metavar="ACTION")
+    cron_listing = cron_actions.add_parser(
+        "list", parents=[output], help="each schedule with its catch-up, next and last tick"
+    )
+    cron_listing.add_argument("target", help="MODULE:ATTRIBUTE naming a Rexecutor or a factory")
+
     dashboard = commands.add_parser("dashboard", help="serve the web dashboard")
     dashboard.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     dashboard.add_argument("--port", type=int, default=8000, help="port (default 8000)")
