@@ -13,14 +13,17 @@ Example:
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Any, ClassVar, Generic, Optional, TypeVar, get_args, get_origin
 
 from pydantic import ConfigDict, PydanticUserError, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from rexecutor import _global, admin
+from rexecutor._retry import RetryPolicy
 from rexecutor.backend import Backend
 from rexecutor.backoff import DEFAULT_BACKOFF
 from rexecutor.builder import JobBuilder
@@ -56,6 +59,23 @@ class Executor(Generic[D, M]):
             class by its module path (define it at a module's top level), builds it with no
             arguments and decodes the job through its types.
         uniqueness_criteria: default uniqueness for every job of this executor.
+        discard_on: exception classes that discard the job at once when an attempt fails
+            with one of them (raised, or carried by ``ExecutionResult.Error``): the error is
+            recorded, no attempt is retried.
+        snooze_on: exception classes mapped to a delay: an attempt failing with one of them
+            snoozes the job for that delay, giving its attempt back (like
+            ``ExecutionResult.Snooze``, but the error is recorded). The most specific class
+            named in either attribute wins; a timeout or a cancel is never matched.
+
+    A retry policy, for example::
+
+        class SyncInvoices(Executor[int, None]):
+            name = "sync_invoices"
+            discard_on = (InvoiceDeleted,)
+            snooze_on = {RateLimited: timedelta(minutes=1)}
+
+            def backoff(self, job: Job[int, None], error: BaseException | None) -> timedelta:
+                return timedelta(seconds=30 if isinstance(error, TimeoutError) else 5)
 
     A class meant only as a base for other executors passes ``abstract=True``:
     ``class Base(Executor[D, M], abstract=True)``.
@@ -68,11 +88,17 @@ class Executor(Generic[D, M]):
     run_in_process: ClassVar[bool] = False
     uniqueness_criteria: ClassVar[UniquenessCriteria | None] = None
 
+    # -- retry policy (validated and compiled by _retry.RetryPolicy at class definition) -----
+    discard_on: ClassVar[tuple[type[BaseException], ...]] = ()
+    snooze_on: ClassVar[Mapping[type[BaseException], timedelta]] = MappingProxyType({})
+    _retry_policy: ClassVar[RetryPolicy] = RetryPolicy()
+
     _adapters: ClassVar[tuple[TypeAdapter[Any], TypeAdapter[Any]] | None] = None
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._adapters = None
+        cls._retry_policy = RetryPolicy.of(cls)
         if abstract:
             return
         name = getattr(cls, "name", None)
@@ -107,10 +133,22 @@ class Executor(Generic[D, M]):
         """
         raise NotImplementedError
 
-    def backoff(self, job: Job[D, M]) -> timedelta:
-        """The delay before retrying ``job`` if this attempt fails (computed before it runs).
+    def backoff(self, job: Job[D, M], error: BaseException | None = None) -> timedelta:
+        """The delay before retrying ``job`` after its attempt ``job.attempt`` failed.
+
+        Called after the failed attempt (and only when a retry follows), with the exception it
+        failed with: the one raised, or the one an ``ExecutionResult.Error`` carried
+        (``None`` for a timeout, or an error that is no exception). In a child process
+        (``run_in_process``) the exception is a stand-in with its class name and message.
+        An override without ``error``, ``backoff(self, job)``, is still called that way.
 
         Default: ``4^attempt`` seconds, capped at 7 days, ±10 % jitter.
+
+        Example:
+            >>> def backoff(self, job, error):
+            ...     if isinstance(error, RateLimited):
+            ...         return timedelta(seconds=error.retry_after)
+            ...     return super().backoff(job, error)
         """
         return DEFAULT_BACKOFF.backoff(job.attempt)
 
