@@ -104,7 +104,7 @@ class RetryPolicy:
 
 def _who(executor: type[Any]) -> str:
     name = getattr(executor, "name", None)
-    return f"executor {name!r}" if isinstance(name, str) else f"executor {executor.__qualname__}"
+    return f"executor {name!r}" if isinstance(name, str) else f"executor class {executor.__name__}"
 
 
 def _classes(value: object, who: str, attribute: str) -> list[type[BaseException]]:
