@@ -67,18 +67,25 @@ class Executor(Generic[D, M]):
             ``ExecutionResult.Snooze``, but the error is recorded). The most specific class
             named in either attribute wins; a timeout or a cancel is never matched.
 
-    A retry policy, for example::
-
-        class SyncInvoices(Executor[int, None]):
-            name = "sync_invoices"
-            discard_on = (InvoiceDeleted,)
-            snooze_on = {RateLimited: timedelta(minutes=1)}
-
-            def backoff(self, job: Job[int, None], error: BaseException | None) -> timedelta:
-                return timedelta(seconds=30 if isinstance(error, TimeoutError) else 5)
-
     A class meant only as a base for other executors passes ``abstract=True``:
     ``class Base(Executor[D, M], abstract=True)``.
+
+    Example:
+        A retry policy: a deleted invoice is discarded, a rate limit snoozed, and any other
+        error retried after a backoff that looks at it.
+
+        >>> class SyncInvoice(Executor[int, None]):
+        ...     name = "sync_invoice"
+        ...     discard_on = (InvoiceDeleted,)
+        ...     snooze_on = {RateLimited: timedelta(minutes=1)}
+        ...
+        ...     async def execute(self, job: Job[int, None]) -> None:
+        ...         await sync(job.data)
+        ...
+        ...     def backoff(self, job: Job[int, None], error: BaseException | None) -> timedelta:
+        ...         if isinstance(error, ConnectionError):
+        ...             return timedelta(seconds=5)
+        ...         return super().backoff(job, error)
     """
 
     name: ClassVar[str]
@@ -144,11 +151,7 @@ class Executor(Generic[D, M]):
 
         Default: ``4^attempt`` seconds, capped at 7 days, ±10 % jitter.
 
-        Example:
-            >>> def backoff(self, job, error):
-            ...     if isinstance(error, RateLimited):
-            ...         return timedelta(seconds=error.retry_after)
-            ...     return super().backoff(job, error)
+        See the class's example.
         """
         return DEFAULT_BACKOFF.backoff(job.attempt)
 
