@@ -82,7 +82,9 @@ class Executor(Generic[D, M]):
         ...     async def execute(self, job: Job[int, None]) -> None:
         ...         await sync(job.data)
         ...
-        ...     def backoff(self, job: Job[int, None], error: BaseException | None) -> timedelta:
+        ...     def backoff(
+        ...         self, job: Job[int, None], error: BaseException | None = None
+        ...     ) -> timedelta:
         ...         if isinstance(error, ConnectionError):
         ...             return timedelta(seconds=5)
         ...         return super().backoff(job, error)
@@ -148,6 +150,8 @@ class Executor(Generic[D, M]):
         (``None`` for a timeout, or an error that is no exception). In a child process
         (``run_in_process``) the exception is a stand-in with its class name and message.
         An override without ``error``, ``backoff(self, job)``, is still called that way.
+        A new override keeps the ``= None`` default: type checkers ask for it, since older
+        overrides may call ``super().backoff(job)``.
 
         Default: ``4^attempt`` seconds, capped at 7 days, ±10 % jitter.
 

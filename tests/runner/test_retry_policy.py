@@ -271,3 +271,26 @@ async def test_process_mode_matches_the_childs_exceptions_by_class(backend: Back
     [classes] = InChild.seen
     assert classes[0] == f"{__name__}.Flaky"
     assert "builtins.Exception" in classes
+
+
+class BrokenBackoff(Executor[str, None]):
+    name = "broken_backoff"
+
+    async def execute(self, job: Job[str, None]) -> None:
+        raise Flaky("the attempt's own error")
+
+    def backoff(self, job: Job[str, None], error: BaseException | None = None) -> timedelta:
+        raise RuntimeError("backoff bug")
+
+
+async def test_a_failing_backoff_falls_back_to_the_default_and_keeps_the_attempts_error(
+    backend: Backend, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, job = await _drain_one(backend, "x", BrokenBackoff)
+    assert job.status is JobStatus.RETRYABLE
+    [error] = job.errors
+    assert (error.name, error.details) == ("Flaky", "the attempt's own error")
+    # The default backoff's first delay: 4 s, ±10 % jitter.
+    wait = job.scheduled_at - clock.now()
+    assert timedelta(seconds=3.5) < wait < timedelta(seconds=4.5)
+    assert "its executor's backoff failed" in caplog.text
