@@ -57,3 +57,14 @@ def test_the_demo_runs_twice_and_keeps_the_first_runs_jobs(tmp_path: Path) -> No
     assert (tmp_path / "rexecutor.db").exists()
     second = demo()
     assert re.search(r"rexecutor demo: (3[3-9]\d|[4-9]\d\d) jobs already stored", second)
+
+
+async def test_the_readme_retry_example_discards_at_once() -> None:
+    from rexecutor.testing import perform
+
+    [block] = [b for b in _python_blocks((ROOT / "README.md").read_text()) if "discard_on" in b]
+    namespace: dict[str, object] = {"__name__": "readme_retries"}
+    exec(block, namespace)
+    done = await perform(namespace["SyncInvoice"], 7)  # type: ignore[arg-type]
+    assert done.outcome == "discarded"
+    assert done.error is not None and done.error.details == "invoice 7 is gone"

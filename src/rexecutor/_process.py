@@ -50,14 +50,23 @@ class RemoteException(Exception):
     """An exception raised in a child process, as the child described it.
 
     Also stands for the error object of an ``ExecutionResult.Error`` returned there:
-    ``error_type`` is the name the child gave.
+    ``error_type`` is the name the child gave. ``classes`` are the :func:`class_path` of the
+    exception's classes, most specific first (empty when it was no exception), which the
+    executor's retry policy matches, since the exception itself stayed in the child.
     """
 
-    def __init__(self, type_name: str, message: str, traceback_text: str | None = None) -> None:
+    def __init__(
+        self,
+        type_name: str,
+        message: str,
+        traceback_text: str | None = None,
+        classes: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.type_name = type_name
         self.message = message
         self.traceback_text = traceback_text
+        self.classes = classes
 
     @property
     def error_type(self) -> str:
@@ -86,6 +95,15 @@ async def within(call: Any, seconds: float | None) -> Any:
         if deadline.expired():
             return TIMED_OUT
         raise
+
+
+def class_path(cls: type) -> str:
+    """``module.qualname`` of ``cls``: the same in the node and in its child processes."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _class_paths(obj: object) -> list[str]:
+    return [class_path(k) for k in type(obj).__mro__] if isinstance(obj, BaseException) else []
 
 
 def import_path(cls: type) -> tuple[str, str]:
@@ -306,8 +324,10 @@ def _outcome(reply: dict[str, Any]) -> Any:
     kind = reply.get("outcome")
     if kind == "done":
         return ExecutionResult.Done()
+    classes = tuple(str(name) for name in reply.get("classes", ()))
     if kind == "error":
-        return ExecutionResult.Error(RemoteException(str(reply["name"]), str(reply["message"])))
+        error = RemoteException(str(reply["name"]), str(reply["message"]), classes=classes)
+        return ExecutionResult.Error(error)
     if kind == "snooze":
         return ExecutionResult.Snooze(timedelta(seconds=float(reply["seconds"])))
     if kind == "cancel":
@@ -315,7 +335,9 @@ def _outcome(reply: dict[str, Any]) -> Any:
     if kind == "returned":
         return ReturnedValue(str(reply["repr"]))
     if kind == "raised":
-        return RemoteException(str(reply["type"]), str(reply["message"]), reply.get("traceback"))
+        return RemoteException(
+            str(reply["type"]), str(reply["message"]), reply.get("traceback"), classes
+        )
     return RemoteException("ProtocolError", f"the job's process sent an unknown reply {kind!r}")
 
 
@@ -375,6 +397,7 @@ def _perform(request: dict[str, Any], replies: Any, max_bytes: int) -> dict[str,
             "type": _text.type_name(exc),
             "message": clean(_text.describe(exc) or _text.type_name(exc)),
             "traceback": clean(_text.format_traceback(exc)),
+            "classes": _class_paths(exc),
         }
 
 
@@ -388,6 +411,7 @@ def _reply(result: Any, clean: Any) -> dict[str, Any]:
             "outcome": "error",
             "name": clean(_text.describe(name)),
             "message": clean(_text.describe(err)),
+            "classes": _class_paths(err),
         }
     if isinstance(result, ExecutionResult.Snooze):
         return {"outcome": "snooze", "seconds": result.delay.total_seconds()}

@@ -13,8 +13,10 @@ Example:
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Any, ClassVar, Generic, Optional, TypeVar, get_args, get_origin
 
 from pydantic import ConfigDict, PydanticUserError, TypeAdapter
@@ -22,6 +24,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from rexecutor import _global, admin
 from rexecutor import control as _control
+from rexecutor._retry import RetryPolicy
 from rexecutor.backend import Backend
 from rexecutor.backoff import DEFAULT_BACKOFF
 from rexecutor.builder import JobBuilder
@@ -59,6 +62,13 @@ class Executor(Generic[D, M]):
             class by its module path (define it at a module's top level), builds it with no
             arguments and decodes the job through its types.
         uniqueness_criteria: default uniqueness for every job of this executor.
+        discard_on: exception classes that discard the job at once when an attempt fails
+            with one of them (raised, or carried by ``ExecutionResult.Error``): the error is
+            recorded, no attempt is retried.
+        snooze_on: exception classes mapped to a delay: an attempt failing with one of them
+            snoozes the job for that delay, giving its attempt back (like
+            ``ExecutionResult.Snooze``, but the error is recorded). The most specific class
+            named in either attribute wins; a timeout or a cancel is never matched.
         global_max_concurrency: at most this many jobs executing at once on all nodes of
             the backend together, counted from the stored rows (None: no limit).
         partition_max_concurrency: at most this many executing per partition key (see
@@ -72,6 +82,25 @@ class Executor(Generic[D, M]):
 
     A class meant only as a base for other executors passes ``abstract=True``:
     ``class Base(Executor[D, M], abstract=True)``.
+
+    Example:
+        A retry policy: a deleted invoice is discarded, a rate limit snoozed, and any other
+        error retried after a backoff that looks at it.
+
+        >>> class SyncInvoice(Executor[int, None]):
+        ...     name = "sync_invoice"
+        ...     discard_on = (InvoiceDeleted,)
+        ...     snooze_on = {RateLimited: timedelta(minutes=1)}
+        ...
+        ...     async def execute(self, job: Job[int, None]) -> None:
+        ...         await sync(job.data)
+        ...
+        ...     def backoff(
+        ...         self, job: Job[int, None], error: BaseException | None = None
+        ...     ) -> timedelta:
+        ...         if isinstance(error, ConnectionError):
+        ...             return timedelta(seconds=5)
+        ...         return super().backoff(job, error)
     """
 
     name: ClassVar[str]
@@ -84,11 +113,17 @@ class Executor(Generic[D, M]):
     partition_max_concurrency: ClassVar[int | None] = None
     rate_limit: ClassVar[RateLimit | None] = None
 
+    # -- retry policy (validated and compiled by _retry.RetryPolicy at class definition) -----
+    discard_on: ClassVar[tuple[type[BaseException], ...]] = ()
+    snooze_on: ClassVar[Mapping[type[BaseException], timedelta]] = MappingProxyType({})
+    _retry_policy: ClassVar[RetryPolicy] = RetryPolicy()
+
     _adapters: ClassVar[tuple[TypeAdapter[Any], TypeAdapter[Any]] | None] = None
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._adapters = None
+        cls._retry_policy = RetryPolicy.of(cls)
         if abstract:
             return
         name = getattr(cls, "name", None)
@@ -131,10 +166,20 @@ class Executor(Generic[D, M]):
         """
         raise NotImplementedError
 
-    def backoff(self, job: Job[D, M]) -> timedelta:
-        """The delay before retrying ``job`` if this attempt fails (computed before it runs).
+    def backoff(self, job: Job[D, M], error: BaseException | None = None) -> timedelta:
+        """The delay before retrying ``job`` after its attempt ``job.attempt`` failed.
+
+        Called after the failed attempt (and only when a retry follows), with the exception it
+        failed with: the one raised, or the one an ``ExecutionResult.Error`` carried
+        (``None`` for a timeout, or an error that is no exception). In a child process
+        (``run_in_process``) the exception is a stand-in with its class name and message.
+        An override without ``error``, ``backoff(self, job)``, is still called that way.
+        A new override keeps the ``= None`` default: type checkers ask for it, since older
+        overrides may call ``super().backoff(job)``.
 
         Default: ``4^attempt`` seconds, capped at 7 days, ±10 % jitter.
+
+        See the class's example.
         """
         return DEFAULT_BACKOFF.backoff(job.attempt)
 

@@ -30,11 +30,13 @@ __all__ = [
     "Transition",
     "cancelled",
     "completed",
+    "discarded",
     "external_cancel",
     "failed",
     "handed_back",
     "orphaned",
     "rerun",
+    "retry_follows",
     "snoozed",
 ]
 
@@ -102,12 +104,23 @@ def completed() -> Transition:
     return Transition(JobStatus.COMPLETE)
 
 
+def retry_follows(attempt: int, max_attempts: int) -> bool:
+    """Whether a failure of attempt ``attempt`` is retried (else it was the last allowed)."""
+    return attempt < max_attempts
+
+
 def failed(attempt: int, max_attempts: int, delay: timedelta, error: FailureRecord) -> Transition:
     """The attempt failed (raised, returned an error, timed out): retry after ``delay``, or
     discard when it was the last attempt allowed."""
-    if attempt >= max_attempts:
-        return Transition(JobStatus.DISCARDED, error=error)
+    if not retry_follows(attempt, max_attempts):
+        return discarded(error)
     return Transition(JobStatus.RETRYABLE, run_in=delay, error=error)
+
+
+def discarded(error: FailureRecord) -> Transition:
+    """The job is given up on now, whatever attempts it has left: its last attempt failed, or
+    it failed with an exception its executor's ``discard_on`` names."""
+    return Transition(JobStatus.DISCARDED, error=error)
 
 
 def ready_status(attempt: int) -> JobStatus:
@@ -117,7 +130,9 @@ def ready_status(attempt: int) -> JobStatus:
 
 
 def snoozed(attempt: int, delay: timedelta, error: FailureRecord | None = None) -> Transition:
-    """The job asked to run again after ``delay`` without using up the attempt it was on."""
+    """The job runs again after ``delay`` without using up the attempt it was on: it asked to
+    (``ExecutionResult.Snooze``, no error), or failed with an exception its executor's
+    ``snooze_on`` names (``error`` records it)."""
     given_back = max(attempt - 1, 0)
     return Transition(ready_status(given_back), attempt=given_back, run_in=delay, error=error)
 

@@ -23,7 +23,9 @@ from rexecutor import _clock, _text, lifecycle, telemetry
 from rexecutor._acker import Acker
 from rexecutor._guard import REPORTED_ERROR_BYTES, LoopGuard
 from rexecutor._process import TIMED_OUT, ProcessPool, RemoteException, ReturnedValue, within
+from rexecutor._retry import DISCARD
 from rexecutor.backend import Backend, FailureRecord, Lease
+from rexecutor.backoff import DEFAULT_BACKOFF
 from rexecutor.errors import RexecutorError, ValidationError
 from rexecutor.executor import Executor, is_async_execute
 from rexecutor.job import ErrorType, Job
@@ -38,6 +40,8 @@ CLAIM_BATCH = 100
 UNLIMITED_IN_FLIGHT = 1000
 #: The longest a fallback outcome delays the job's next attempt.
 FALLBACK_DELAY = timedelta(hours=1)
+#: The retry delay of a job whose stored data no longer decodes (the default backoff's first).
+UNDECODABLE_RETRY = timedelta(seconds=4)
 
 
 class _Abort(Exception):
@@ -291,18 +295,19 @@ class JobRunner:
                 latency = (_clock.now() - raw.scheduled_at).total_seconds()
                 telemetry.emit("job.start", {"queue_latency": latency}, self._meta(raw))
             try:
-                outcome, delay = await self.run_attempt(raw)
+                attempt = await self.run_attempt(raw)
             except asyncio.CancelledError:
                 reason = self.registry.abort_reason(job_id)
                 if reason is None:
                     raise
-                outcome, delay = _Abort(reason), timedelta(0)
+                attempt = Attempt(_Abort(reason))
             finally:
                 self.registry.finish(job_id)
                 self._mine.discard(job_id)
                 self._sub.notify()  # a slot may be free
+            outcome = attempt.outcome
             failure = self._failure(outcome)
-            name = await self._record(raw, lease, self.decide(raw, outcome, delay, failure))
+            name = await self._record(raw, lease, self.decide(raw, attempt, failure))
         finally:
             self._emit_end(raw, started, name, outcome, failure)
         return name
@@ -335,18 +340,17 @@ class JobRunner:
             **extra,
         }
 
-    async def run_attempt(self, raw: Job[Any, Any]) -> tuple[Any, timedelta]:
-        """Run one attempt of ``raw`` and record nothing; returns its result (or the exception
-        it ended with) and the backoff computed before it ran, as the seed does."""
+    async def run_attempt(self, raw: Job[Any, Any]) -> Attempt:
+        """Run one attempt of ``raw`` and record nothing; returns how it ended (the backoff is
+        :meth:`decide`'s, once the error is known)."""
         executor = self.executor
-        delay = timedelta(0)
+        job: Job[Any, Any] | None = None
         try:
             job = executor.decode_job(raw)
-            delay = _storable_delay(executor.backoff(job), "the backoff")
             limit = executor.timeout(job)
             seconds = None if limit is None else limit.total_seconds()
         except Exception as exc:
-            return exc, delay or timedelta(seconds=4)
+            return Attempt(exc, job)
         previous = self.zombies.get(int(raw.id))
         if previous is not None:
             # This job's previous attempt still runs in its thread: never run it twice at once.
@@ -358,14 +362,18 @@ class JobRunner:
                 result = await within(executor.execute(job), seconds)
             else:
                 result = await self._in_thread(int(raw.id), job, seconds)
-            if isinstance(result, ExecutionResult.Snooze):
-                _storable_delay(result.delay, "the snooze")
         except Exception as exc:
-            return exc, delay
+            return Attempt(exc, job, by_execute=True)
         if result is TIMED_OUT:
             assert limit is not None
-            return _Timeout(limit), delay
-        return result, delay
+            return Attempt(_Timeout(limit), job)
+        if isinstance(result, ExecutionResult.Snooze):
+            try:
+                _storable_delay(result.delay, "the snooze")
+            except RexecutorError as exc:
+                return Attempt(exc, job)
+        # A child's exception comes back as a value, a RemoteException: execute's, too.
+        return Attempt(result, job, by_execute=True)
 
     async def _in_thread(self, job_id: int, job: Job[Any, Any], seconds: float | None) -> Any:
         """Run ``execute`` in a worker thread; the time limit counts from when it starts."""
@@ -437,12 +445,18 @@ class JobRunner:
     def decide(
         self,
         raw: Job[Any, Any],
-        outcome: Any,
-        delay: timedelta,
+        attempt: Attempt,
         failure: FailureRecord | None = None,
     ) -> Decision:
-        """What a node records for an attempt of ``raw`` that ended with ``outcome`` (as
-        :meth:`run_attempt` returns it, with its backoff ``delay``); the lifecycle decides."""
+        """What a node records for an attempt of ``raw`` that ended as ``attempt`` says (as
+        :meth:`run_attempt` returns it); the lifecycle decides.
+
+        A failed attempt is where the executor's retry policy applies: an exception of
+        execute's in ``discard_on`` discards the job, one in ``snooze_on`` snoozes it with the
+        error recorded; any other failure uses the attempt and, when a retry follows, waits
+        for the backoff, which is computed here with the error.
+        """
+        outcome = attempt.outcome
         if failure is None:
             failure = self._failure(outcome)
         if outcome is None or isinstance(outcome, ExecutionResult.Done):
@@ -460,8 +474,41 @@ class JobRunner:
         assert failure is not None
         if isinstance(outcome, ExecutionResult.Cancel):
             return Decision("cancelled", lifecycle.cancelled(failure))
+        error = _error_of(outcome)
+        policy = self.executor._retry_policy
+        reaction = policy.reaction(error) if attempt.by_execute and error is not None else None
+        if isinstance(reaction, timedelta):
+            return Decision("snoozed", lifecycle.snoozed(raw.attempt, reaction, failure))
+        if reaction is DISCARD:
+            return Decision("discarded", lifecycle.discarded(failure))
+        delay = lifecycle.NOW
+        if lifecycle.retry_follows(raw.attempt, raw.max_attempts):
+            delay = self._backoff(raw, attempt.job, error)
         transition = lifecycle.failed(raw.attempt, raw.max_attempts, delay, failure)
         return Decision(transition.status.value, transition)
+
+    def _backoff(
+        self, raw: Job[Any, Any], job: Job[Any, Any] | None, error: BaseException | None
+    ) -> timedelta:
+        """The executor's backoff after a failed attempt; when it cannot give one (it raised,
+        or gave a delay that cannot be stored), the default, so the job still retries and the
+        attempt's own error stays the one recorded."""
+        if job is None:
+            # The data no longer decodes, so there is no typed job to hand the backoff.
+            return UNDECODABLE_RETRY
+        try:
+            return _storable_delay(
+                self.executor._retry_policy.backoff(self.executor, job, error), "the backoff"
+            )
+        except Exception:
+            log.error(
+                "job %s (%s): its executor's backoff failed; retrying after the default backoff",
+                int(raw.id),
+                self.name,
+                exc_info=True,
+                extra={"job_id": int(raw.id), "executor": self.name},
+            )
+            return DEFAULT_BACKOFF.backoff(raw.attempt)
 
     async def _record(self, raw: Job[Any, Any], lease: Lease, decision: Decision) -> str:
         """Write the decided outcome (fenced by ``lease``); returns the outcome's name."""
@@ -493,6 +540,17 @@ class JobRunner:
                     transition.error.details,
                     extra=context,
                 )
+        elif transition.error is not None and name == "snoozed":
+            log.info(
+                "job %s (%s) attempt %s failed with an error its executor snoozes on; "
+                "running again in %s: %s",
+                job_id,
+                self.name,
+                raw.attempt,
+                transition.run_in,
+                transition.error.details,
+                extra={"job_id": job_id, "executor": self.name, "attempt": raw.attempt},
+            )
         await self._write(raw, decision, transition.run_in or timedelta(0))
         return name
 
@@ -546,6 +604,31 @@ class JobRunner:
                 self.name,
                 extra={"job_id": job_id, "executor": self.name},
             )
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """How one attempt ended, as :meth:`JobRunner.run_attempt` returns it to
+    :meth:`JobRunner.decide`.
+
+    ``outcome`` is what ``execute`` returned (``None`` included), the exception the attempt
+    ended with, or a marker of a timeout or a stop. ``job`` is the job as decoded for
+    ``execute`` (``None`` when its data no longer decodes). ``by_execute`` says the outcome
+    came from the job's own code, not from rexecutor's checks around it (decoding, the
+    ``timeout`` hook, an unstorable snooze): only then does the retry policy apply.
+    """
+
+    outcome: Any
+    job: Job[Any, Any] | None = None
+    by_execute: bool = False
+
+
+def _error_of(outcome: Any) -> BaseException | None:
+    """The exception a failed attempt ended with: raised, or carried by
+    ``ExecutionResult.Error``; ``None`` for a timeout or an error that is no exception."""
+    if isinstance(outcome, ExecutionResult.Error):
+        outcome = outcome.error
+    return outcome if isinstance(outcome, BaseException) else None
 
 
 class _Timeout:

@@ -241,8 +241,9 @@ class DrainResult:
     """How the attempts made by :func:`drain` ended, counted by outcome.
 
     ``complete``: finished. ``retryable``: failed, to be retried after the backoff.
-    ``discarded``: failed on the last attempt. ``cancelled``: returned
-    ``ExecutionResult.Cancel``. ``snoozed``: returned ``ExecutionResult.Snooze``.
+    ``discarded``: failed on the last attempt, or with an exception in the executor's
+    ``discard_on``. ``cancelled``: returned ``ExecutionResult.Cancel``. ``snoozed``: returned
+    ``ExecutionResult.Snooze``, or failed with an exception in the executor's ``snooze_on``.
     """
 
     complete: int = 0
@@ -421,9 +422,10 @@ async def perform(
     ``data`` and ``metadata`` are validated and encoded as at enqueue (a ``ValidationError``
     is raised here, as ``enqueue`` would), then decoded and handed to ``execute`` by the
     runner's own code, with its timeout, its worker thread for blocking executors, and its
-    mapping of results and exceptions to outcomes. ``attempt`` and ``max_attempts`` set where
-    the job is in its life (a failure of the last attempt is ``"discarded"``). ``executor``
-    may be an instance carrying dependencies.
+    mapping of results and exceptions to outcomes, the executor's retry policy included
+    (``discard_on``, ``snooze_on``, and ``backoff`` called with the error). ``attempt`` and
+    ``max_attempts`` set where the job is in its life (a failure of the last attempt is
+    ``"discarded"``). ``executor`` may be an instance carrying dependencies.
 
     Example:
         >>> done = await perform(WelcomeEmail, "ann@example.com")
@@ -468,8 +470,8 @@ async def perform(
     threads = ThreadPoolExecutor(1, "rexecutor-perform")
     runner = JobRunner(instance, backend, node_id, Acker(backend), threads, Counter(), 1.0)
     try:
-        outcome, delay = await runner.run_attempt(raw)
-        decision = runner.decide(raw, outcome, delay)
+        attempt_run = await runner.run_attempt(raw)
+        decision = runner.decide(raw, attempt_run)
     finally:
         await runner.close()
         threads.shutdown(wait=False, cancel_futures=True)
@@ -478,6 +480,7 @@ async def perform(
     wait = None if transition is None else transition.run_in
     result: ExecutionResult | None = None
     exception: BaseException | None = None
+    outcome = attempt_run.outcome
     if outcome is None:
         result = ExecutionResult.Done()
     elif isinstance(outcome, ExecutionResult):

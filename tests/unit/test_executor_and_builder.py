@@ -280,3 +280,74 @@ async def test_enqueue_many_validates_everything_first(backend: InMemoryBackend)
     with pytest.raises(ValidationError):
         await enqueue_many([NoData.builder(), EmailJob.builder()])
     assert len(await backend.query(Where.everything().node)) == 2
+
+
+# -- the retry policy ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("attrs", "message"),
+    [
+        (
+            {"discard_on": ValueError},
+            r"discard_on must be a tuple of exception classes.*ValueError",
+        ),
+        ({"discard_on": (ValueError, int)}, "discard_on names <class 'int'>, which is not an exc"),
+        ({"discard_on": ("ValueError",)}, "discard_on names 'ValueError', which is not an exc"),
+        ({"snooze_on": (ValueError,)}, "snooze_on must be a mapping of exception classes"),
+        ({"snooze_on": {str: timedelta(1)}}, "snooze_on names <class 'str'>, which is not an"),
+        ({"snooze_on": {OSError: 30}}, "snooze_on delay for OSError must be a timedelta, got 30"),
+        ({"snooze_on": {OSError: timedelta(seconds=-1)}}, "OSError must not be negative"),
+        ({"snooze_on": {OSError: timedelta.max}}, "OSError is too long to schedule a job by"),
+        (
+            {"discard_on": (KeyError,), "snooze_on": {KeyError: timedelta(1)}},
+            "KeyError is in both discard_on and snooze_on",
+        ),
+    ],
+)
+def test_a_bad_retry_policy_fails_at_definition(attrs: dict[str, Any], message: str) -> None:
+    async def execute(self: Any, job: Any) -> None:
+        return None
+
+    with pytest.raises(ConfigurationError, match=message) as raised:
+        type("Bad", (Executor,), {"name": "bad", "execute": execute, **attrs})
+    assert "executor 'bad'" in str(raised.value)
+
+
+def test_an_abstract_base_has_its_retry_policy_checked_too() -> None:
+    with pytest.raises(ConfigurationError, match="executor class Base: discard_on names 1"):
+
+        class Base(Executor[int, None], abstract=True):
+            discard_on = (1,)  # type: ignore[assignment]
+
+
+def test_a_subclass_inherits_the_retry_policy_and_may_extend_it() -> None:
+    class Base(Executor[int, None], abstract=True):
+        discard_on = (KeyError,)
+
+    class Child(Base):
+        name = "child"
+        snooze_on = {OSError: timedelta(minutes=1)}
+
+        async def execute(self, job: Job[int, None]) -> None:
+            return None
+
+    policy = Child._retry_policy
+    assert policy.reaction(KeyError("k")) is not None
+    assert policy.reaction(FileNotFoundError()) == timedelta(minutes=1)
+    assert policy.reaction(ValueError()) is None
+
+
+def _backoff_takes_error(backoff: Any) -> bool:
+    attrs = {"name": "b", "execute": lambda self, job: None, "backoff": backoff}
+    executor: Any = type("B", (Executor,), attrs)
+    return bool(executor._retry_policy.backoff_takes_error)
+
+
+def test_the_backoff_form_is_read_once_from_its_signature() -> None:
+    assert _backoff_takes_error(lambda self, job, error: timedelta(0))
+    assert _backoff_takes_error(lambda self, job, error=None: timedelta(0))
+    assert _backoff_takes_error(lambda self, *args: timedelta(0))
+    assert not _backoff_takes_error(lambda self, job: timedelta(0))
+    assert not _backoff_takes_error(lambda self, job, *, error=None: timedelta(0))
+    assert EmailJob._retry_policy.backoff_takes_error  # the default backoff takes it
