@@ -24,7 +24,7 @@ from rexecutor.errors import (
     ValidationError,
 )
 from rexecutor.executor import Executor
-from rexecutor.job import ErrorType, Job, JobError, JobId, JobStatus
+from rexecutor.job import ErrorType, Job, JobError, JobId, JobProgress, JobStatus
 from rexecutor.limits import RateLimit
 from rexecutor.pruner import Pruner, PrunerConfig
 from rexecutor.query import Where
@@ -59,6 +59,7 @@ __all__ = [
     "JobError",
     "JobId",
     "JobNotFound",
+    "JobProgress",
     "JobStatus",
     "PayloadTooLarge",
     "PostgresBackend",

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
-__all__ = ["ErrorType", "Job", "JobError", "JobId", "JobStatus"]
+__all__ = ["ErrorType", "Job", "JobError", "JobId", "JobProgress", "JobStatus"]
 
 D = TypeVar("D")
 M = TypeVar("M")
@@ -126,6 +126,34 @@ class JobError:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class JobProgress:
+    """How far a running job says it is: ``percent`` (0 to 100), an optional ``message``,
+    and when it was reported (UTC)."""
+
+    percent: float
+    message: str | None
+    updated_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form."""
+        return {"percent": self.percent, "message": self.message, "at": self.updated_at.isoformat()}
+
+    @classmethod
+    def from_json(cls, value: Any) -> JobProgress | None:
+        """Read the stored form; a value rexecutor could not have written reads as None."""
+        try:
+            at = datetime.fromisoformat(value["at"])
+            message = value.get("message")
+            return cls(
+                float(value["percent"]),
+                None if message is None else str(message),
+                at if at.tzinfo is not None else at.replace(tzinfo=UTC),
+            )
+        except (TypeError, KeyError, ValueError, AttributeError, OverflowError):
+            return None
+
+
 @dataclass(slots=True)
 class Job(Generic[D, M]):
     """A stored job, with its data and metadata typed as the executor declares.
@@ -133,6 +161,11 @@ class Job(Generic[D, M]):
     Mutable: change ``data``, ``metadata``, ``max_attempts``, ``priority``, ``tags`` or
     ``scheduled_at`` and pass it to ``Executor.update_job`` to write them back.
     ``partition_key`` is the key given with ``JobBuilder.with_partition_key`` (None: none).
+    ``result`` is what the job's ``ExecutionResult.Done(result)`` stored (decoded through the
+    executor's ``result_type`` when read through the executor; None: none). ``progress`` is
+    the last :class:`JobProgress` its attempt reported. ``workflow_id`` and ``workflow_step``
+    place it in a :class:`~rexecutor.Workflow`; ``blocked`` is True while a dependency of it
+    has not finished (it stays scheduled and is not claimed).
     Backends hand out ``Job[Any, Any]`` whose data is plain JSON; the executor validates it.
     """
 
@@ -154,6 +187,12 @@ class Job(Generic[D, M]):
     discarded_at: datetime | None = None
     attempted_by: str | None = field(default=None, repr=False)
     partition_key: str | None = None
+    result: Any = None
+    progress: JobProgress | None = None
+    workflow_id: str | None = None
+    workflow_step: str | None = None
+    blocked: bool = False
+    has_dependents: bool = field(default=False, repr=False)
 
     @property
     def finished_at(self) -> datetime | None:

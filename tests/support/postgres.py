@@ -117,7 +117,12 @@ async def _reset(conn: psycopg.AsyncConnection[Any], schema: str) -> None:
     jobs = sql.Identifier(schema, "rexecutor_jobs")
     statements = [sql.SQL("DELETE FROM {}").format(jobs)] + [
         sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, table))
-        for table in ("rexecutor_nodes", "rexecutor_executors", "rexecutor_job_starts")
+        for table in (
+            "rexecutor_nodes",
+            "rexecutor_executors",
+            "rexecutor_job_starts",
+            "rexecutor_job_dependencies",
+        )
     ]
     await conn.execute("SET lock_timeout = '5s'")
     try:

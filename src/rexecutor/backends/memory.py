@@ -348,6 +348,7 @@ class InMemoryBackend(Backend):
         if (
             job is None
             or job.status not in JobStatus.READY
+            or job.blocked  # requeued when its dependencies release it
             or job.priority != priority
             or job.scheduled_at != scheduled_at
         ):
@@ -572,4 +573,10 @@ def _copy(job: Job[Any, Any]) -> Job[Any, Any]:
         discarded_at=job.discarded_at,
         attempted_by=job.attempted_by,
         partition_key=job.partition_key,
+        result=_clone(job.result),
+        progress=job.progress,
+        workflow_id=job.workflow_id,
+        workflow_step=job.workflow_step,
+        blocked=job.blocked,
+        has_dependents=job.has_dependents,
     )

@@ -27,7 +27,7 @@ from rexecutor.backends._common import (
     validate_enqueuable,
 )
 from rexecutor.errors import ValidationError
-from rexecutor.job import ErrorType, Job, JobError, JobId, JobStatus
+from rexecutor.job import ErrorType, Job, JobError, JobId, JobProgress, JobStatus
 
 Row = tuple[Any, ...]
 
@@ -51,6 +51,12 @@ _COLUMN_NAMES: Final = (
     "discarded_at",
     "attempted_by",
     "partition_key",
+    "result",
+    "progress",
+    "workflow_id",
+    "workflow_step",
+    "blocked",
+    "has_dependents",
 )
 _TIME_COLUMNS: Final = (
     "inserted_at",
@@ -115,6 +121,12 @@ def _job_from_row(row: Row) -> Job[Any, Any]:
         discarded_at,
         attempted_by,
         partition_key,
+        result,
+        progress,
+        workflow_id,
+        workflow_step,
+        blocked,
+        has_dependents,
     ) = row
     return Job(
         JobId(job_id),
@@ -135,6 +147,12 @@ def _job_from_row(row: Row) -> Job[Any, Any]:
         _utc(discarded_at),
         attempted_by,
         partition_key,
+        result,
+        None if progress is None else JobProgress.from_json(progress),
+        workflow_id,
+        workflow_step,
+        blocked,
+        has_dependents,
     )
 
 
@@ -226,6 +244,12 @@ def _read_defensively(row: Row) -> tuple[Job[Any, Any], RowReader]:
         _utc(values["discarded_at"]),
         values["attempted_by"],
         values["partition_key"],
+        values["result"],
+        None if values["progress"] is None else JobProgress.from_json(values["progress"]),
+        values["workflow_id"],
+        values["workflow_step"],
+        bool(values["blocked"]),
+        bool(values["has_dependents"]),
     )
     return job, reader
 

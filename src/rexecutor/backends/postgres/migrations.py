@@ -27,7 +27,7 @@ __all__ = ["SCHEMA_VERSION", "Migration", "check_version", "migrate_on", "migrat
 logger = logging.getLogger("rexecutor.backends.postgres")
 
 #: The newest schema version this library knows how to use.
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 _FILE_NAME: Final = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 

@@ -69,6 +69,7 @@ class _Pooled(_Listening):
             "nodes": sql.Identifier(self._schema, "rexecutor_nodes"),
             "executors": sql.Identifier(self._schema, "rexecutor_executors"),
             "starts": sql.Identifier(self._schema, "rexecutor_job_starts"),
+            "dependencies": sql.Identifier(self._schema, "rexecutor_job_dependencies"),
             "migrations": sql.Identifier(self._schema, "rexecutor_migrations"),
             "notify_fn": sql.Identifier(self._schema, "rexecutor_jobs_notify"),
         }

@@ -146,7 +146,7 @@ _STATEMENTS: Final[dict[str, str]] = {
         WITH picked AS MATERIALIZED (
             SELECT id FROM {{jobs}}
             WHERE executor = %(executor)s
-              AND status IN {_READY_SQL}
+              AND status IN {_READY_SQL} AND NOT blocked
               -- Rows scheduled beyond what enqueue accepts cannot have been written by it:
               -- they are claimed so that they are set aside instead of lying in wait.
               AND (scheduled_at <= {_NOW} OR scheduled_at > {_ACCEPTED[1]}::timestamptz)
@@ -169,7 +169,7 @@ _STATEMENTS: Final[dict[str, str]] = {
         CROSS JOIN (VALUES ('scheduled'), ('retryable')) AS s(status)
         CROSS JOIN LATERAL (
             SELECT j.scheduled_at FROM {{jobs}} AS j
-            WHERE j.executor = e.executor AND j.status = s.status
+            WHERE j.executor = e.executor AND j.status = s.status AND NOT j.blocked
             ORDER BY j.scheduled_at
             LIMIT 1
         ) AS first
@@ -367,7 +367,7 @@ _STATEMENTS: Final[dict[str, str]] = {
                    row_number() OVER (PARTITION BY partition_key
                                       ORDER BY priority, scheduled_at, id) AS n
             FROM {{jobs}}
-            WHERE executor = %(executor)s AND status IN {_READY_SQL}
+            WHERE executor = %(executor)s AND status IN {_READY_SQL} AND NOT blocked
               AND (scheduled_at <= {_NOW} OR scheduled_at > {_ACCEPTED[1]}::timestamptz)
               AND COALESCE(partition_key, '') <> ALL(%(exclude)s::text[])
         ) AS c
@@ -379,7 +379,7 @@ _STATEMENTS: Final[dict[str, str]] = {
         UPDATE {{jobs}} AS j
         SET status = 'executing', attempt = j.attempt + 1, attempted_at = {_NOW},
             attempted_by = %(node)s
-        WHERE j.id = ANY(%(ids)s::bigint[]) AND j.status IN {_READY_SQL}
+        WHERE j.id = ANY(%(ids)s::bigint[]) AND j.status IN {_READY_SQL} AND NOT j.blocked
         RETURNING {_J_COLUMNS}
     """,
     "record_starts": f"""
@@ -389,7 +389,7 @@ _STATEMENTS: Final[dict[str, str]] = {
     "waiting": f"""
         SELECT count(*) FROM (
             SELECT 1 FROM {{jobs}}
-            WHERE executor = %(executor)s AND status IN {_READY_SQL}
+            WHERE executor = %(executor)s AND status IN {_READY_SQL} AND NOT blocked
               AND scheduled_at <= {_NOW}
             LIMIT %(cap)s
         ) AS w

@@ -59,8 +59,8 @@ from rexecutor.backends.sqlite.errors import not_connected
 from rexecutor.backends.sqlite.migrations import SCHEMA_VERSION, apply_migrations
 from rexecutor.backends.sqlite.query import compile_query, placeholders
 from rexecutor.backends.sqlite.statements import (
+    CLAIMABLE_SQL,
     FINISHED_SQL,
-    READY_SQL,
 )
 from rexecutor.backends.sqlite.watcher import WatchedHub, Watcher, open_watch_connection
 from rexecutor.backends.sqlite.writes import (
@@ -399,10 +399,10 @@ class SqliteBackend(Backend):
 
     @staticmethod
     def _next_scheduled_at(conn: sqlite3.Connection, names: str) -> int | None:
-        # A correlated MIN per executor, each answered from the top of jobs_due.
+        # A correlated MIN per executor over the claimable jobs (blocked ones wait on others).
         row = conn.execute(
             "SELECT MIN(m) FROM (SELECT (SELECT MIN(scheduled_at) FROM jobs "
-            f"WHERE executor = e.value AND {READY_SQL}) AS m FROM json_each(?) AS e)",
+            f"WHERE executor = e.value AND {CLAIMABLE_SQL}) AS m FROM json_each(?) AS e)",
             (names,),
         ).fetchone()
         return None if row is None or row[0] is None else int(row[0])

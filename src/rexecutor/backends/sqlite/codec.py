@@ -31,7 +31,7 @@ from rexecutor.backends._common import (
     storable_id,
 )
 from rexecutor.errors import JobNotFound
-from rexecutor.job import Job, JobError, JobId, JobStatus
+from rexecutor.job import Job, JobError, JobId, JobProgress, JobStatus
 
 T = TypeVar("T")
 
@@ -41,7 +41,8 @@ _log = logging.getLogger("rexecutor")
 COLUMNS: Final = (
     "id, status, executor, data, metadata, attempt, max_attempts, priority, tags, errors, "
     "inserted_at, scheduled_at, attempted_at, attempted_by, completed_at, cancelled_at, "
-    "discarded_at, partition_key"
+    "discarded_at, partition_key, result, progress, workflow_id, workflow_step, blocked, "
+    "has_dependents"
 )
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND: Final = timedelta(microseconds=1)
@@ -126,6 +127,12 @@ def _job_from_row(row: tuple[Any, ...]) -> Job[Any, Any]:
         cancelled_at=_opt_from_us(row[15]),
         discarded_at=_opt_from_us(row[16]),
         partition_key=row[17],
+        result=None if row[18] is None else _loads(row[18]),
+        progress=None if row[19] is None else JobProgress.from_json(_loads(row[19])),
+        workflow_id=row[20],
+        workflow_step=row[21],
+        blocked=bool(row[22]),
+        has_dependents=bool(row[23]),
     )
 
 
@@ -203,6 +210,14 @@ def read_claimed(row: tuple[Any, ...], lenient: bool) -> tuple[Job[Any, Any], Ro
     return job, reader
 
 
+def _progress(text: Any) -> JobProgress | None:
+    """Stored progress, or None where it cannot be read (it is only a report)."""
+    try:
+        return JobProgress.from_json(_loads(text))
+    except _DECODE_ERRORS:
+        return None
+
+
 def _read_defensively(row: tuple[Any, ...]) -> tuple[Job[Any, Any], RowReader]:
     """Decode each column of a row on its own, noting (and standing in for) what is unreadable."""
     reader = RowReader()
@@ -269,6 +284,12 @@ def _read_defensively(row: tuple[Any, ...]) -> tuple[Job[Any, Any], RowReader]:
         cancelled_at=moment("cancelled_at", row[15]),
         discarded_at=moment("discarded_at", row[16]),
         partition_key=None if row[17] is None else reader.text("partition_key", row[17]),
+        result=None if row[18] is None else value("result", row[18]),
+        progress=None if row[19] is None else _progress(row[19]),
+        workflow_id=None if row[20] is None else reader.text("workflow_id", row[20]),
+        workflow_step=None if row[21] is None else reader.text("workflow_step", row[21]),
+        blocked=bool(row[22]),
+        has_dependents=bool(row[23]),
     )
     return job, reader
 

@@ -96,7 +96,8 @@ def report_waiting(conn: sqlite3.Connection, executor: str, report: ClaimReport)
     count = int(
         conn.execute(
             "SELECT count(*) FROM (SELECT 1 FROM jobs INDEXED BY jobs_ready WHERE executor = ? "
-            "AND status IN ('scheduled', 'retryable') AND scheduled_at <= ? LIMIT ?)",
+            "AND status IN ('scheduled', 'retryable') AND blocked = 0 AND scheduled_at <= ? "
+            "LIMIT ?)",
             (executor, to_us(_clock.now()), WAITING_COUNT_CAP),
         ).fetchone()[0]
     )

@@ -9,6 +9,8 @@ from rexecutor.backends.sqlite.codec import COLUMNS, LATEST_US
 # Written out literally (not bound) wherever a partial index should serve a query: SQLite uses a
 # partial index only when the query repeats the index's WHERE term.
 READY_SQL: Final = "status IN ('scheduled', 'retryable')"
+#: Ready and not waiting on a dependency: what a claim may take (the predicate of jobs_ready).
+CLAIMABLE_SQL: Final = READY_SQL + " AND blocked = 0"
 FINISHED_SQL: Final = "COALESCE(completed_at, cancelled_at, discarded_at, scheduled_at)"
 
 INSERT: Final = (
@@ -21,7 +23,8 @@ CLAIM: Final = (
     "attempted_by = ? WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_ready "
     # Rows scheduled beyond what enqueue accepts cannot have been written by it: they are claimed
     # so that they are set aside (see codec.set_aside) instead of lying in wait.
-    f"WHERE executor = ? AND {READY_SQL} AND (scheduled_at <= ? OR scheduled_at > {LATEST_US}) "
+    f"WHERE executor = ? AND {CLAIMABLE_SQL} "
+    f"AND (scheduled_at <= ? OR scheduled_at > {LATEST_US}) "
     f"ORDER BY priority, scheduled_at, id LIMIT ?) RETURNING {COLUMNS}"
 )
 #: The due jobs a limited claim may choose from, in claim order, at most ``:per_key`` per
@@ -30,7 +33,7 @@ CANDIDATES: Final = (
     "SELECT id, partition_key FROM (SELECT id, partition_key, priority, scheduled_at, "
     "row_number() OVER (PARTITION BY partition_key ORDER BY priority, scheduled_at, id) AS n "
     "FROM jobs INDEXED BY jobs_ready "
-    f"WHERE executor = :executor AND {READY_SQL} "
+    f"WHERE executor = :executor AND {CLAIMABLE_SQL} "
     f"AND (scheduled_at <= :now OR scheduled_at > {LATEST_US}) "
     "AND COALESCE(partition_key, '') NOT IN (SELECT value FROM json_each(:exclude))) "
     "WHERE :per_key IS NULL OR n <= :per_key ORDER BY priority, scheduled_at, id LIMIT :fetch"
@@ -38,7 +41,7 @@ CANDIDATES: Final = (
 #: Claims the chosen ids (a JSON list), as ``CLAIM`` does.
 CLAIM_IDS: Final = (
     "UPDATE jobs SET status = 'executing', attempt = attempt + 1, attempted_at = ?, "
-    f"attempted_by = ? WHERE id IN (SELECT value FROM json_each(?)) AND {READY_SQL} "
+    f"attempted_by = ? WHERE id IN (SELECT value FROM json_each(?)) AND {CLAIMABLE_SQL} "
     f"RETURNING {COLUMNS}"
 )
 HELD: Final = "id = ? AND status = 'executing' AND attempted_by = ? AND attempt = ?"
