@@ -151,6 +151,10 @@ class HeartbeatThread(threading.Thread):
                     if _clock.now() - beat_at >= self._rescue_after - self._interval_td:
                         continue
                     rescued = await admin.rescue_orphans(backend, self._rescue_after)
+                    # Repairs a workflow step whose release a dead node never wrote.
+                    settled = await backend.settle_blocked()
+                    if settled:
+                        log.info("settled %d blocked workflow jobs", settled)
                     guard.succeeded()
                     if rescued:
                         log.warning("rescued %d jobs of dead nodes: %s", len(rescued), rescued)

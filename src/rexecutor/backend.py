@@ -48,7 +48,8 @@ class EnqueuableJob:
     """A job ready to be stored: data and metadata already encoded as JSON values.
 
     ``scheduled_at=None`` means now, by the backend's clock. ``partition_key`` groups the
-    job for partitioned limits (see :mod:`rexecutor.limits`).
+    job for partitioned limits (see :mod:`rexecutor.limits`). The ``workflow_*`` fields and
+    ``depends_on`` place it in a :class:`~rexecutor.Workflow`.
     """
 
     executor: str
@@ -60,6 +61,13 @@ class EnqueuableJob:
     priority: int = 0
     uniqueness: UniquenessCriteria | None = None
     partition_key: str | None = None
+    workflow_id: str | None = None
+    workflow_step: str | None = None
+    #: Positions, in the same ``enqueue_many`` call, of the jobs this one waits for (each
+    #: before this one); the job is stored blocked until they finish (see
+    #: :mod:`rexecutor.dependencies`).
+    depends_on: tuple[int, ...] = ()
+    on_failed_dependency: str = "cancel"
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,6 +407,23 @@ class Backend(Protocol):
         ``dead_after``. The silent nodes are forgotten. The caller decides what becomes of each
         job (:func:`rexecutor.lifecycle.orphaned`) and applies it fenced by its attempt and node.
         """
+
+    # -- workflows ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def dependencies(self, job_ids: Collection[int]) -> dict[int, list[int]]:
+        """The ids each of ``job_ids`` depends on (jobs without dependencies are left out)."""
+
+    @abc.abstractmethod
+    async def workflow_jobs(self, workflow_id: str) -> list[Job[Any, Any]]:
+        """Every stored job of the workflow ``workflow_id``, by id."""
+
+    @abc.abstractmethod
+    async def settle_blocked(self) -> int:
+        """Settle every blocked job whose dependencies have all finished (release or cancel
+        it, see :mod:`rexecutor.dependencies`); returns how many changed. Changes are settled
+        as they commit; this sweep, run by every node's heartbeat thread, repairs what a
+        write that failed half-way left."""
 
     @abc.abstractmethod
     async def lost_jobs(self, node_id: str, leases: dict[int, int]) -> list[int]:

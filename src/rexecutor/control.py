@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from rexecutor import telemetry
 from rexecutor.errors import ConfigurationError, ValidationError
 from rexecutor.job import JobStatus
-from rexecutor.limits import ClaimLimits, RateLimit
+from rexecutor.limits import MAX_LIMIT, ClaimLimits, RateLimit
 
 if TYPE_CHECKING:
     from rexecutor.backend import Backend
@@ -127,10 +127,10 @@ def check_scale(max_concurrency: object) -> int | None:
     """A valid per-node limit for ``scale`` (None: the class default), else ConfigurationError."""
     if max_concurrency is None:
         return None
-    if type(max_concurrency) is not int or max_concurrency < 1:
+    if type(max_concurrency) is not int or not 1 <= max_concurrency <= MAX_LIMIT:
         raise ConfigurationError(
-            f"scale takes an int >= 1 or None (the class default), got {max_concurrency!r}; "
-            "to stop claiming altogether, pause the executor"
+            f"scale takes an int from 1 to {MAX_LIMIT} or None (the class default), got "
+            f"{max_concurrency!r}; to stop claiming altogether, pause the executor"
         )
     return max_concurrency
 

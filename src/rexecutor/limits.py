@@ -33,6 +33,8 @@ __all__ = ["ClaimLimits", "ClaimReport", "Plan", "RateLimit", "Usage", "admit", 
 
 T = TypeVar("T", bound=Hashable)
 
+#: The largest limit (concurrency, scale, allowed starts) any backend stores.
+MAX_LIMIT = 1_000_000
 #: Due jobs left behind by a limited claim are counted up to this many (for telemetry).
 WAITING_COUNT_CAP = 1000
 #: The longest partition key, in characters: a key names a tenant or a resource, not data.
@@ -61,9 +63,10 @@ class RateLimit:
     per_partition: bool = False
 
     def __post_init__(self) -> None:
-        if type(self.allowed) is not int or self.allowed < 1:
+        if type(self.allowed) is not int or not 1 <= self.allowed <= MAX_LIMIT:
             raise ConfigurationError(
-                f"RateLimit(allowed=...) must be an int >= 1, got {self.allowed!r}; "
+                f"RateLimit(allowed=...) must be an int from 1 to {MAX_LIMIT}, got "
+                f"{self.allowed!r}; "
                 "to stop an executor's jobs altogether, pause it"
             )
         if not isinstance(self.period, timedelta) or self.period <= timedelta(0):
@@ -94,10 +97,10 @@ class ClaimLimits:
             ("partition_max", "partition_max_concurrency"),
         ):
             value = getattr(self, name)
-            if value is not None and (type(value) is not int or value < 1):
+            if value is not None and (type(value) is not int or not 1 <= value <= MAX_LIMIT):
                 raise ConfigurationError(
-                    f"{attribute} must be None or an int >= 1, got {value!r}; to stop the "
-                    "executor's jobs altogether, pause it"
+                    f"{attribute} must be None or an int from 1 to {MAX_LIMIT}, got "
+                    f"{value!r}; to stop the executor's jobs altogether, pause it"
                 )
 
     @property

@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from rexecutor import _clock
+from rexecutor import _clock, dependencies
 from rexecutor._notify import Wakeups
 from rexecutor._payload import DEFAULT_MAX_PAYLOAD_BYTES, storable_delay
 from rexecutor.backend import (
@@ -75,6 +75,11 @@ class InMemoryBackend(Backend):
         # not ready, or moved) is dropped when it reaches the top.
         self._queues: dict[str, list[tuple[int, datetime, int]]] = {}
         self._controls: dict[str, ExecutorState] = {}
+        # Workflows: each dependent's dependencies, each job's dependents, and the policy of
+        # each dependent for a failed dependency.
+        self._depends_on: dict[int, tuple[int, ...]] = {}
+        self._dependents: dict[int, list[int]] = {}
+        self._policies: dict[int, dependencies.OnFailedDependency] = {}
         # Per executor, the starts of its rate window: (when, partition key).
         self._starts: dict[str, list[tuple[datetime, str | None]]] = {}
 
@@ -138,6 +143,9 @@ class InMemoryBackend(Backend):
             inserted_at=now,
             scheduled_at=scheduled_at,
             partition_key=job.partition_key,
+            workflow_id=job.workflow_id,
+            workflow_step=job.workflow_step,
+            blocked=bool(job.depends_on),
         )
         self._jobs[job_id] = stored
         self._keys[job_id] = key
@@ -167,6 +175,7 @@ class InMemoryBackend(Backend):
 
     async def enqueue(self, job: EnqueuableJob, *, connection: Any = None) -> EnqueueResult:
         refuse_connection(self, connection)
+        dependencies.check_batch([job])
         scheduled = validate_enqueuable(job, self.max_payload_bytes).scheduled_at
         wake: set[str] = set()
         with self._lock:
@@ -179,15 +188,33 @@ class InMemoryBackend(Backend):
     ) -> list[EnqueueResult]:
         refuse_connection(self, connection)
         times = [validate_enqueuable(job, self.max_payload_bytes).scheduled_at for job in jobs]
+        dependencies.check_batch(jobs)
         wake: set[str] = set()
         with self._lock:
             now = _clock.now()
-            results = [
-                self._enqueue_locked(job, scheduled, now, wake)
-                for job, scheduled in zip(jobs, times, strict=True)
-            ]
+            results: list[EnqueueResult] = []
+            waited_on: set[int] = set()
+            for job, scheduled in zip(jobs, times, strict=True):
+                result = self._enqueue_locked(job, scheduled, now, wake)
+                results.append(result)
+                if job.depends_on and not result.duplicate:
+                    self._link(
+                        int(result.job_id), job, [int(results[p].job_id) for p in job.depends_on]
+                    )
+                    waited_on.update(int(results[p].job_id) for p in job.depends_on)
+            if waited_on:
+                # Dependencies that had already finished release (or cancel) at once.
+                dependencies.drive(dependencies.propagate(sorted(waited_on)), self._answer)
         self._wake_all(wake)
         return results
+
+    def _link(self, job_id: int, job: EnqueuableJob, on: list[int]) -> None:
+        """Store the dependencies of a new job."""
+        self._depends_on[job_id] = tuple(dict.fromkeys(on))
+        self._policies[job_id] = dependencies.check_policy(job.on_failed_dependency)
+        for dependency in self._depends_on[job_id]:
+            self._dependents.setdefault(dependency, []).append(job_id)
+            self._jobs[dependency].has_dependents = True
 
     # -- claiming and transitions ------------------------------------------------------------
 
@@ -235,11 +262,12 @@ class InMemoryBackend(Backend):
         """Take up to ``limit`` due jobs from ``queue`` in claim order (those that ``fits``
         accepts); the others go back."""
         taken: list[Job[Any, Any]] = []
+        seen: set[int] = set()  # a job may have several entries (requeued): take it once
         kept: list[tuple[int, datetime, int]] = []
         while queue and len(taken) < limit:
             entry = heapq.heappop(queue)
             job = self._live_entry(entry)
-            if job is None:
+            if job is None or entry[2] in seen:
                 continue
             if job.scheduled_at > now:
                 kept.append(entry)
@@ -248,6 +276,7 @@ class InMemoryBackend(Backend):
                 kept.append(entry)
                 continue
             taken.append(job)
+            seen.add(entry[2])
         for entry in kept:
             heapq.heappush(queue, entry)
         return taken
@@ -381,38 +410,117 @@ class InMemoryBackend(Backend):
                 job.status = JobStatus.COMPLETE
                 job.completed_at = now
                 results.append(True)
+                if job.has_dependents:
+                    dependencies.drive(dependencies.propagate([job_id]), self._answer)
         return results
 
     async def apply_transition(self, job_id: int, fence: Fence, transition: Transition) -> bool:
-        cancelled_running = False
         with self._lock:
-            job = self._get(job_id)
-            if not fence.holds(job):
-                return False
-            now = _clock.now()
-            if transition.error is not None:
-                job.errors.append(error_entry(job, transition.error, now))
-            cancelled_running = job.status is JobStatus.EXECUTING and fence.node_id is None
-            job.status = transition.status
-            if transition.attempt is not None:
-                job.attempt = transition.attempt
-            if transition.run_in is not None:
-                job.scheduled_at = now + storable_delay(transition.run_in)
-            if transition.min_max_attempts is not None:
-                job.max_attempts = max(job.max_attempts, transition.min_max_attempts)
-            if transition.reopen:
-                job.completed_at = job.cancelled_at = job.discarded_at = None
-            if job.status is JobStatus.COMPLETE:
-                job.completed_at = now
-            elif job.status is JobStatus.CANCELLED:
-                job.cancelled_at = now
-            elif job.status is JobStatus.DISCARDED:
-                job.discarded_at = now
-            self._requeue(job)
-            self._wake(job)
+            applied, cancelled_running = self._apply_locked(job_id, fence, transition)
+            job = self._jobs[int(job_id)]
+            if applied and job.has_dependents:
+                walk = dependencies.after_change(int(job_id), job.status, transition.reopen)
+                if walk is not None:
+                    dependencies.drive(walk, self._answer)
         if cancelled_running:
             self.notify_cancellation()
-        return True
+        return applied
+
+    def _apply_locked(self, job_id: int, fence: Fence, transition: Transition) -> tuple[bool, bool]:
+        """Store ``transition`` under ``fence``; returns (applied, an executing job was
+        cancelled from outside)."""
+        job = self._get(job_id)
+        if not fence.holds(job):
+            return False, False
+        now = _clock.now()
+        if transition.error is not None:
+            job.errors.append(error_entry(job, transition.error, now))
+        cancelled_running = job.status is JobStatus.EXECUTING and fence.node_id is None
+        job.status = transition.status
+        if transition.attempt is not None:
+            job.attempt = transition.attempt
+        if transition.run_in is not None:
+            job.scheduled_at = now + storable_delay(transition.run_in)
+        if transition.min_max_attempts is not None:
+            job.max_attempts = max(job.max_attempts, transition.min_max_attempts)
+        if transition.reopen:
+            job.completed_at = job.cancelled_at = job.discarded_at = None
+        if job.status is JobStatus.COMPLETE:
+            job.completed_at = now
+        elif job.status is JobStatus.CANCELLED:
+            job.cancelled_at = now
+        elif job.status is JobStatus.DISCARDED:
+            job.discarded_at = now
+        self._requeue(job)
+        self._wake(job)
+        return True, cancelled_running
+
+    # -- workflows ---------------------------------------------------------------------------
+
+    def _answer(self, request: dependencies.Request) -> object:
+        """Answer a request of :mod:`rexecutor.dependencies` (under the lock)."""
+        if isinstance(request, dependencies.ReadDependents):
+            found: list[dependencies.Dependent] = []
+            for dependent_id in sorted(
+                {d for job_id in request.ids for d in self._dependents.get(job_id, ())}
+            ):
+                job = self._jobs.get(dependent_id)
+                if job is None:
+                    continue
+                statuses = {
+                    dep: self._jobs[dep].status if dep in self._jobs else JobStatus.COMPLETE
+                    for dep in self._depends_on.get(dependent_id, ())
+                }
+                found.append(
+                    dependencies.Dependent(
+                        id=dependent_id,
+                        status=job.status,
+                        attempt=job.attempt,
+                        blocked=job.blocked,
+                        policy=self._policies.get(dependent_id, "cancel"),
+                        dependencies=statuses,
+                        last_error=job.errors[-1].name if job.errors else None,
+                    )
+                )
+            return found
+        if isinstance(request, dependencies.SetBlocked):
+            for job_id in request.ids:
+                job = self._jobs[job_id]
+                job.blocked = request.blocked
+                if not request.blocked:
+                    self._requeue(job)
+                    self._wake(job)
+            return None
+        applied, _ = self._apply_locked(request.id, request.fence, request.transition)
+        return applied
+
+    async def dependencies(self, job_ids: Collection[int]) -> dict[int, list[int]]:
+        with self._lock:
+            return {
+                int(j): list(self._depends_on[int(j)])
+                for j in job_ids
+                if int(j) in self._depends_on
+            }
+
+    async def workflow_jobs(self, workflow_id: str) -> list[Job[Any, Any]]:
+        with self._lock:
+            return [
+                _copy(job)
+                for _, job in sorted(self._jobs.items())
+                if job.workflow_id == workflow_id
+            ]
+
+    async def settle_blocked(self) -> int:
+        with self._lock:
+            blocked = [job_id for job_id, job in self._jobs.items() if job.blocked]
+            dependencies_of = {d for j in blocked for d in self._depends_on.get(j, ())}
+            before = {j: (self._jobs[j].status, self._jobs[j].blocked) for j in blocked}
+            dependencies.drive(dependencies.propagate(sorted(dependencies_of)), self._answer)
+            return sum(
+                1
+                for j, state in before.items()
+                if (self._jobs[j].status, self._jobs[j].blocked) != state
+            )
 
     async def update_job(self, job: Job[Any, Any]) -> None:
         with self._lock:
@@ -482,10 +590,24 @@ class InMemoryBackend(Backend):
                 assert spec.max_age is not None
                 cutoff = _clock.now() - spec.max_age
                 doomed = [j for j in candidates if (j.finished_at or j.scheduled_at) < cutoff]
+            # A job an unfinished dependent waits on stays (its status is what releases it).
+            doomed = [j for j in doomed if not self._awaited(int(j.id))]
             for job in doomed:
                 del self._jobs[job.id]
                 del self._keys[job.id]
+                self._policies.pop(int(job.id), None)
+                for dependency in self._depends_on.pop(int(job.id), ()):
+                    if dependency in self._dependents:
+                        self._dependents[dependency].remove(int(job.id))
             return len(doomed)
+
+    def _awaited(self, job_id: int) -> bool:
+        """Whether a dependent of ``job_id`` has not finished."""
+        return any(
+            not self._jobs[d].status.is_terminal
+            for d in self._dependents.get(job_id, ())
+            if d in self._jobs
+        )
 
     async def record_heartbeat(self, node: NodeInfo) -> None:
         with self._lock:

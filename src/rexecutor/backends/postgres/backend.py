@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
-from rexecutor._payload import storable_delay
+from rexecutor import dependencies
 from rexecutor.backend import (
     Backend,
     Capabilities,
@@ -25,7 +25,6 @@ from rexecutor.backends._common import storable_id, tally, validate_update
 from rexecutor.backends.postgres.claims import _Claiming
 from rexecutor.backends.postgres.codec import (
     _db_now,
-    _error_params,
     _read_job,
     _utc,
     _utc_required,
@@ -40,9 +39,10 @@ from rexecutor.backends.postgres.connection import (
     _Target,
 )
 from rexecutor.backends.postgres.control import _Controlling
+from rexecutor.backends.postgres.dependencies import _Depending, transition_params
 from rexecutor.backends.postgres.enqueue import _Enqueuing
 from rexecutor.backends.postgres.query import _compile
-from rexecutor.backends.postgres.statements import _COLUMNS, _FINISHED_AT, _before
+from rexecutor.backends.postgres.statements import _COLUMNS, _FINISHED_AT, _TERMINAL_SQL, _before
 from rexecutor.errors import ConfigurationError, JobNotFound, ValidationError
 from rexecutor.job import Job, JobStatus
 from rexecutor.lifecycle import Fence, Transition
@@ -50,16 +50,8 @@ from rexecutor.query import IdIn, QueryNode
 
 __all__ = ["PostgresBackend"]
 
-#: The error parameters of a transition that records no error.
-_NO_ERROR: Final[dict[str, Any]] = {
-    "error_type": None,
-    "details": None,
-    "error_name": None,
-    "traceback": None,
-}
 
-
-class PostgresBackend(_Enqueuing, _Claiming, _Controlling):
+class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
     """Jobs stored in PostgreSQL, shared by every node that uses the same database and schema.
 
     Args:
@@ -196,48 +188,29 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling):
         ready wakes the runners of its executor: here at once, in other processes through the
         trigger's notification. A job taken from executing by a fence without a node (an
         external cancel) is announced on the cancellation channel as the change commits, so
-        that the node running it stops it at once rather than at its next check.
+        that the node running it stops it at once rather than at its next check. A job with
+        dependents then settles them (see :mod:`rexecutor.dependencies`).
         """
         job_id = int(job_id)
         if not storable_id(job_id):
             raise JobNotFound(job_id)
-        status = JobStatus(transition.status)
-        fence_status = JobStatus(fence.status)
-        hint = (
-            fence_status is JobStatus.EXECUTING
-            and fence.node_id is None
-            and status is not JobStatus.EXECUTING
-        )
-        error = transition.error
-        run_in = transition.run_in
-        raise_to = transition.min_max_attempts
-        params: dict[str, Any] = {
-            "id": job_id,
-            "fence_status": fence_status.value,
-            "attempt": int(fence.attempt),
-            "node": fence.node_id,
-            "status": status.value,
-            "new_attempt": None if transition.attempt is None else int(transition.attempt),
-            "run_in": None if run_in is None else storable_delay(run_in),
-            "min_max_attempts": None if raise_to is None else int(raise_to),
-            "reopen": bool(transition.reopen),
-            "hint": hint,
-            "cancel_channel": self._cancel_channel,
-            "now": _db_now(),
-            **(_NO_ERROR if error is None else _error_params(error)),
-        }
+        params = transition_params(job_id, fence, transition, self._cancel_channel)
 
         async def work(conn: Conn) -> Row | None:
             return await _fetchone(conn, self._q["transition"], params)
 
         row = await self._run(work, retry=True)
         assert row is not None
-        executor, exists, _ = row
+        executor, exists, _, has_dependents = row
         if executor is not None:
-            if status in JobStatus.READY:
+            if transition.status in JobStatus.READY:
                 self.notify(executor)
-            if hint:
+            if params["hint"]:
                 self.notify_cancellation()
+            if has_dependents:
+                steps = dependencies.after_change(job_id, transition.status, transition.reopen)
+                if steps is not None:
+                    await self._walk(steps)
             return True
         if not exists:
             raise JobNotFound(job_id)
@@ -284,7 +257,9 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling):
 
         row = await self._run(work, retry=True)
         assert row is not None
-        missing, done = row
+        missing, done, with_dependents = row
+        if with_dependents:
+            await self._walk(dependencies.propagate([int(i) for i in with_dependents]))
         if missing is not None:
             raise JobNotFound(items[missing - 1][0])
         done_set = set(done or ())
@@ -398,6 +373,12 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling):
         if spec.exclude:
             extra += " AND NOT (executor = ANY(%(exclude)s::text[]))"
             params["exclude"] = sorted(spec.exclude)
+        # A job an unfinished dependent waits on stays (its status is what releases it).
+        extra += (
+            " AND NOT (has_dependents AND EXISTS (SELECT 1 FROM {dependencies} AS d"
+            " JOIN {jobs} AS c ON c.id = d.job_id WHERE d.depends_on = {jobs}.id"
+            f" AND c.status NOT IN {_TERMINAL_SQL}))"
+        )
         selected = f"status = {sql.Literal(status.value).as_string(None)}{extra}"
         if spec.max_length is not None:
             params["keep"] = spec.max_length

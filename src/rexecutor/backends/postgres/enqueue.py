@@ -15,16 +15,17 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from rexecutor import dependencies
 from rexecutor.backend import EnqueuableJob, EnqueueResult
 from rexecutor.backends.postgres.codec import _TAGS_TEXT, _db_now, _Prepared
 from rexecutor.backends.postgres.connection import Conn, _atomic, _execute, _fetchall, _fetchone
-from rexecutor.backends.postgres.pool import _Pooled
+from rexecutor.backends.postgres.dependencies import _Depending
 from rexecutor.backends.postgres.statements import _NOW, _after, _before
 from rexecutor.errors import ConfigurationError, ValidationError
 from rexecutor.job import JobId, JobStatus
 
 
-class _Enqueuing(_Pooled):
+class _Enqueuing(_Depending):
     """The enqueue operations of ``PostgresBackend``."""
 
     async def enqueue(
@@ -71,6 +72,7 @@ class _Enqueuing(_Pooled):
         prepared = [_Prepared.of(job, limit) for job in jobs]
         if not prepared:
             return []
+        dependencies.check_batch(jobs)
 
         async def work(conn: Conn) -> tuple[list[EnqueueResult], set[str]]:
             return await self._enqueue_on(conn, prepared)
@@ -91,19 +93,13 @@ class _Enqueuing(_Pooled):
         self, conn: Conn, prepared: list[_Prepared]
     ) -> tuple[list[EnqueueResult], set[str]]:
         wakes: set[str] = set()
+        if any(p.job.workflow_id is not None or p.job.depends_on for p in prepared):
+            return await self._enqueue_workflow(conn, prepared)
         if all(p.job.uniqueness is None for p in prepared):
             ids = await self._insert_plain(conn, prepared)
             wakes.update(p.job.executor for p in prepared)
             return [EnqueueResult(JobId(i)) for i in ids], wakes
-        if conn.isolation_level in (
-            psycopg.IsolationLevel.REPEATABLE_READ,
-            psycopg.IsolationLevel.SERIALIZABLE,
-        ):
-            raise ConfigurationError(
-                "unique jobs can only be enqueued on a READ COMMITTED connection: under "
-                f"{conn.isolation_level.name} the duplicate check could miss jobs committed "
-                "by other transactions"
-            )
+        self._refuse_repeatable_read(conn, prepared)
         results: list[EnqueueResult] = []
         async with _atomic(conn):
             await self._take_unique_locks(conn, prepared)
@@ -122,6 +118,48 @@ class _Enqueuing(_Pooled):
                     results.append(result)
                     if wake is not None:
                         wakes.add(wake)
+        return results, wakes
+
+    async def _enqueue_workflow(
+        self, conn: Conn, prepared: list[_Prepared]
+    ) -> tuple[list[EnqueueResult], set[str]]:
+        """Jobs of a workflow: each stored (blocked while it has dependencies) with its edges,
+        in one transaction, then the dependencies already finished settle their dependents."""
+        self._refuse_repeatable_read(conn, prepared)
+        results: list[EnqueueResult] = []
+        wakes: set[str] = set()
+        waited_on: set[int] = set()
+        async with _atomic(conn):
+            await self._take_unique_locks(conn, prepared)
+            for item in prepared:
+                job = item.job
+                blocked = bool(job.depends_on)
+                marks = {
+                    "workflow_id": job.workflow_id,
+                    "workflow_step": job.workflow_step,
+                    "blocked": blocked,
+                }
+                if job.uniqueness is None:
+                    params = {**item.params(), **marks, "now": _db_now()}
+                    row = await _fetchone(conn, self._q["insert_workflow_job"], params)
+                    assert row is not None
+                    result = EnqueueResult(JobId(int(row[0])))
+                    wakes.add(job.executor)
+                else:
+                    result, wake = await self._insert_unique(conn, item)
+                    if not result.duplicate:
+                        await _execute(
+                            conn, self._q["mark_workflow_job"], {**marks, "id": int(result.job_id)}
+                        )
+                    if wake is not None:
+                        wakes.add(wake)
+                results.append(result)
+                if job.depends_on and not result.duplicate:
+                    on = [int(results[p].job_id) for p in job.depends_on]
+                    await self._link(conn, int(result.job_id), on, job.on_failed_dependency)
+                    waited_on.update(on)
+            if waited_on:
+                await self._walk(dependencies.propagate(sorted(waited_on)), conn)
         return results, wakes
 
     async def _insert_plain(self, conn: Conn, prepared: list[_Prepared]) -> list[int]:
@@ -151,6 +189,18 @@ class _Enqueuing(_Pooled):
         # Identities are drawn in the order of the SELECT (ordered by position), so sorting the
         # ids restores the order of the batch.
         return sorted(int(r[0]) for r in rows)
+
+    @staticmethod
+    def _refuse_repeatable_read(conn: Conn, prepared: list[_Prepared]) -> None:
+        if any(p.job.uniqueness is not None for p in prepared) and conn.isolation_level in (
+            psycopg.IsolationLevel.REPEATABLE_READ,
+            psycopg.IsolationLevel.SERIALIZABLE,
+        ):
+            raise ConfigurationError(
+                "unique jobs can only be enqueued on a READ COMMITTED connection: under "
+                f"{conn.isolation_level.name} the duplicate check could miss jobs committed "
+                "by other transactions"
+            )
 
     async def _take_unique_locks(self, conn: Conn, prepared: list[_Prepared]) -> None:
         """Take the advisory locks of every unique job, sorted by name, exclusive when any

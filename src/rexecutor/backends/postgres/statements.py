@@ -196,7 +196,7 @@ _STATEMENTS: Final[dict[str, str]] = {
             WHERE id = %(id)s AND status = %(fence_status)s::text
               AND attempt = %(attempt)s::integer
               AND (%(node)s::text IS NULL OR attempted_by = %(node)s::text)
-            RETURNING executor
+            RETURNING executor, has_dependents
         ),
         hinted AS (
             SELECT pg_notify(%(cancel_channel)s::text, '') FROM changed
@@ -204,7 +204,8 @@ _STATEMENTS: Final[dict[str, str]] = {
         )
         SELECT (SELECT executor FROM changed),
                EXISTS (SELECT 1 FROM {{jobs}} WHERE id = %(id)s),
-               (SELECT count(*) FROM hinted)
+               (SELECT count(*) FROM hinted),
+               (SELECT has_dependents FROM changed)
     """,
     # One fenced completion per item, in one statement; an id that does not exist stops the
     # batch there, as completing one by one would (the items before it still complete). The
@@ -224,9 +225,10 @@ _STATEMENTS: Final[dict[str, str]] = {
             FROM input AS i, missing AS m
             WHERE j.id = i.id AND j.status = 'executing' AND j.attempted_by = i.node
               AND j.attempt = i.attempt AND (m.ord IS NULL OR i.ord < m.ord)
-            RETURNING i.ord
+            RETURNING i.ord, j.id, j.has_dependents
         )
-        SELECT (SELECT ord FROM missing), ARRAY(SELECT ord FROM done)
+        SELECT (SELECT ord FROM missing), ARRAY(SELECT ord FROM done),
+               ARRAY(SELECT id FROM done WHERE has_dependents)
     """,
     # The same for items that all hold leases of one node (a node's own batches).
     "complete_many_one_node": f"""
@@ -243,9 +245,10 @@ _STATEMENTS: Final[dict[str, str]] = {
             FROM input AS i, missing AS m
             WHERE j.id = i.id AND j.status = 'executing' AND j.attempted_by = %(node)s
               AND j.attempt = i.attempt AND (m.ord IS NULL OR i.ord < m.ord)
-            RETURNING i.ord
+            RETURNING i.ord, j.id, j.has_dependents
         )
-        SELECT (SELECT ord FROM missing), ARRAY(SELECT ord FROM done)
+        SELECT (SELECT ord FROM missing), ARRAY(SELECT ord FROM done),
+               ARRAY(SELECT id FROM done WHERE has_dependents)
     """,
     "update": """
         UPDATE {jobs} SET data = %(data)s::jsonb, metadata = %(metadata)s::jsonb,
@@ -433,4 +436,58 @@ _STATEMENTS: Final[dict[str, str]] = {
             rate_allowed = EXCLUDED.rate_allowed, rate_period = EXCLUDED.rate_period,
             rate_per_partition = EXCLUDED.rate_per_partition, updated_at = {_NOW}
     """,
+    # -- workflows (see rexecutor.dependencies) ------------------------------------------------
+    "insert_workflow_job": f"""
+        INSERT INTO {{jobs}}
+            (executor, data, metadata, max_attempts, priority, tags, uniqueness_key,
+             inserted_at, scheduled_at, partition_key, workflow_id, workflow_step, blocked)
+        VALUES (%(executor)s, %(data)s::jsonb, %(metadata)s::jsonb, %(max_attempts)s,
+                %(priority)s, %(tags)s::text[], NULL,
+                {_NOW}, COALESCE(%(scheduled_at)s::timestamptz, {_NOW}), %(partition_key)s,
+                %(workflow_id)s, %(workflow_step)s, %(blocked)s)
+        RETURNING id
+    """,
+    "mark_workflow_job": """
+        UPDATE {jobs} SET workflow_id = %(workflow_id)s, workflow_step = %(workflow_step)s,
+            blocked = %(blocked)s
+        WHERE id = %(id)s
+    """,
+    "link": """
+        WITH edges AS (
+            INSERT INTO {dependencies} (job_id, depends_on)
+            SELECT %(id)s, unnest(%(on)s::bigint[]) ON CONFLICT DO NOTHING
+        ),
+        policy AS (
+            UPDATE {jobs} SET on_failed_dependency = %(policy)s WHERE id = %(id)s
+        )
+        UPDATE {jobs} SET has_dependents = true
+        WHERE id = ANY(%(on)s::bigint[]) AND NOT has_dependents
+    """,
+    "dependents": """
+        SELECT j.id, j.status, j.attempt, j.blocked, j.on_failed_dependency,
+               j.errors -> -1 ->> 'name',
+               ARRAY(SELECT d.depends_on FROM {dependencies} AS d
+                     WHERE d.job_id = j.id ORDER BY d.depends_on),
+               ARRAY(SELECT COALESCE(p.status, 'complete') FROM {dependencies} AS d
+                     LEFT JOIN {jobs} AS p ON p.id = d.depends_on
+                     WHERE d.job_id = j.id ORDER BY d.depends_on)
+        FROM {jobs} AS j
+        WHERE j.id IN (SELECT job_id FROM {dependencies} WHERE depends_on = ANY(%(ids)s::bigint[]))
+        ORDER BY j.id
+    """,
+    "set_blocked": """
+        UPDATE {jobs} SET blocked = %(blocked)s WHERE id = ANY(%(ids)s::bigint[])
+        RETURNING executor
+    """,
+    "dependencies_of": """
+        SELECT job_id, depends_on FROM {dependencies} WHERE job_id = ANY(%(ids)s::bigint[])
+        ORDER BY job_id, depends_on
+    """,
+    "workflow_jobs": f"SELECT {_COLUMNS} FROM {{jobs}} WHERE workflow_id = %(workflow_id)s "
+    "ORDER BY id",
+    "blocked_dependencies": """
+        SELECT DISTINCT d.depends_on FROM {dependencies} AS d
+        JOIN {jobs} AS j ON j.id = d.job_id WHERE j.blocked
+    """,
+    "blocked_state": "SELECT id, status, blocked FROM {jobs} WHERE blocked OR id = ANY(%(ids)s)",
 }

@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar, cast
 
-from rexecutor import _clock
+from rexecutor import _clock, dependencies
 from rexecutor._notify import Wakeups
 from rexecutor._payload import DEFAULT_MAX_PAYLOAD_BYTES
 from rexecutor.backend import (
@@ -36,6 +36,7 @@ from rexecutor.backend import (
 )
 from rexecutor.backends._common import tally, validate_enqueuable, validate_update
 from rexecutor.backends.sqlite import control
+from rexecutor.backends.sqlite import dependencies as workflow
 from rexecutor.backends.sqlite.codec import (
     COLUMNS,
     STATUS,
@@ -70,6 +71,7 @@ from rexecutor.backends.sqlite.writes import (
     enqueue_tx,
     give_back_tx,
     orphaned_tx,
+    settle_blocked_tx,
 )
 from rexecutor.control import ControlChange, ExecutorState
 from rexecutor.errors import (
@@ -325,6 +327,7 @@ class SqliteBackend(Backend):
 
     async def enqueue(self, job: EnqueuableJob, *, connection: Any = None) -> EnqueueResult:
         refuse_connection(self, connection)
+        dependencies.check_batch([job])
         prepared = Prepared(job, validate_enqueuable(job, self.max_payload_bytes))
         results, wake = await self._call(enqueue_tx, [prepared])
         self._wake_all(wake)
@@ -336,6 +339,7 @@ class SqliteBackend(Backend):
         refuse_connection(self, connection)
         limit = self.max_payload_bytes
         prepared = [Prepared(job, validate_enqueuable(job, limit)) for job in jobs]
+        dependencies.check_batch(jobs)
         if not prepared:
             return []
         results, wake = await self._call(enqueue_tx, prepared)
@@ -418,11 +422,13 @@ class SqliteBackend(Backend):
         their watcher); a job taken from ``executing`` by an outside fence (no node) hints
         the local nodes to look for the jobs they lost.
         """
-        executor = await self._call(apply_tx, job_key(job_id), fence, transition)
-        if executor is None:
+        applied = await self._call(apply_tx, job_key(job_id), fence, transition)
+        if applied is None:
             return False
+        executor, released = applied
         if transition.status in JobStatus.READY:
             self.notify(executor)
+        self._wake_all(released)
         if (
             fence.status is JobStatus.EXECUTING
             and fence.node_id is None
@@ -435,10 +441,36 @@ class SqliteBackend(Backend):
         if not completions:
             return []
         pairs = [(job_key(job_id), lease) for job_id, lease in completions]
-        results, missing = await self._call(complete_many_tx, pairs)
+        results, missing, released = await self._call(complete_many_tx, pairs)
+        self._wake_all(released)
         if missing is not None:
             raise JobNotFound(missing)
         return results
+
+    # -- workflows ---------------------------------------------------------------------------
+
+    async def dependencies(self, job_ids: Collection[int]) -> dict[int, list[int]]:
+        wanted = json.dumps(sorted({job_key(j) for j in job_ids}))
+        rows = await self._call_read(
+            lambda conn: conn.execute(
+                "SELECT job_id, depends_on FROM job_dependencies "
+                "WHERE job_id IN (SELECT value FROM json_each(?)) ORDER BY job_id, depends_on",
+                (wanted,),
+            ).fetchall()
+        )
+        found: dict[int, list[int]] = {}
+        for job_id, depends_on in rows:
+            found.setdefault(int(job_id), []).append(int(depends_on))
+        return found
+
+    async def workflow_jobs(self, workflow_id: str) -> list[Job[Any, Any]]:
+        sql = f"SELECT {COLUMNS} FROM jobs WHERE workflow_id = ? ORDER BY id"
+        return await self._call_read(select_jobs, sql, [workflow_id])
+
+    async def settle_blocked(self) -> int:
+        changed, released = await self._call(settle_blocked_tx)
+        self._wake_all(released)
+        return int(changed)
 
     async def update_job(self, job: Job[Any, Any]) -> None:
         try:
@@ -499,7 +531,12 @@ class SqliteBackend(Backend):
 
     async def prune_jobs(self, spec: PruneSpec, batch_size: int = 1000) -> int:
         batch = check_batch_size(batch_size)
-        where = ["status IN ('complete', 'cancelled', 'discarded')", "status = ?"]
+        # A job an unfinished dependent waits on stays (its status is what releases it).
+        where = [
+            "status IN ('complete', 'cancelled', 'discarded')",
+            "status = ?",
+            f"NOT {workflow.awaited_sql('jobs')}",
+        ]
         params: list[Any] = [JobStatus(spec.status).value]
         if spec.only is not None:
             if not spec.only:

@@ -16,7 +16,8 @@ FINISHED_SQL: Final = "COALESCE(completed_at, cancelled_at, discarded_at, schedu
 INSERT: Final = (
     "INSERT INTO jobs (status, executor, data, metadata, data_eq, metadata_eq, attempt, "
     "max_attempts, priority, tags, errors, uniqueness_key, inserted_at, scheduled_at, "
-    "partition_key) VALUES ('scheduled', ?, ?, ?, ?, ?, 0, ?, ?, ?, '[]', ?, ?, ?, ?)"
+    "partition_key, workflow_id, workflow_step, blocked) "
+    "VALUES ('scheduled', ?, ?, ?, ?, ?, 0, ?, ?, ?, '[]', ?, ?, ?, ?, ?, ?, ?)"
 )
 CLAIM: Final = (
     "UPDATE jobs SET status = 'executing', attempt = attempt + 1, attempted_at = ?, "
@@ -82,7 +83,7 @@ APPLY: Final = (
         )
     )
     + f" WHERE id = :id AND {_STATUS_AS_READ} = :fence_status AND attempt = :fence_attempt "
-    "AND (:fence_node IS NULL OR attempted_by = :fence_node) RETURNING executor"
+    "AND (:fence_node IS NULL OR attempted_by = :fence_node) RETURNING executor, has_dependents"
 )
 
 #: Executing jobs whose node is silent since before ``:cutoff``, or unknown with an attempt

@@ -9,9 +9,10 @@ import sqlite3
 from datetime import timedelta
 from typing import Any
 
-from rexecutor import _clock, lifecycle
+from rexecutor import _clock, dependencies, lifecycle
 from rexecutor._payload import storable_delay
 from rexecutor.backend import EnqueueResult, Lease
+from rexecutor.backends.sqlite import dependencies as workflow
 from rexecutor.backends.sqlite.codec import (
     MICROSECOND,
     STATUS,
@@ -53,6 +54,7 @@ def enqueue_tx(
     now_us = to_us(now)
     results: list[EnqueueResult] = []
     wake: set[str] = set()
+    waited_on: set[int] = set()
     for job in jobs:
         scheduled_us = now_us if job.scheduled_us is None else job.scheduled_us
         if job.source.uniqueness is not None:
@@ -78,11 +80,21 @@ def enqueue_tx(
                 now_us,
                 scheduled_us,
                 job.source.partition_key,
+                job.source.workflow_id,
+                job.source.workflow_step,
+                int(bool(job.source.depends_on)),
             ),
         )
         assert cursor.lastrowid is not None
         results.append(EnqueueResult(JobId(cursor.lastrowid)))
         wake.add(job.source.executor)
+        if job.source.depends_on:
+            on = [int(results[p].job_id) for p in job.source.depends_on]
+            workflow.link(conn, cursor.lastrowid, on, job.source.on_failed_dependency)
+            waited_on.update(on)
+    if waited_on:
+        # Dependencies that had already finished release (or cancel) at once.
+        workflow.walk(conn, dependencies.propagate(sorted(waited_on)), _applied, wake)
     return results, wake
 
 
@@ -193,6 +205,17 @@ def claim_tx(
 
 def complete_many_tx(
     conn: sqlite3.Connection, pairs: list[tuple[int, Lease]]
+) -> tuple[list[bool], int | None, set[str]]:
+    results, missing = _complete_many(conn, pairs)
+    released: set[str] = set()
+    settle_completed(
+        conn, [job_id for (job_id, _), done in zip(pairs, results, strict=False) if done], released
+    )
+    return results, missing, released
+
+
+def _complete_many(
+    conn: sqlite3.Connection, pairs: list[tuple[int, Lease]]
 ) -> tuple[list[bool], int | None]:
     # Like completing one by one: the completions before an unknown id are kept (committed)
     # and then JobNotFound is raised for it.
@@ -248,13 +271,33 @@ def _require_job(conn: sqlite3.Connection, job_id: int) -> None:
 
 def apply_tx(
     conn: sqlite3.Connection, job_id: int, fence: Fence, transition: Transition
-) -> str | None:
-    """``statements.APPLY`` bound for one transition; the job's executor, or None when the
-    fence did not hold (JobNotFound when there is no such job)."""
+) -> tuple[str, set[str]] | None:
+    """``statements.APPLY`` bound for one transition, and what it does to the job's
+    dependents; returns the job's executor and the executors of dependents it released, or
+    None when the fence did not hold (JobNotFound when there is no such job)."""
+    row = _apply_row(conn, job_id, fence, transition)
+    if row is None:
+        _require_job(conn, job_id)
+        return None
+    released: set[str] = set()
+    if row[1]:
+        steps = dependencies.after_change(job_id, transition.status, transition.reopen)
+        if steps is not None:
+            workflow.walk(conn, steps, _applied, released)
+    return str(row[0]), released
+
+
+def _applied(conn: sqlite3.Connection, job_id: int, fence: Fence, transition: Transition) -> bool:
+    return _apply_row(conn, job_id, fence, transition) is not None
+
+
+def _apply_row(
+    conn: sqlite3.Connection, job_id: int, fence: Fence, transition: Transition
+) -> tuple[Any, ...] | None:
     now = _clock.now()
     run_in = transition.run_in
     error = transition.error
-    row = conn.execute(
+    row: tuple[Any, ...] | None = conn.execute(
         APPLY,
         {
             "id": job_id,
@@ -271,10 +314,45 @@ def apply_tx(
             "fence_node": fence.node_id,
         },
     ).fetchone()
-    if row is None:
-        _require_job(conn, job_id)
-        return None
-    return str(row[0])
+    return row
+
+
+def settle_completed(conn: sqlite3.Connection, job_ids: list[int], wake: set[str]) -> None:
+    """Release or cancel the dependents of just-completed jobs that have any."""
+    with_dependents = [
+        int(row[0])
+        for row in conn.execute(
+            "SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?)) "
+            "AND has_dependents = 1",
+            (json.dumps(job_ids),),
+        )
+    ]
+    if with_dependents:
+        workflow.walk(conn, dependencies.propagate(with_dependents), _applied, wake)
+
+
+def settle_blocked_tx(conn: sqlite3.Connection) -> tuple[int, set[str]]:
+    """The sweep: settle every blocked job whose dependencies all finished."""
+    before = dict(conn.execute("SELECT id, status || blocked FROM jobs WHERE blocked = 1"))
+    if not before:
+        return 0, set()
+    waited = [
+        int(row[0])
+        for row in conn.execute(
+            "SELECT DISTINCT depends_on FROM job_dependencies WHERE job_id IN "
+            "(SELECT value FROM json_each(?))",
+            (json.dumps(list(before)),),
+        )
+    ]
+    wake: set[str] = set()
+    workflow.walk(conn, dependencies.propagate(waited), _applied, wake)
+    after = dict(
+        conn.execute(
+            "SELECT id, status || blocked FROM jobs WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(before)),),
+        )
+    )
+    return sum(1 for job_id, state in before.items() if after.get(job_id) != state), wake
 
 
 def orphaned_tx(conn: sqlite3.Connection, dead_after: timedelta) -> list[Job[Any, Any]]:
