@@ -245,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
         "executors",
         parents=[output],
         help="executors: paused, limits, job counts; pause, resume and scale them",
+        description="Without an ACTION, list the executors (as `executors list` does).",
     )
     executor_actions = executors.add_subparsers(dest="action", metavar="ACTION")
     executor_actions.add_parser(
