@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rexecutor import _clock
+from rexecutor.control import ExecutorControl
 from rexecutor.job import ErrorType, Job, JobError, JobStatus
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "LIST_TEXT_CHARS",
     "LIST_VALUE_CHARS",
     "HistoryEntry",
+    "control_to_json",
     "dumps_json",
     "error_to_json",
     "format_age",
@@ -69,6 +71,35 @@ def error_to_json(error: JobError) -> dict[str, Any]:
         "details": error.details,
         "recorded_at": iso(error.recorded_at),
         "traceback": error.traceback,
+    }
+
+
+def control_to_json(state: ExecutorControl) -> dict[str, Any]:
+    """An executor's run-time state as a JSON object (a rate limit's period in seconds).
+
+    ``max_concurrency`` is None when no operator scaled it and the class is not at hand (its
+    own limit is in the code); ``rate_headroom`` is None without a rate limit.
+    """
+    rate = state.rate_limit
+    return {
+        "name": state.name,
+        "paused": state.paused,
+        "max_concurrency": state.max_concurrency,
+        "scaled": state.scaled,
+        "global_max_concurrency": state.global_max_concurrency,
+        "partition_max_concurrency": state.partition_max_concurrency,
+        "rate_limit": None
+        if rate is None
+        else {
+            "allowed": rate.allowed,
+            "period_seconds": rate.period.total_seconds(),
+            "per_partition": rate.per_partition,
+        },
+        "rate_headroom": state.rate_headroom,
+        "started_in_window": state.started_in_window,
+        "scheduled": state.scheduled,
+        "executing": state.executing,
+        "failed": state.failed,
     }
 
 

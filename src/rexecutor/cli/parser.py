@@ -6,13 +6,14 @@ import argparse
 import re
 from datetime import timedelta
 
+from rexecutor import control
 from rexecutor.admin import Filters
 from rexecutor.backends import DEFAULT_URL, ENV_VAR
 from rexecutor.cli.dashboard import TOKEN_ENV_VAR
-from rexecutor.errors import ConfigurationError
+from rexecutor.errors import ConfigurationError, ValidationError
 from rexecutor.job import JobStatus
 
-__all__ = ["build_parser", "parse_duration"]
+__all__ = ["SCALE_DEFAULT", "build_parser", "parse_duration"]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)")
 _UNITS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
@@ -78,6 +79,37 @@ def _terminal_status(text: str) -> JobStatus:
             f"only finished jobs can be pruned: use complete, cancelled or discarded, not {status}"
         )
     return status
+
+
+def _executor_name(text: str) -> str:
+    try:
+        return control.check_name(text)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+#: What ``executors scale NAME default`` is spelled with: back to the class's own limit.
+SCALE_DEFAULT = "default"
+
+
+def _scale(text: str) -> int | None:
+    if text.strip().lower() == SCALE_DEFAULT:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number >= 1 or {SCALE_DEFAULT!r} (the class's own limit), "
+            f"got {text!r}"
+        ) from None
+    try:
+        return control.check_scale(value)
+    except ConfigurationError:
+        # The rule is control's; the wording is the command line's (no ``None`` here).
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number >= 1 or {SCALE_DEFAULT!r}, got {value}; to stop "
+            "claiming altogether, use `rexecutor executors pause NAME`"
+        ) from None
 
 
 def _duration(text: str) -> timedelta:
@@ -202,6 +234,42 @@ def build_parser() -> argparse.ArgumentParser:
         "list", parents=[output], help="each schedule with its catch-up, next and last tick"
     )
     cron_listing.add_argument("target", help="MODULE:ATTRIBUTE naming a Rexecutor or a factory")
+
+    # ``executors`` alone lists, like ``executors list``; ``--json`` may come before or after
+    # the action, so the actions' copy must not reset what the command's copy read.
+    late_output = argparse.ArgumentParser(add_help=False)
+    late_output.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON"
+    )
+    executors = commands.add_parser(
+        "executors",
+        parents=[output],
+        help="executors: paused, limits, job counts; pause, resume and scale them",
+        description="Without an ACTION, list the executors (as `executors list` does).",
+    )
+    executor_actions = executors.add_subparsers(dest="action", metavar="ACTION")
+    executor_actions.add_parser(
+        "list",
+        parents=[late_output],
+        help="each executor with its paused state, limits, counts and rate-limit headroom "
+        "(the default)",
+    )
+    for verb, what in (
+        ("pause", "stop every node claiming the executor's jobs (running ones finish)"),
+        ("resume", "let every node claim the executor's jobs again"),
+    ):
+        toggle = executor_actions.add_parser(verb, parents=[late_output], help=what)
+        toggle.add_argument("name", type=_executor_name, help="the executor's name")
+    scale = executor_actions.add_parser(
+        "scale", parents=[late_output], help="set the per-node limit of the executor on every node"
+    )
+    scale.add_argument("name", type=_executor_name, help="the executor's name")
+    scale.add_argument(
+        "max_concurrency",
+        metavar="N",
+        type=_scale,
+        help=f"jobs at once per node (>= 1), or {SCALE_DEFAULT!r} for the class's own limit",
+    )
 
     dashboard = commands.add_parser("dashboard", help="serve the web dashboard")
     dashboard.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
