@@ -31,6 +31,7 @@ from rexecutor.query import Where
 from rexecutor.result import ExecutionResult
 from rexecutor.rexecutor import Rexecutor
 from rexecutor.uniqueness import Replace, UniquenessCriteria
+from rexecutor.workflow import Step, Workflow
 
 if TYPE_CHECKING:
     from rexecutor.backends.memory import InMemoryBackend
@@ -71,9 +72,11 @@ __all__ = [
     "RexecutorError",
     "SchemaVersionError",
     "SqliteBackend",
+    "Step",
     "UniquenessCriteria",
     "ValidationError",
     "Where",
+    "Workflow",
     "enqueue_many",
     "telemetry",
 ]
