@@ -14,6 +14,7 @@ from rexecutor.errors import ValidationError
 from rexecutor.job import ErrorType, JobStatus
 from rexecutor.lifecycle import Fence
 from rexecutor.testing import FakeClock
+from rexecutor.uniqueness import UniquenessCriteria
 
 from ._helpers import (
     CANCEL,
@@ -157,3 +158,16 @@ async def test_pruning_keeps_what_an_unfinished_dependent_waits_on(
 async def test_the_sweep_finds_nothing_to_do_when_all_is_settled(backend: Backend) -> None:
     await store(backend, (), (0,))
     assert await backend.settle_blocked() == 0
+
+
+async def test_a_step_that_duplicates_a_finished_job_releases_its_dependents(
+    backend: Backend,
+) -> None:
+    unique = UniquenessCriteria.by_key("nightly").and_statuses(JobStatus.ALL)
+    [first] = await store(backend, (), uniqueness=unique)
+    await run_one(backend, first)
+    jobs = [new_job(uniqueness=unique), new_job(depends_on=(0,))]
+    again, dependent = await backend.enqueue_many(jobs)
+    assert again.duplicate and int(again.job_id) == first
+    assert not (await backend.get_job(dependent.job_id)).blocked
+    assert await claimable(backend) == [int(dependent.job_id)]

@@ -20,7 +20,6 @@ from rexecutor.backends.postgres.connection import (
     Conn,
     Row,
     _atomic,
-    _execute,
     _fetchall,
     _fetchone,
 )
@@ -100,10 +99,6 @@ class _Depending(_Pooled):
             await self._run(work)
         for executor in released:
             self.notify(executor)
-
-    async def _link(self, conn: Conn, job_id: int, on: list[int], policy: str) -> None:
-        params = {"id": job_id, "on": sorted(set(on)), "policy": dependencies.check_policy(policy)}
-        await _execute(conn, self._q["link"], params)
 
     async def workflow_jobs(self, workflow_id: str) -> list[Job[Any, Any]]:
         async def work(conn: Conn) -> list[Row]:

@@ -124,42 +124,87 @@ class _Enqueuing(_Depending):
         self, conn: Conn, prepared: list[_Prepared]
     ) -> tuple[list[EnqueueResult], set[str]]:
         """Jobs of a workflow: each stored (blocked while it has dependencies) with its edges,
-        in one transaction, then the dependencies already finished settle their dependents."""
+        in one transaction, then the dependencies already finished settle their dependents.
+        Without uniqueness, the jobs go in with one statement and the edges with another."""
         self._refuse_repeatable_read(conn, prepared)
+        async with _atomic(conn):
+            if all(p.job.uniqueness is None for p in prepared):
+                results = await self._insert_workflow_plain(conn, prepared)
+                wakes = {p.job.executor for p in prepared}
+            else:
+                results, wakes = await self._insert_workflow_one_by_one(conn, prepared)
+            dependents: list[int] = []
+            targets: list[int] = []
+            for item, result in zip(prepared, results, strict=True):
+                if item.job.depends_on and not result.duplicate:
+                    for position in item.job.depends_on:
+                        dependents.append(int(result.job_id))
+                        targets.append(int(results[position].job_id))
+            if dependents:
+                await _execute(conn, self._q["link_many"], {"jobs": dependents, "on": targets})
+                await self._walk(dependencies.propagate(sorted(set(targets))), conn)
+        return results, wakes
+
+    async def _insert_workflow_plain(
+        self, conn: Conn, prepared: list[_Prepared]
+    ) -> list[EnqueueResult]:
+        jobs = [p.job for p in prepared]
+        params: dict[str, Any] = {
+            "executor": [j.executor for j in jobs],
+            "data": [p.data for p in prepared],
+            "metadata": [p.metadata for p in prepared],
+            "max_attempts": [j.max_attempts for j in jobs],
+            "priority": [j.priority for j in jobs],
+            "tags": [_TAGS_TEXT(p.tags) if p.tags else "[]" for p in prepared],
+            "scheduled_at": [p.scheduled_at for p in prepared],
+            "partition_key": [j.partition_key for j in jobs],
+            "workflow_id": [j.workflow_id for j in jobs],
+            "workflow_step": [j.workflow_step for j in jobs],
+            "blocked": [bool(j.depends_on) for j in jobs],
+            "policy": [
+                dependencies.check_policy(j.on_failed_dependency) if j.depends_on else None
+                for j in jobs
+            ],
+            "now": _db_now(),
+        }
+        rows = await _fetchall(conn, self._q["insert_workflow_many"], params)
+        # Identities are drawn in the order of the SELECT (ordered by position).
+        return [EnqueueResult(JobId(i)) for i in sorted(int(r[0]) for r in rows)]
+
+    async def _insert_workflow_one_by_one(
+        self, conn: Conn, prepared: list[_Prepared]
+    ) -> tuple[list[EnqueueResult], set[str]]:
         results: list[EnqueueResult] = []
         wakes: set[str] = set()
-        waited_on: set[int] = set()
-        async with _atomic(conn):
-            await self._take_unique_locks(conn, prepared)
-            for item in prepared:
-                job = item.job
-                blocked = bool(job.depends_on)
-                marks = {
-                    "workflow_id": job.workflow_id,
-                    "workflow_step": job.workflow_step,
-                    "blocked": blocked,
-                }
-                if job.uniqueness is None:
-                    params = {**item.params(), **marks, "now": _db_now()}
-                    row = await _fetchone(conn, self._q["insert_workflow_job"], params)
-                    assert row is not None
-                    result = EnqueueResult(JobId(int(row[0])))
-                    wakes.add(job.executor)
-                else:
-                    result, wake = await self._insert_unique(conn, item)
-                    if not result.duplicate:
-                        await _execute(
-                            conn, self._q["mark_workflow_job"], {**marks, "id": int(result.job_id)}
-                        )
-                    if wake is not None:
-                        wakes.add(wake)
-                results.append(result)
-                if job.depends_on and not result.duplicate:
-                    on = [int(results[p].job_id) for p in job.depends_on]
-                    await self._link(conn, int(result.job_id), on, job.on_failed_dependency)
-                    waited_on.update(on)
-            if waited_on:
-                await self._walk(dependencies.propagate(sorted(waited_on)), conn)
+        await self._take_unique_locks(conn, prepared)
+        for item in prepared:
+            job = item.job
+            marks = {
+                "workflow_id": job.workflow_id,
+                "workflow_step": job.workflow_step,
+                "blocked": bool(job.depends_on),
+            }
+            if job.uniqueness is None:
+                params = {**item.params(), **marks, "now": _db_now()}
+                row = await _fetchone(conn, self._q["insert_workflow_job"], params)
+                assert row is not None
+                result = EnqueueResult(JobId(int(row[0])))
+                wakes.add(job.executor)
+            else:
+                result, wake = await self._insert_unique(conn, item)
+                if not result.duplicate:
+                    await _execute(
+                        conn, self._q["mark_workflow_job"], {**marks, "id": int(result.job_id)}
+                    )
+                if wake is not None:
+                    wakes.add(wake)
+            if job.depends_on and not result.duplicate:
+                await _execute(
+                    conn,
+                    self._q["set_policy"],
+                    {"id": int(result.job_id), "policy": job.on_failed_dependency},
+                )
+            results.append(result)
         return results, wakes
 
     async def _insert_plain(self, conn: Conn, prepared: list[_Prepared]) -> list[int]:

@@ -447,22 +447,45 @@ _STATEMENTS: Final[dict[str, str]] = {
                 %(workflow_id)s, %(workflow_step)s, %(blocked)s)
         RETURNING id
     """,
+    # A workflow's jobs without uniqueness, in one statement (ids come back in input order).
+    "insert_workflow_many": f"""
+        INSERT INTO {{jobs}}
+            (executor, data, metadata, max_attempts, priority, tags, inserted_at,
+             scheduled_at, partition_key, workflow_id, workflow_step, blocked,
+             on_failed_dependency)
+        SELECT u.executor, u.data::jsonb, u.metadata::jsonb, u.max_attempts, u.priority,
+               ARRAY(SELECT t.tag
+                     FROM jsonb_array_elements_text(u.tags::jsonb) WITH ORDINALITY
+                          AS t(tag, n)
+                     ORDER BY t.n),
+               {_NOW}, COALESCE(u.scheduled_at, {_NOW}), u.partition_key, u.workflow_id,
+               u.workflow_step, u.blocked, u.policy
+        FROM unnest(%(executor)s::text[], %(data)s::text[], %(metadata)s::text[],
+                    %(max_attempts)s::integer[], %(priority)s::integer[], %(tags)s::text[],
+                    %(scheduled_at)s::timestamptz[], %(partition_key)s::text[],
+                    %(workflow_id)s::text[], %(workflow_step)s::text[], %(blocked)s::boolean[],
+                    %(policy)s::text[])
+             WITH ORDINALITY
+             AS u(executor, data, metadata, max_attempts, priority, tags, scheduled_at,
+                  partition_key, workflow_id, workflow_step, blocked, policy, ord)
+        ORDER BY u.ord
+        RETURNING id
+    """,
+    "link_many": """
+        WITH edges AS (
+            INSERT INTO {dependencies} (job_id, depends_on)
+            SELECT * FROM unnest(%(jobs)s::bigint[], %(on)s::bigint[])
+            ON CONFLICT DO NOTHING
+        )
+        UPDATE {jobs} SET has_dependents = true
+        WHERE id = ANY(%(on)s::bigint[]) AND NOT has_dependents
+    """,
     "mark_workflow_job": """
         UPDATE {jobs} SET workflow_id = %(workflow_id)s, workflow_step = %(workflow_step)s,
             blocked = %(blocked)s
         WHERE id = %(id)s
     """,
-    "link": """
-        WITH edges AS (
-            INSERT INTO {dependencies} (job_id, depends_on)
-            SELECT %(id)s, unnest(%(on)s::bigint[]) ON CONFLICT DO NOTHING
-        ),
-        policy AS (
-            UPDATE {jobs} SET on_failed_dependency = %(policy)s WHERE id = %(id)s
-        )
-        UPDATE {jobs} SET has_dependents = true
-        WHERE id = ANY(%(on)s::bigint[]) AND NOT has_dependents
-    """,
+    "set_policy": "UPDATE {jobs} SET on_failed_dependency = %(policy)s WHERE id = %(id)s",
     "dependents": """
         SELECT j.id, j.status, j.attempt, j.blocked, j.on_failed_dependency,
                j.errors -> -1 ->> 'name',
