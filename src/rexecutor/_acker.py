@@ -50,6 +50,13 @@ class Acker:
         self._room: asyncio.Event | None = None
         self._writes: set[asyncio.Task[None]] = set()
         self.stale = 0
+        self._after_write: list[Callable[[], None]] = []
+
+    def after_write(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` each time a batch of completions has been written (a limited
+        runner claims again then: until the write, its finished jobs still count as
+        executing)."""
+        self._after_write.append(callback)
 
     async def complete(self, job_id: int, lease: Lease) -> None:
         """Queue a completion."""
@@ -79,6 +86,8 @@ class Acker:
                 room, self._room = self._room, None
                 if room is not None:
                     room.set()
+            for callback in self._after_write:
+                callback()
             for (job_id, _lease), applied in zip(batch, results, strict=False):
                 if not applied:
                     self._stale(job_id, "complete")

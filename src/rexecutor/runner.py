@@ -154,6 +154,8 @@ class JobRunner:
         declared = type(executor).claim_limits()
         #: The executor's cross-node limits, enforced by the backend's claim (None: none).
         self.limits = declared if declared.any else None
+        if self.limits is not None:
+            acker.after_write(self._wake)
         #: Due jobs a limit held back since the node last reported them (telemetry).
         self.held_back = 0
         self._processes: ProcessPool | None = None
@@ -256,6 +258,9 @@ class JobRunner:
     def max_concurrency(self) -> int | None:
         """The per-node limit in force (None: none)."""
         return None if self._limit == UNLIMITED_IN_FLIGHT else self._limit
+
+    def _wake(self) -> None:
+        self._sub.notify()
 
     def stop(self) -> None:
         """Stop claiming (running jobs go on)."""

@@ -108,7 +108,8 @@ def test_limits_hold_across_four_workers(url: str, tmp_path: Path) -> None:
     limited = [ran(j) for j in found["limited"]]
     assert peak(limited) <= 5
     assert peak(limited) >= 3, "the limit was never approached: the test proves nothing"
-    assert len({j.attempted_by for j in found["limited"]}) >= 2
+    # The work was shared (one node may hold every place of a small global limit).
+    assert len({j.attempted_by for group in found.values() for j in group}) >= 2
 
     tenants: dict[str | None, list[tuple[datetime, datetime]]] = defaultdict(list)
     for job in found["tenant"]:

@@ -14,6 +14,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
+from rexecutor import telemetry
 from rexecutor.backends._common import RowReader, poison_failure, schedulable
 from rexecutor.backends.postgres.codec import (
     _COLUMN_NAMES,
@@ -130,11 +131,13 @@ class _Claiming(_Pooled):
             if report is not None:
                 report.paused = True
             return []
-        if params["now"] is None and locked is not None:
-            params = {**params, "now": locked[1]}
-        executing = await _fetchall(
+        counted = await _fetchone(
             conn, q["executing_counts"], {**params, "partitioned": limits.partitioned}
         )
+        assert counted is not None
+        stamp, keys, counts = counted
+        if params["now"] is None:
+            params = {**params, "now": stamp}
         started: list[Row] = []
         rate = limits.rate
         if rate is not None:
@@ -143,7 +146,7 @@ class _Claiming(_Pooled):
                 conn, q["started_counts"], {**params, "per_partition": rate.per_partition}
             )
         usage = Usage(
-            executing={key: int(n) for key, n in executing},
+            executing={key: int(n) for key, n in zip(keys, counts, strict=True)},
             started={key: int(n) for key, n in started},
         )
         want = int(params["limit"])
@@ -169,7 +172,9 @@ class _Claiming(_Pooled):
             keys = [row[_AT_PARTITION_KEY] for row in rows]
             await _execute(conn, q["record_starts"], {**params, "keys": keys})
         if report is not None and len(rows) < want:
-            waiting = await _fetchone(conn, q["waiting"], {**params, "cap": WAITING_COUNT_CAP})
+            # Counted only for a telemetry handler: else whether one is waiting is enough.
+            cap = WAITING_COUNT_CAP if telemetry.active("executor.held") else 1
+            waiting = await _fetchone(conn, q["waiting"], {**params, "cap": cap})
             count = 0 if waiting is None else int(waiting[0])
             report.limited = count > 0
             report.held = count

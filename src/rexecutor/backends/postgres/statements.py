@@ -336,23 +336,23 @@ _STATEMENTS: Final[dict[str, str]] = {
     """,
     # -- run-time control and limited claims (see rexecutor.limits) -------------------------
     # Serialises the claims of a limited executor on every node: the row stays locked until
-    # the claim's transaction ends. The time is read once the lock is held (the CTE is not
-    # inlined, being FOR UPDATE): the claim stamps it as attempted_at, so that a job started
-    # in a place another just left never looks, from the rows, as if both ran at once.
-    "lock_executor": """
-        WITH locked AS (
-            SELECT paused FROM {executors} WHERE name = %(executor)s FOR UPDATE
-        )
-        SELECT paused, clock_timestamp() FROM locked
-    """,
+    # the claim's transaction ends.
+    "lock_executor": "SELECT paused FROM {executors} WHERE name = %(executor)s FOR UPDATE",
     "ensure_executor": """
         INSERT INTO {executors} (name) VALUES (%(executor)s) ON CONFLICT (name) DO NOTHING
     """,
     "is_paused": "SELECT paused FROM {executors} WHERE name = %(executor)s",
+    # The time is read after this statement's snapshot was taken: the claim stamps it as
+    # attempted_at, so a job started in a place that a completion (committed before the
+    # snapshot, so stamped before it) just freed never looks, from the rows, as if both ran.
     "executing_counts": """
-        SELECT CASE WHEN %(partitioned)s::boolean THEN partition_key END, count(*)
-        FROM {jobs} WHERE executor = %(executor)s AND status = 'executing'
-        GROUP BY 1
+        WITH counted AS (
+            SELECT CASE WHEN %(partitioned)s::boolean THEN partition_key END AS k,
+                   count(*) AS n
+            FROM {jobs} WHERE executor = %(executor)s AND status = 'executing'
+            GROUP BY 1
+        )
+        SELECT clock_timestamp(), ARRAY(SELECT k FROM counted), ARRAY(SELECT n FROM counted)
     """,
     "forget_starts": f"""
         DELETE FROM {{starts}}

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
-from rexecutor import _clock
+from rexecutor import _clock, telemetry
 from rexecutor.backends.sqlite.codec import MICROSECOND, from_us, to_us
 from rexecutor.backends.sqlite.statements import CANDIDATES
 from rexecutor.control import ControlChange, ExecutorState
@@ -90,6 +90,11 @@ def admitted_ids(
     return taken, len(taken)
 
 
+def _waiting_cap() -> int:
+    # Counted only for a telemetry handler: else whether one is waiting is enough.
+    return WAITING_COUNT_CAP if telemetry.active("executor.held") else 1
+
+
 def report_waiting(conn: sqlite3.Connection, executor: str, report: ClaimReport) -> None:
     """After a limited claim that took less than asked: the due jobs it left behind, which
     only the limits held back (the claim holds the write lock)."""
@@ -98,7 +103,7 @@ def report_waiting(conn: sqlite3.Connection, executor: str, report: ClaimReport)
             "SELECT count(*) FROM (SELECT 1 FROM jobs INDEXED BY jobs_ready WHERE executor = ? "
             "AND status IN ('scheduled', 'retryable') AND blocked = 0 AND scheduled_at <= ? "
             "LIMIT ?)",
-            (executor, to_us(_clock.now()), WAITING_COUNT_CAP),
+            (executor, to_us(_clock.now()), _waiting_cap()),
         ).fetchone()[0]
     )
     report.limited = count > 0
