@@ -10,10 +10,13 @@ variant differs from the others by its limit alone.
 
 After each run the rows are swept (:func:`peak`): no instant between an
 ``attempted_at`` and its ``completed_at`` may hold more executing jobs than the limit allows.
-The claim stamps ``attempted_at`` with the time read once the executor's lock is held, and a
-completion's ``completed_at`` is written before it commits, so a job that took the place of
-another never overlaps it in the rows. Ties count as overlapping, which can only overstate
-the peak. The peaks are figures and ``bench.run`` checks them against the limits as targets.
+Ties count as overlapping, which can only overstate the peak. The rows overstate it in two
+more ways: a finished job stays ``executing`` until its node writes the completion (batched),
+and the claim stamps ``attempted_at`` with the time read when the executor's lock is taken,
+one statement before it counts what is executing; a completion that commits in between, its
+``completed_at`` (its transaction's start) later than that time, frees a place the claim
+takes, and the two jobs then overlap in the rows by a fraction of a millisecond. The peaks
+are figures, and ``bench.run`` checks them against the limits as targets.
 """
 
 from __future__ import annotations
