@@ -3,7 +3,9 @@
 ``BenchJob`` does nothing for data ``0``; for data ``1`` it records the moment ``execute``
 started (``time.time()``, the wall clock every process on the machine shares) by appending
 ``job_id timestamp`` to the file named by ``$BENCH_LEDGER``. Its concurrency limit comes from
-``$BENCH_CONCURRENCY`` (default 50).
+``$BENCH_CONCURRENCY`` (default 50). Its cross-node limits come from ``$BENCH_GLOBAL_MAX``,
+``$BENCH_PARTITION_MAX`` and ``$BENCH_RATE`` (``allowed/seconds``), each unset by default
+(bench/limits.py sets them on its workers).
 
 Run as a worker with the library's own command line::
 
@@ -14,14 +16,28 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import timedelta
 
-from rexecutor import Backend, Executor, Job, Rexecutor
+from rexecutor import Backend, Executor, Job, RateLimit, Rexecutor
 
 NAME = "bench_noop"
 
 
 def _concurrency() -> int:
     return int(os.environ.get("BENCH_CONCURRENCY", "50"))
+
+
+def _limit(variable: str) -> int | None:
+    value = os.environ.get(variable)
+    return int(value) if value else None
+
+
+def _rate() -> RateLimit | None:
+    value = os.environ.get("BENCH_RATE")
+    if not value:
+        return None
+    allowed, _, seconds = value.partition("/")
+    return RateLimit(allowed=int(allowed), period=timedelta(seconds=float(seconds)))
 
 
 def record(job_id: int, moment: float) -> None:
@@ -38,6 +54,9 @@ class BenchJob(Executor[int, None]):
 
     name = NAME
     max_concurrency = _concurrency()
+    global_max_concurrency = _limit("BENCH_GLOBAL_MAX")
+    partition_max_concurrency = _limit("BENCH_PARTITION_MAX")
+    rate_limit = _rate()
 
     async def execute(self, job: Job[int, None]) -> None:
         if job.data:

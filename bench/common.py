@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,3 +127,20 @@ def fmt(value: float | None, unit: str) -> str:
     if unit in ("ms", "µs"):
         return f"{value:.3f}" if value < 10 else f"{value:.1f}"
     return f"{value:.3g}"
+
+
+class Scratch:
+    """The run's scratch directory: ledgers, worker logs, SQLite files."""
+
+    def __init__(self) -> None:
+        self.path = tempfile.mkdtemp(prefix="rexecutor-bench-")
+        self._n = 0
+
+    def ledger(self) -> str:
+        self._n += 1
+        path = os.path.join(self.path, f"ledger-{self._n}.txt")
+        open(path, "w").close()
+        return path
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)

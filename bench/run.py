@@ -14,24 +14,22 @@ import json
 import os
 import platform
 import shlex
-import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import ceiling
+from bench import ceiling, limits
 from bench.apps import BenchJob
-from bench.common import FULL, QUICK, Figure, Sizes, fmt
+from bench.common import FULL, QUICK, Figure, Scratch, Sizes, fmt
 from bench.inproc import latencies
 from bench.stores import DEFAULT_PG_URL, PgStore, SqliteStore
-from bench.workers import ROOT, Workers
+from bench.workers import ROOT, Workers, sql_process
 from rexecutor import enqueue_many
 from rexecutor.backend import Backend
 from rexecutor.backends import InMemoryBackend, backend_from_url
@@ -40,8 +38,19 @@ BACKENDS = ("memory", "sqlite", "postgres")
 RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
 #: The idle time of the sizes in use, for bench.inproc (set by main).
 IDLE = [1.0]
-BEGIN = "<!-- results:begin (written by python -m bench.run; edit outside these markers) -->"
-END = "<!-- results:end -->"
+#: Scenarios ``--only`` can run by themselves; their results have their own block in RESULTS.md.
+ONLY = ("limits",)
+
+
+def markers(only: str | None) -> tuple[str, str]:
+    """The markers around the block a run writes (the whole suite's, or one scenario's)."""
+    name = "results" if only is None else f"results:{only}"
+    return (
+        f"<!-- {name}:begin (written by python -m bench.run; edit outside these markers) -->",
+        f"<!-- {name}:end -->",
+    )
+
+
 KB_PER_MB = 1024
 
 
@@ -55,6 +64,8 @@ class Report:
     facts: dict[str, str] = field(default_factory=dict)
     backends: tuple[str, ...] = BACKENDS
     errors: list[str] = field(default_factory=list)
+    #: The one scenario run (``--only``), or None for the whole suite.
+    only: str | None = None
 
     def add(self, key: str, label: str, unit: str, value: float, *, rate: bool = False) -> None:
         figure = self.figures.get(key)
@@ -93,23 +104,6 @@ async def guarded(report: Report, what: str, call: Callable[[], Any]) -> Any:
             for recover in RECOVER:
                 recover()
     return None
-
-
-class Scratch:
-    """The run's scratch directory: ledgers, worker logs, SQLite files."""
-
-    def __init__(self) -> None:
-        self.path = tempfile.mkdtemp(prefix="rexecutor-bench-")
-        self._n = 0
-
-    def ledger(self) -> str:
-        self._n += 1
-        path = os.path.join(self.path, f"ledger-{self._n}.txt")
-        open(path, "w").close()
-        return path
-
-    def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
 
 
 # -- enqueue ------------------------------------------------------------------------------------
@@ -167,47 +161,6 @@ async def enqueue_figures(
 
 
 # -- processing and latency with worker processes ---------------------------------------------
-
-
-async def sql_process(
-    store: PgStore | SqliteStore,
-    backend: Backend,
-    scratch: Scratch,
-    sizes: Sizes,
-    *,
-    n: int,
-    procs: int,
-    concurrency: int,
-    prepare: Callable[[], None],
-) -> dict[str, Any]:
-    """Start ``procs`` idle workers, enqueue ``n`` jobs in one bulk call, wait for them all."""
-    prepare()
-    after = store.max_id()
-    workers = Workers(store.worker_url, procs, concurrency, scratch.ledger(), scratch.path)
-    workers.start()
-    try:
-        await workers.wait_ready(store)
-        await asyncio.sleep(sizes.idle)
-        idle = workers.rss_kb()
-        builders = [BenchJob.builder().with_data(0) for _ in range(n)]
-        await enqueue_many(builders, backend)
-        deadline = time.monotonic() + 600
-        while store.count_complete(after) < n:
-            workers.alive()
-            if time.monotonic() > deadline:
-                raise RuntimeError("jobs did not complete in time")
-            await asyncio.sleep(0.1)
-        peak = workers.rss_kb()
-    finally:
-        workers.stop()
-    count, seconds = store.window(after)
-    if count != n:
-        raise RuntimeError(f"{count} of {n} jobs completed")
-    return {
-        "jobs_s": n / seconds,
-        "idle_rss_kb": max(s["VmRSS"] for s in idle),
-        "peak_rss_kb": max(s["VmHWM"] for s in peak),
-    }
 
 
 async def sql_latency(
@@ -523,6 +476,58 @@ def bench_ceiling(report: Report, store: PgStore) -> None:
             )
 
 
+async def bench_limits(report: Report, scratch: Scratch, store: PgStore) -> None:
+    """PostgreSQL, 2 worker processes: the executor without limits and with each limit in
+    ``bench.limits.VARIANTS``, interleaved in every run so that drift in the machine's load
+    falls on all of them alike; each limited figure is also divided by the same run's
+    unlimited one."""
+    sizes = report.sizes
+    backend = backend_from_url(store.url)
+    await backend.connect()
+    try:
+        for run in range(report.runs):
+            log(f"limits: run {run + 1}/{report.runs}")
+            unlimited: float | None = None
+            for variant in limits.VARIANTS:
+                result = await guarded(
+                    report,
+                    f"limits {variant.key}",
+                    lambda v=variant: limits.measure(store, backend, scratch, sizes, v),
+                )
+                if result is None:
+                    continue
+                key = f"postgres.limits_{variant.key}"
+                label = (
+                    f"process {sizes.process:,}, {limits.PROCS} processes, concurrency "
+                    f"{limits.CONCURRENCY} each, {variant.label}"
+                )
+                report.add(key, label, "jobs/s", result["jobs_s"], rate=True)
+                report.add(
+                    f"{key}_peak",
+                    f"peak executing at once, {variant.label} (swept from the rows)",
+                    "jobs",
+                    result["global"],
+                )
+                if variant.partition_max is not None:
+                    report.add(
+                        f"{key}_peak_per_key",
+                        f"peak executing in one key, {variant.label} (swept from the rows)",
+                        "jobs",
+                        result["per_key"],
+                    )
+                if variant is limits.NONE:
+                    unlimited = result["jobs_s"]
+                elif unlimited:
+                    report.add(
+                        f"{key}_ratio",
+                        f"{variant.label} ÷ no limits, same run",
+                        "×",
+                        result["jobs_s"] / unlimited,
+                    )
+    finally:
+        await backend.close()
+
+
 # -- targets ------------------------------------------------------------------------------------
 
 
@@ -561,7 +566,7 @@ def targets(report: Report) -> list[Target]:
     def ratio(value: float | None) -> str:
         return f"{value / k1:.2f}× k=1" if value is not None and k1 else "—"
 
-    if "postgres" in report.backends:
+    if "postgres" in report.backends and report.only is None:
         one = m("postgres.process_c50")
         out.append(
             Target(
@@ -602,6 +607,10 @@ def targets(report: Report) -> list[Target]:
         out.append(
             Target("PostgreSQL pick-up p99 ≤ 3 ms", _at_most(p99, 3.0), f"{fmt(p99, 'ms')} ms")
         )
+    if "postgres" in report.backends:
+        out += limit_targets(report)
+    if report.only is not None:
+        return out
     if "sqlite" in report.backends:
         local = m("sqlite.local_latency_p50")
         out.append(
@@ -660,6 +669,42 @@ def targets(report: Report) -> list[Target]:
                     f"{change} ({fmt(big, 'ms')} vs {fmt(empty, 'ms')} ms)",
                 )
             )
+    return out
+
+
+def limit_targets(report: Report) -> list[Target]:
+    """Issue 13: the global limit costs under 20 %, and no limit is ever exceeded."""
+    m = report.median
+    glob = f"global_max_concurrency = {limits.GLOBAL_MAX}"
+    ratio = m("postgres.limits_global_ratio")
+    out = [
+        Target(
+            f"PostgreSQL, 2 processes: {glob} costs under 20 %",
+            _at_least(ratio, 0.8),
+            "—"
+            if ratio is None
+            else f"{ratio:.2f}× no limits (median of the runs' ratios); "
+            f"{fmt(m('postgres.limits_global'), 'jobs/s')} against "
+            f"{fmt(m('postgres.limits_none'), 'jobs/s')} jobs/s",
+        )
+    ]
+    for key, bound, what in (
+        ("postgres.limits_global_peak", limits.GLOBAL_MAX, f"{glob}: executing at once"),
+        (
+            "postgres.limits_partition_peak_per_key",
+            limits.PER_KEY,
+            f"partition_max_concurrency = {limits.PER_KEY}: executing at once in one key",
+        ),
+    ):
+        figure = report.figures.get(key)
+        highest = figure.high if figure is not None and figure.samples else None
+        out.append(
+            Target(
+                f"PostgreSQL, {what} never above {bound} (swept from the rows)",
+                _at_most(highest, bound),
+                f"highest peak of the runs: {fmt(highest, 'jobs')}",
+            )
+        )
     return out
 
 
@@ -735,8 +780,10 @@ def render(report: Report) -> str:
             "",
             facts,
             "",
-            f"Sizes: bulk {s.bulk:,}; one-by-one {s.one_by_one:,}; processing {s.process:,}; "
-            f"latency {s.latency_jobs} jobs at {s.latency_rate:g}/s; big table "
+            f"Sizes: processing {s.process:,} jobs per run."
+            if report.only
+            else f"Sizes: bulk {s.bulk:,}; one-by-one {s.one_by_one:,}; processing "
+            f"{s.process:,}; latency {s.latency_jobs} jobs at {s.latency_rate:g}/s; big table "
             f"{s.big_table:,} finished jobs; pgbench {s.ceiling_seconds} s per run.",
             "",
             "## Figures",
@@ -755,14 +802,15 @@ def render(report: Report) -> str:
     )
 
 
-def write_results(path: str, body: str) -> None:
-    block = f"{BEGIN}\n{body}\n{END}"
+def write_results(path: str, body: str, only: str | None = None) -> None:
+    begin, end = markers(only)
+    block = f"{begin}\n{body}\n{end}"
     if os.path.exists(path):
         with open(path) as f:
             text = f.read()
-        if BEGIN in text and END in text:
-            head, _, rest = text.partition(BEGIN)
-            _, _, tail = rest.partition(END)
+        if begin in text and end in text:
+            head, _, rest = text.partition(begin)
+            _, _, tail = rest.partition(end)
             text = head + block + tail
         else:
             text = text.rstrip() + "\n\n" + block + "\n"
@@ -791,8 +839,10 @@ async def run(opts: argparse.Namespace, report: Report) -> None:
                 backend = backend_from_url(pg.url)
                 await backend.connect()  # migrate before pgbench shares the database
                 await backend.close()
-                await guarded(report, "ceiling", lambda: bench_ceiling(report, pg))
-                await bench_sql(report, scratch, pg)
+                if report.only is None:
+                    await guarded(report, "ceiling", lambda: bench_ceiling(report, pg))
+                    await bench_sql(report, scratch, pg)
+                await bench_limits(report, scratch, pg)
             finally:
                 RECOVER.remove(pg.wait_until_up)
                 pg.drop()
@@ -825,12 +875,22 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", default=RESULTS, help="where to write the results")
     parser.add_argument("--no-write", action="store_true", help="do not write the results file")
     parser.add_argument("--json", help="also write every figure as JSON to this file")
+    parser.add_argument(
+        "--only",
+        choices=ONLY,
+        help="run one scenario (limits: PostgreSQL, 2 processes, with and without limits); "
+        "its results go into their own block of the results file",
+    )
     opts = parser.parse_args(argv)
     wanted = tuple(b.strip() for b in opts.backends.split(",") if b.strip())
     unknown = set(wanted) - set(BACKENDS)
     if unknown or not wanted:
         parser.error(f"unknown backends: {', '.join(sorted(unknown)) or '(none)'}")
     opts.backends = tuple(b for b in BACKENDS if b in wanted)
+    if opts.only == "limits":
+        if "postgres" not in opts.backends:
+            parser.error("--only limits runs on PostgreSQL: leave postgres in --backends")
+        opts.backends = ("postgres",)
     if opts.runs < 1:
         parser.error("--runs must be at least 1")
     return opts
@@ -853,6 +913,7 @@ def main(argv: list[str] | None = None) -> int:
         command=command.strip(),
         started=datetime.now(UTC),
         backends=opts.backends,
+        only=opts.only,
     )
     IDLE[0] = report.sizes.idle
     machine_facts(report)
@@ -864,7 +925,7 @@ def main(argv: list[str] | None = None) -> int:
     body = render(report)
     print(body)
     if not opts.no_write:
-        write_results(opts.output, body)
+        write_results(opts.output, body, opts.only)
         log(f"wrote {opts.output}")
     if opts.json:
         with open(opts.json, "w") as f:

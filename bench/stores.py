@@ -10,6 +10,7 @@ import os
 import secrets
 import sqlite3
 import time
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -127,6 +128,16 @@ class PgStore:
         ).fetchone()
         assert row is not None
         return int(row[0]), float(row[1] or 0.0)
+
+    def attempts(self, after_id: int) -> list[tuple[datetime, datetime | None, str | None, int]]:
+        """Every job after ``after_id``: its last attempt's start and completion, its partition
+        key, and its attempt count."""
+        rows = self.conn.execute(
+            "SELECT attempted_at, completed_at, partition_key, attempt FROM rexecutor_jobs "
+            "WHERE id > %s ORDER BY id",
+            (after_id,),
+        ).fetchall()
+        return [(r[0], r[1], r[2], int(r[3])) for r in rows]
 
     def pgbench_args(self) -> list[str]:
         info = conninfo_to_dict(self.url)

@@ -1,4 +1,5 @@
-"""Worker processes: started with the library's own command line, stopped with SIGTERM."""
+"""Worker processes: started with the library's own command line, stopped with SIGTERM; and
+the processing scenario they serve (:func:`sql_process`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,14 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
-from bench.common import read_status
+from bench.apps import BenchJob
+from bench.common import Scratch, Sizes, read_status
+from bench.stores import PgStore, SqliteStore
+from rexecutor import JobBuilder, enqueue_many
+from rexecutor.backend import Backend
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -29,8 +35,11 @@ class Workers:
         concurrency: int,
         ledger: str,
         logdir: str,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.url = url
+        #: Extra environment for the workers (bench.apps reads its limits from it).
+        self.env = dict(env or {})
         self.count = count
         self.concurrency = concurrency
         self.ledger = ledger
@@ -42,6 +51,7 @@ class Workers:
         env = dict(os.environ)
         env["BENCH_CONCURRENCY"] = str(self.concurrency)
         env["BENCH_LEDGER"] = self.ledger
+        env.update(self.env)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
         command = [
             sys.executable,
@@ -100,3 +110,52 @@ class Workers:
                 proc.kill()
                 proc.wait()
         self.procs = []
+
+
+async def sql_process(
+    store: PgStore | SqliteStore,
+    backend: Backend,
+    scratch: Scratch,
+    sizes: Sizes,
+    *,
+    n: int,
+    procs: int,
+    concurrency: int,
+    prepare: Callable[[], None],
+    env: Mapping[str, str] | None = None,
+    jobs: Callable[[int], Sequence[JobBuilder[Any, Any]]] | None = None,
+) -> dict[str, Any]:
+    """Start ``procs`` idle workers, enqueue ``n`` jobs in one bulk call, wait for them all.
+
+    ``env``: extra environment for the workers. ``jobs``: builds the ``n`` builders (default:
+    no-op jobs without a partition key). The result's ``after`` is the largest job id before
+    the run: the run's jobs are the rows above it.
+    """
+    prepare()
+    after = store.max_id()
+    workers = Workers(store.worker_url, procs, concurrency, scratch.ledger(), scratch.path, env)
+    workers.start()
+    try:
+        await workers.wait_ready(store)
+        await asyncio.sleep(sizes.idle)
+        idle = workers.rss_kb()
+        builders = list(jobs(n)) if jobs else [BenchJob.builder().with_data(0) for _ in range(n)]
+        await enqueue_many(builders, backend)
+        deadline = time.monotonic() + 600
+        while store.count_complete(after) < n:
+            workers.alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError("jobs did not complete in time")
+            await asyncio.sleep(0.1)
+        peak = workers.rss_kb()
+    finally:
+        workers.stop()
+    count, seconds = store.window(after)
+    if count != n:
+        raise RuntimeError(f"{count} of {n} jobs completed")
+    return {
+        "after": after,
+        "jobs_s": n / seconds,
+        "idle_rss_kb": max(s["VmRSS"] for s in idle),
+        "peak_rss_kb": max(s["VmHWM"] for s in peak),
+    }

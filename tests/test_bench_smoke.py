@@ -44,6 +44,11 @@ EXPECTED = {
     "sqlite.noop_direct_us",
     "sqlite.get_job_thread_us",
     "sqlite.get_job_direct_us",
+    # bench/limits.py: the 2-process figure without and with each limit.
+    *(f"postgres.limits_{v}" for v in ("none", "global", "partition", "rate")),
+    *(f"postgres.limits_{v}_peak" for v in ("none", "global", "partition", "rate")),
+    *(f"postgres.limits_{v}_ratio" for v in ("global", "partition", "rate")),
+    "postgres.limits_partition_peak_per_key",
 }
 
 
@@ -86,6 +91,7 @@ def test_a_quick_run_of_the_benchmark_produces_every_figure(tmp_path: Path) -> N
     text = results.read_text()
     assert "Command: `python -m bench.run --quick --runs 1" in text
     assert "| PostgreSQL bulk enqueue ≥ 100,000 jobs/s |" in text
+    assert "global_max_concurrency = 50 costs under 20 %" in text
 
 
 def _drop_leftovers(pid: int) -> None:
