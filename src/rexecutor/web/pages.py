@@ -574,6 +574,11 @@ def executors_live(ctx: Ctx, states: list[ExecutorControl]) -> str:
             else '<span class="muted">class default</span>'
         )
         headroom = state.rate_headroom
+        rate = (
+            '<span class="muted">-</span>'
+            if state.rate_limit is None
+            else h(_views.format_rate(state.rate_limit))
+        )
         actions = "" if ctx.read_only else f"<td>{_executor_actions(ctx, state)}</td>"
         jobs = ctx.url("/jobs", executor=state.name)
         rows.append(
@@ -582,7 +587,7 @@ def executors_live(ctx: Ctx, states: list[ExecutorControl]) -> str:
             f'<td class="num per-node">{per_node}</td>'
             f'<td class="num">{_limit(state.global_max_concurrency)}</td>'
             f'<td class="num">{_limit(state.partition_max_concurrency)}</td>'
-            f"<td>{h(_views.format_rate(state.rate_limit))}</td>"
+            f"<td>{rate}</td>"
             f'<td class="num">{_limit(headroom)}</td>'
             f'<td class="num">{state.scheduled}</td><td class="num">{state.executing}</td>'
             f'<td class="num">{state.failed}</td>{actions}</tr>'
