@@ -251,3 +251,27 @@ async def test_the_page_with_no_executors(web: httpx.AsyncClient) -> None:
     assert page.status_code == 200 and "No executor has jobs or stored state yet." in page.text
     assert (await web.get("/api/executors")).json() == []
     assert (await web.get("/api/overview")).json()["paused_executors"] == []
+
+
+async def test_hostile_names_are_escaped_everywhere(
+    web: httpx.AsyncClient, backend: Backend, seeded: Seeded
+) -> None:
+    name = '<script>alert(1)</script>" onmouseover="x'
+    await control.pause(backend, name)
+    for url in ("/", "/executors"):
+        page = await web.get(url)
+        assert page.status_code == 200
+        assert "<script>alert" not in page.text and '" onmouseover="x' not in page.text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;&quot; onmouseover=&quot;x" in page.text
+    token = await token_of(web)
+    ask = await web.post("/executors/resume", data={"csrf": token, "name": name})
+    assert ask.status_code == 200 and "<script>alert" not in ask.text
+    done = await web.post("/executors/resume", data={"csrf": token, "name": name, "confirmed": "1"})
+    assert done.status_code == 303 and not (await control.control(backend, name)).paused
+    assert name in [e["name"] for e in (await web.get("/api/executors")).json()]
+
+
+async def test_actions_take_only_a_form(web: httpx.AsyncClient, seeded: Seeded) -> None:
+    await token_of(web)  # the CSRF cookie
+    sent = await web.post("/executors/pause", json={"name": "email", "confirmed": "1"})
+    assert sent.status_code == 415
