@@ -9,6 +9,8 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from rexecutor import RateLimit, control
 from rexecutor.backend import Backend
@@ -275,3 +277,24 @@ async def test_actions_take_only_a_form(web: httpx.AsyncClient, seeded: Seeded) 
     await token_of(web)  # the CSRF cookie
     sent = await web.post("/executors/pause", json={"name": "email", "confirmed": "1"})
     assert sent.status_code == 415
+
+
+async def test_mounted_inside_a_host_application(backend: Backend, seeded: Seeded) -> None:
+    host = Starlette(routes=[Mount("/ops/queue", app=dashboard_app(backend))])
+    async with client(host) as web:
+        page = await web.get("/ops/queue/executors")
+        assert 'action="/ops/queue/executors/pause"' in page.text
+        assert 'href="/ops/queue/executors" aria-current=page' in page.text
+        done = await web.post(
+            "/ops/queue/executors/pause",
+            data={
+                "csrf": csrf_of(page.text),
+                "name": "email",
+                "confirmed": "1",
+                "next": "/executors",
+            },
+        )
+        assert done.headers["location"].startswith("/ops/queue/executors?flash=")
+        overview = (await web.get("/ops/queue/")).text
+        assert 'href="/ops/queue/executors">(executors)</a>' in overview
+    assert (await control.control(backend, "email")).paused
