@@ -16,6 +16,7 @@ from typing import Any
 from rexecutor import _clock
 from rexecutor.control import ExecutorControl
 from rexecutor.job import ErrorType, Job, JobError, JobStatus
+from rexecutor.limits import RateLimit
 
 __all__ = [
     "LIST_ERRORS",
@@ -26,6 +27,8 @@ __all__ = [
     "dumps_json",
     "error_to_json",
     "format_age",
+    "format_period",
+    "format_rate",
     "iso",
     "job_history",
     "job_to_json",
@@ -60,6 +63,55 @@ def format_age(moment: datetime | None, now: datetime | None = None) -> str:
 def iso(moment: datetime | None) -> str | None:
     """``moment`` in ISO 8601, UTC (None stays None)."""
     return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def format_period(period: timedelta) -> str:
+    """A rate-limit period, briefly: ``"1m"``, ``"90s"``, ``"250ms"``, ``"1h30m"``."""
+    millis = round(period.total_seconds() * 1000)
+    if millis % 1000:
+        return f"{millis}ms" if millis < 1000 else f"{millis / 1000:g}s"
+    seconds = millis // 1000
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts)
+
+
+def format_rate(rate: RateLimit | None) -> str:
+    """A rate limit for people: ``"100 per 1m"``, ``"5 per 1s per partition"``, ``"-"``."""
+    if rate is None:
+        return "-"
+    text = f"{rate.allowed} per {format_period(rate.period)}"
+    return text + " per partition" if rate.per_partition else text
+
+
+def control_to_json(state: ExecutorControl) -> dict[str, Any]:
+    """An executor's run-time state as a JSON object (the rate limit's period in seconds;
+    ``max_concurrency`` None with ``scaled`` false: the class's own limit, which only the
+    executor's code knows)."""
+    rate = state.rate_limit
+    return {
+        "name": state.name,
+        "paused": state.paused,
+        "max_concurrency": state.max_concurrency,
+        "scaled": state.scaled,
+        "global_max_concurrency": state.global_max_concurrency,
+        "partition_max_concurrency": state.partition_max_concurrency,
+        "rate_limit": None
+        if rate is None
+        else {
+            "allowed": rate.allowed,
+            "period_seconds": rate.period.total_seconds(),
+            "per_partition": rate.per_partition,
+        },
+        "started_in_window": state.started_in_window,
+        "rate_headroom": state.rate_headroom,
+        "scheduled": state.scheduled,
+        "executing": state.executing,
+        "failed": state.failed,
+    }
 
 
 def error_to_json(error: JobError) -> dict[str, Any]:

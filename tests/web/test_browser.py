@@ -2,9 +2,10 @@
 
 ``rexecutor dashboard`` is started as a real process on localhost over a SQLite file holding
 jobs that a real node ran. The test checks that the pages show those jobs, that the page
-refreshes itself when jobs change, and that cancelling through the page cancels the job. It
-saves screenshots to ``docs/screenshots/``. ``scripts/test`` installs Chromium when it is
-missing; this test fails (it is never skipped) when it is not there.
+refreshes itself when jobs change, that cancelling through the page cancels the job, and that
+Pause, Resume and Scale on the Executors page change the stored state. It saves screenshots
+to ``docs/screenshots/``. ``scripts/test`` installs Chromium when it is missing; this test
+fails (it is never skipped) when it is not there.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-from rexecutor import JobStatus, _clock
+from rexecutor import ExecutorControl, JobStatus, RateLimit, _clock, control
 from rexecutor.backend import FailureRecord
 from rexecutor.backends import SqliteBackend
 from rexecutor.job import ErrorType, Job
+from rexecutor.limits import ClaimLimits
 from tests.backends._helpers import mark_cancelled
 from tests.cli.seed import Seeded, run_real_jobs, seed
 from tests.support.processes import ROOT
@@ -81,6 +83,10 @@ async def _prepare(db: Path) -> Seeded:
                 await run_real_jobs(backend, greetings=greetings, invoices=invoices)
         finally:
             _clock.set_clock(None)
+        # Limits as an invoice node's code would declare them, and an operator's scale.
+        limits = ClaimLimits(global_max=4, rate=RateLimit(60, timedelta(minutes=1)))
+        await backend.declare_limits("invoice", limits)
+        await control.scale(backend, "greet", 8)
         return await seed(backend)
 
 
@@ -95,6 +101,14 @@ def _job(db: Path, job_id: int) -> Job[Any, Any]:
     async def fetch() -> Job[Any, Any]:
         async with SqliteBackend(db) as backend:
             return await backend.get_job(job_id)
+
+    return _elsewhere(fetch())
+
+
+def _control(db: Path, name: str) -> ExecutorControl:
+    async def fetch() -> ExecutorControl:
+        async with SqliteBackend(db) as backend:
+            return await control.control(backend, name)
 
     return _elsewhere(fetch())
 
@@ -247,8 +261,41 @@ def test_the_dashboard_in_headless_chromium(
             job = _job(db, ids.scheduled)
             assert job.status is JobStatus.CANCELLED
             assert job.errors[-1].details == "cancelled in the browser test"
+
+            # Executors: pause one from its row, see it on the overview, resume it, scale it.
+            page.goto(base + "/executors")
+            row = page.locator('tr[data-executor="email"]')
+            expect(row).to_have_attribute("data-paused", "false")
+            expect(page.locator('tr[data-executor="greet"] .per-node')).to_have_text("8 scaled")
+            expect(page.locator('tr[data-executor="invoice"]')).to_contain_text("60 per 1m")
+            questions.clear()
+            row.locator("button:has-text('Pause')").click()
+            expect(page.locator(".flash")).to_contain_text("email paused")
+            expect(row).to_have_attribute("data-paused", "true")
+            assert questions == ["Pause email on every node?"]
+            assert _control(db, "email").paused
+            page.screenshot(path=str(SHOTS / "executors.png"), full_page=True)
+            page.goto(base + "/")
+            expect(page.locator("#paused-executors")).to_contain_text("email")
+            page.goto(base + "/executors")
+            row.locator("button:has-text('Resume')").click()
+            expect(page.locator(".flash")).to_have_text("email resumed.")
+            expect(row).to_have_attribute("data-paused", "false")
+            assert not _control(db, "email").paused
+            row.locator("input[name=max_concurrency]").fill("6")
+            row.locator("button:has-text('Scale')").click()
+            expect(row.locator(".per-node")).to_have_text("6 scaled")
+            assert questions[1:] == [
+                "Resume email on every node?",
+                "Change the per-node limit of email on every node?",
+            ]
+            scaled = _control(db, "email")
+            assert scaled.max_concurrency == 6 and scaled.scaled and not scaled.paused
+            page.goto(base + "/")
+            expect(page.locator("h1")).to_have_text("Overview")
+            expect(page.locator("#paused-executors")).to_have_count(0)
             assert not problems, problems
         finally:
             context.close()
-    for name in ("overview", "jobs", "job", "nodes"):
+    for name in ("overview", "jobs", "job", "nodes", "executors"):
         assert (SHOTS / f"{name}.png").stat().st_size > 10_000

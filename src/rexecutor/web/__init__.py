@@ -1,4 +1,5 @@
-"""The web dashboard: see jobs, nodes and throughput, and cancel, rerun or retry jobs.
+"""The web dashboard: see jobs, executors, nodes and throughput; cancel, rerun or retry jobs;
+pause, resume or scale executors.
 
 Serve it with ``rexecutor dashboard`` (loopback only unless told otherwise), or mount it in
 your own ASGI application::
@@ -9,7 +10,7 @@ your own ASGI application::
 
 It needs the ``web`` extra (``pip install 'rexecutor[web]'``: Starlette and Uvicorn); importing
 this package does not, so ``rexecutor dashboard`` checks its options before needing it. The
-actions it offers are :mod:`rexecutor.admin`'s.
+actions it offers are :mod:`rexecutor.admin`'s and :mod:`rexecutor.control`'s.
 """
 
 from __future__ import annotations

@@ -10,9 +10,10 @@ Protection, in the order a request meets it:
    the dashboard was opened once with ``?token=TOKEN`` (the token is then removed from the
    address bar by a redirect). Otherwise 401.
 2. The host application's ``auth`` hook, when given: a false answer is a 403.
-3. Actions (cancel, rerun, retry) are POSTs only, refused in read-only mode, and must carry a
-   CSRF token: an HMAC, under the app's secret, of a random per-browser cookie (HttpOnly,
-   SameSite=Strict). A POST whose ``Origin`` names another host is refused too.
+3. Actions (cancel, rerun, retry a job; pause, resume, scale an executor) are POSTs only,
+   refused in read-only mode, and must carry a CSRF token: an HMAC, under the app's secret, of
+   a random per-browser cookie (HttpOnly, SameSite=Strict). A POST whose ``Origin`` names
+   another host is refused too.
 4. Responses carry a strict Content-Security-Policy (scripts and styles from the app only),
    ``X-Frame-Options: DENY`` and ``nosniff``.
 
@@ -29,6 +30,7 @@ import asyncio
 import hashlib
 import hmac
 import inspect
+import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
@@ -39,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from rexecutor import _views, admin
+from rexecutor import _views, admin, control
 from rexecutor._redact import mask_secrets
 from rexecutor.backend import Backend
 from rexecutor.errors import (
@@ -181,10 +183,15 @@ class _Dashboard:
                 "/jobs/{job_id:int}/rerun", page(self.rerun_action, write=True), methods=["POST"]
             ),
             Route("/nodes", page(self.nodes_page)),
+            Route("/executors", page(self.executors_page)),
+            Route("/executors/pause", page(self.pause_action, write=True), methods=["POST"]),
+            Route("/executors/resume", page(self.resume_action, write=True), methods=["POST"]),
+            Route("/executors/scale", page(self.scale_action, write=True), methods=["POST"]),
             Route("/api/overview", api(self.overview_api)),
             Route("/api/jobs", api(self.jobs_api)),
             Route("/api/jobs/{job_id:int}", api(self.job_api)),
             Route("/api/nodes", api(self.nodes_api)),
+            Route("/api/executors", api(self.executors_api)),
             Route("/static/app.css", self._static(assets.CSS, "text/css")),
             Route("/static/app.js", self._static(assets.JS, "text/javascript")),
             Route("/favicon.ico", _no_icon),
@@ -369,7 +376,13 @@ class _Dashboard:
     async def overview_page(self, request: Request, ctx: Ctx) -> Response:
         overview = await admin.stats(self.backend, 60)
         nodes = await admin.nodes(self.backend)
-        return self._respond(request, ctx, "Overview", pages.overview_live(ctx, overview, nodes))
+        paused = await self._paused()
+        live = pages.overview_live(ctx, overview, nodes, paused)
+        return self._respond(request, ctx, "Overview", live)
+
+    async def _paused(self) -> list[str]:
+        """The names of the paused executors, sorted."""
+        return sorted(s.name for s in await self.backend.executor_states(None) if s.paused)
 
     async def _list_jobs(self, params: ListParams) -> AsyncIterator[Job[Any, Any]]:
         """The jobs of a list page, read :data:`LIST_BATCH` at a time, so that at most that
@@ -405,6 +418,10 @@ class _Dashboard:
     async def nodes_page(self, request: Request, ctx: Ctx) -> Response:
         rows = await admin.nodes(self.backend)
         return self._respond(request, ctx, "Nodes", pages.nodes_live(ctx, rows))
+
+    async def executors_page(self, request: Request, ctx: Ctx) -> Response:
+        states = await control.controls(self.backend)
+        return self._respond(request, ctx, "Executors", pages.executors_live(ctx, states))
 
     # -- actions ---------------------------------------------------------------------------
 
@@ -461,6 +478,34 @@ class _Dashboard:
             message += f" {len(report.skipped)} skipped (changed meanwhile)."
         return self._done(ctx, fields, message)
 
+    async def pause_action(self, request: Request, ctx: Ctx) -> Response:
+        fields = await self._form(request, ctx)
+        name = control.check_name(fields.get("name", ""))
+        if fields.get("confirmed") != "1":
+            question = f"Pause {name} on every node?"
+            return _html(pages.confirm_page(ctx, question, "/executors/pause", fields))
+        await control.pause(self.backend, name)
+        return self._done(ctx, fields, f"{name} paused: no node starts its jobs until resumed.")
+
+    async def resume_action(self, request: Request, ctx: Ctx) -> Response:
+        fields = await self._form(request, ctx)
+        name = control.check_name(fields.get("name", ""))
+        if fields.get("confirmed") != "1":
+            question = f"Resume {name} on every node?"
+            return _html(pages.confirm_page(ctx, question, "/executors/resume", fields))
+        await control.resume(self.backend, name)
+        return self._done(ctx, fields, f"{name} resumed.")
+
+    async def scale_action(self, request: Request, ctx: Ctx) -> Response:
+        fields = await self._form(request, ctx)
+        name = control.check_name(fields.get("name", ""))
+        limit = _scale_value(fields.get("max_concurrency", ""))
+        if fields.get("confirmed") != "1":
+            question = f"Set the per-node limit of {name} to {_limit_text(limit)} on every node?"
+            return _html(pages.confirm_page(ctx, question, "/executors/scale", fields))
+        await control.scale(self.backend, name, limit)
+        return self._done(ctx, fields, f"{name}: per-node limit set to {_limit_text(limit)}.")
+
     # -- JSON API ----------------------------------------------------------------------------
 
     async def overview_api(self, request: Request) -> Any:
@@ -468,6 +513,7 @@ class _Dashboard:
         overview = await admin.stats(self.backend, minutes)
         value = overview.to_json()
         value["nodes"] = [row.to_json() for row in await admin.nodes(self.backend)]
+        value["paused_executors"] = await self._paused()
         return value
 
     async def jobs_api(self, request: Request) -> Any:
@@ -502,6 +548,9 @@ class _Dashboard:
     async def nodes_api(self, request: Request) -> Any:
         return [row.to_json() for row in await admin.nodes(self.backend)]
 
+    async def executors_api(self, request: Request) -> Any:
+        return [_views.control_to_json(state) for state in await control.controls(self.backend)]
+
 
 async def _no_icon(request: Request) -> Response:
     return Response(status_code=204)
@@ -509,6 +558,28 @@ async def _no_icon(request: Request) -> Response:
 
 def _job_id(request: Request) -> int:
     return admin.check_job_id(int(request.path_params["job_id"]))
+
+
+def _scale_value(text: str) -> int | None:
+    """The scale form's value: a whole number, or ``default`` (None: the class's own limit);
+    whether the number is a valid limit is :func:`rexecutor.control.check_scale`'s rule."""
+    value = text.strip()
+    if value.lower() == "default":
+        return None
+    refusal = ConfigurationError(
+        f"the per-node limit must be a whole number >= 1, or 'default' for the executor's own, "
+        f"got {value[:40]!r}; to stop its jobs starting, pause it"
+    )
+    if not re.fullmatch(r"-?[0-9]{1,19}", value):
+        raise refusal
+    try:
+        return control.check_scale(int(value))
+    except ConfigurationError:
+        raise refusal from None  # the same rule, said in the form's words (no None here)
+
+
+def _limit_text(limit: int | None) -> str:
+    return "the class default" if limit is None else str(limit)
 
 
 def _same(offered: str, expected: str) -> bool:

@@ -56,6 +56,10 @@ table.grid { border-collapse:collapse; width:100%; background:var(--card);
 .st-complete.badge { background:var(--ok); } .st-discarded.badge { background:var(--bad); }
 .st-retryable.badge { background:var(--warn); } .st-executing.badge { background:var(--info); }
 .st-cancelled.badge { background:var(--cancel); } .st-scheduled.badge { background:var(--sched); }
+.badge.paused { background:var(--warn); } .badge.running { background:var(--ok); }
+.paused-note { background:#fff4d6; border:1px solid #f2c94c; padding:.5rem .8rem;
+  border-radius:6px; }
+.executors form.action { margin:0 .4rem .2rem 0; }
 .tag { background:#e8e8ee; border-radius:4px; padding:0 .35rem; font-size:12px; }
 .err { color:var(--bad); }
 td.when { white-space:nowrap; }
@@ -97,9 +101,18 @@ JS = """
     stamp.className = offline ? "updated offline" : "updated";
   }
 
+  // Not while someone types in the live part, nor while a field there holds an edit not yet
+  // sent (a refresh would throw it away between typing and pressing the button).
   function busy(live) {
     var active = document.activeElement;
-    return !!active && live.contains(active) && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName);
+    if (active && live.contains(active) && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName)) {
+      return true;
+    }
+    var fields = live.querySelectorAll("input[type=text], textarea");
+    for (var i = 0; i < fields.length; i++) {
+      if (fields[i].value !== fields[i].defaultValue) return true;
+    }
+    return false;
   }
 
   function refresh() {

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from rexecutor import _clock, _views, admin
 from rexecutor._text import storable
+from rexecutor.control import ExecutorControl
 from rexecutor.job import Job, JobStatus
 
 __all__ = ["PAGE_ERRORS", "PAGE_TEXT_CHARS", "Ctx", "h", "safe_next"]
@@ -109,7 +110,12 @@ def _clip(text: str, limit: int) -> str:
 def layout(ctx: Ctx, heading: str, live: str, before: str = "", after: str = "") -> str:
     """The whole page: header and navigation, then static parts and the live part."""
     nav = []
-    for path, label in (("/", "Overview"), ("/jobs", "Jobs"), ("/nodes", "Nodes")):
+    for path, label in (
+        ("/", "Overview"),
+        ("/jobs", "Jobs"),
+        ("/executors", "Executors"),
+        ("/nodes", "Nodes"),
+    ):
         current = ctx.path == path or (path != "/" and ctx.path.startswith(path))
         nav.append(
             f'<a href="{h(ctx.url(path))}"{" aria-current=page" if current else ""}>{label}</a>'
@@ -169,8 +175,11 @@ def confirm_page(ctx: Ctx, question: str, path: str, fields: dict[str, str]) -> 
 # -- overview -----------------------------------------------------------------------------
 
 
-def overview_live(ctx: Ctx, overview: admin.Overview, nodes: list[admin.NodeRow]) -> str:
-    """Counts by status and executor, throughput and failures over time, node count."""
+def overview_live(
+    ctx: Ctx, overview: admin.Overview, nodes: list[admin.NodeRow], paused: list[str]
+) -> str:
+    """Counts by status and executor, throughput and failures over time, node count, and
+    which executors are paused."""
     totals = overview.by_status()
     cards = "".join(
         f'<a class="card st-{s.value}" href="{h(ctx.url("/jobs", status=s.value))}">'
@@ -189,9 +198,10 @@ def overview_live(ctx: Ctx, overview: admin.Overview, nodes: list[admin.NodeRow]
             else '<td class="num muted">0</td>'
             for s in JobStatus.ALL
         )
+        mark = ' <span class="badge paused">paused</span>' if executor in paused else ""
         rows.append(
             f'<tr><th scope="row"><a href="{h(ctx.url("/jobs", executor=executor))}">'
-            f"{h(executor)}</a></th>{cells}<td class=num>{sum(row.values())}</td></tr>"
+            f"{h(executor)}</a>{mark}</th>{cells}<td class=num>{sum(row.values())}</td></tr>"
         )
     table = (
         f'<table class="grid"><thead><tr><th>executor</th>{head}<th class="num">total</th>'
@@ -202,7 +212,14 @@ def overview_live(ctx: Ctx, overview: admin.Overview, nodes: list[admin.NodeRow]
     completed = [(m, per[JobStatus.COMPLETE]) for m, per in overview.series]
     failed = [(m, sum(per[s] for s in admin.FAILED_STATUSES)) for m, per in overview.series]
     alive = sum(1 for n in nodes if n.alive)
-    return f"""<section class="cards" aria-label="jobs by status">{cards}</section>
+    notice = ""
+    if paused:
+        names = ", ".join(f"<strong>{h(name)}</strong>" for name in paused)
+        notice = (
+            f'<p class="paused-note" id="paused-executors">Paused: {names} '
+            f'<a href="{h(ctx.url("/executors"))}">(executors)</a></p>'
+        )
+    return f"""{notice}<section class="cards" aria-label="jobs by status">{cards}</section>
 <section class="charts">
 <figure><figcaption>Completed per minute, last {overview.minutes} minutes
 <span class="muted">({overview.per_minute():.1f}/min)</span></figcaption>
@@ -503,4 +520,86 @@ def nodes_live(ctx: Ctx, rows: list[admin.NodeRow]) -> str:
         '<table class="grid"><thead><tr><th>node</th><th>host</th><th class="num">pid</th>'
         f"<th>started</th><th>heartbeat</th><th>state</th></tr></thead><tbody>{body}</tbody>"
         "</table>"
+    )
+
+
+# -- executors ----------------------------------------------------------------------------
+
+
+def _limit(value: int | None) -> str:
+    return '<span class="muted">-</span>' if value is None else str(value)
+
+
+def _executor_actions(ctx: Ctx, state: ExecutorControl) -> str:
+    name = f'<input type="hidden" name="name" value="{h(state.name)}">'
+    if state.paused:
+        toggle = _action(
+            ctx, "/executors/resume", "Resume", f"Resume {state.name} on every node?", name
+        )
+    else:
+        toggle = _action(
+            ctx, "/executors/pause", "Pause", f"Pause {state.name} on every node?", name, "danger"
+        )
+    current = str(state.max_concurrency) if state.scaled else "default"
+    field = (
+        f'<input type="text" name="max_concurrency" value="{h(current)}" size="7" '
+        f'inputmode="numeric" aria-label="per-node limit of {h(state.name)}" '
+        'title="a whole number >= 1, or default">'
+    )
+    scale = _action(
+        ctx,
+        "/executors/scale",
+        "Scale",
+        f"Change the per-node limit of {state.name} on every node?",
+        name + field,
+    )
+    return toggle + scale
+
+
+def executors_live(ctx: Ctx, states: list[ExecutorControl]) -> str:
+    """Every executor the backend knows: paused or not, its limits, its job counts, and (not
+    read-only) Pause or Resume and a Scale form."""
+    if not states:
+        return '<p class="muted">No executor has jobs or stored state yet.</p>'
+    rows = []
+    for state in states:
+        badge = (
+            '<span class="badge paused">paused</span>'
+            if state.paused
+            else '<span class="badge running">running</span>'
+        )
+        per_node = (
+            f'{state.max_concurrency} <span class="muted">scaled</span>'
+            if state.scaled
+            else '<span class="muted">class default</span>'
+        )
+        headroom = state.rate_headroom
+        rate = (
+            '<span class="muted">-</span>'
+            if state.rate_limit is None
+            else h(_views.format_rate(state.rate_limit))
+        )
+        actions = "" if ctx.read_only else f"<td>{_executor_actions(ctx, state)}</td>"
+        jobs = ctx.url("/jobs", executor=state.name)
+        rows.append(
+            f'<tr data-executor="{h(state.name)}" data-paused="{str(state.paused).lower()}">'
+            f'<th scope="row"><a href="{h(jobs)}">{h(state.name)}</a></th><td>{badge}</td>'
+            f'<td class="num per-node">{per_node}</td>'
+            f'<td class="num">{_limit(state.global_max_concurrency)}</td>'
+            f'<td class="num">{_limit(state.partition_max_concurrency)}</td>'
+            f"<td>{rate}</td>"
+            f'<td class="num">{_limit(headroom)}</td>'
+            f'<td class="num">{state.scheduled}</td><td class="num">{state.executing}</td>'
+            f'<td class="num">{state.failed}</td>{actions}</tr>'
+        )
+    head = "" if ctx.read_only else "<th>actions</th>"
+    return (
+        '<table class="grid executors"><thead><tr><th>executor</th><th>state</th>'
+        '<th class="num">per node</th><th class="num">global</th>'
+        '<th class="num">per partition</th><th>rate limit</th><th class="num">headroom</th>'
+        '<th class="num">scheduled</th><th class="num">executing</th>'
+        f'<th class="num">failed</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        '<p class="muted">Limits are those the last node to start each executor declared; '
+        "scheduled counts retryable jobs too, failed counts discarded ones. A pause or a scale "
+        "holds on every node within one poll interval; running jobs finish.</p>"
     )
