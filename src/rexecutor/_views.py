@@ -126,35 +126,6 @@ def error_to_json(error: JobError) -> dict[str, Any]:
     }
 
 
-def control_to_json(state: ExecutorControl) -> dict[str, Any]:
-    """An executor's run-time state as a JSON object (a rate limit's period in seconds).
-
-    ``max_concurrency`` is None when no operator scaled it and the class is not at hand (its
-    own limit is in the code); ``rate_headroom`` is None without a rate limit.
-    """
-    rate = state.rate_limit
-    return {
-        "name": state.name,
-        "paused": state.paused,
-        "max_concurrency": state.max_concurrency,
-        "scaled": state.scaled,
-        "global_max_concurrency": state.global_max_concurrency,
-        "partition_max_concurrency": state.partition_max_concurrency,
-        "rate_limit": None
-        if rate is None
-        else {
-            "allowed": rate.allowed,
-            "period_seconds": rate.period.total_seconds(),
-            "per_partition": rate.per_partition,
-        },
-        "rate_headroom": state.rate_headroom,
-        "started_in_window": state.started_in_window,
-        "scheduled": state.scheduled,
-        "executing": state.executing,
-        "failed": state.failed,
-    }
-
-
 def dumps_json(value: Any, *, indent: int | None = None) -> str:
     """Strict JSON text for ``value`` (non-ASCII kept as is).
 
