@@ -62,18 +62,10 @@ async def run(url: str, runs: int) -> None:
             chain = Workflow(f"chain-{index}")
             chain.add_chain([BenchJob.builder().with_data(0) for _ in range(CHAIN)])
             ids = await chain.enqueue_to_backend(backend)
-            worker = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "rexecutor",
-                    "--backend",
-                    url,
-                    "--log-level",
-                    "WARNING",
-                    "worker",
-                    "bench.apps:node",
-                ],
+            command = [sys.executable, "-m", "rexecutor", "--backend", url]
+            command += ["--log-level", "WARNING", "worker", "bench.apps:node"]
+            worker = await asyncio.create_subprocess_exec(
+                *command,
                 cwd=ROOT,
                 env={**os.environ, "PYTHONPATH": str(ROOT), "BENCH_CONCURRENCY": "10"},
             )
