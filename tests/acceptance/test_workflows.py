@@ -69,7 +69,16 @@ def test_a_thousand_job_workflow_survives_a_killed_worker(url: str, tmp_path: Pa
     assert {j.status for j in by_id.values()} == {JobStatus.COMPLETE}
     counts = ledger_counts(ledger)
     assert set(counts) == set(ids)
-    assert set(counts.values()) == {1}, "a job ran to the end twice"
+    # Exactly once, but for what the killed worker ran to the end and had not yet recorded as
+    # complete: those run again (at least once is the guarantee across a crash).
+    killed = str(workers[0].pid)
+    lines = [line.split() for line in ledger.read_text().splitlines()]
+    again = {int(job) for job, count in counts.items() if count > 1}
+    for job in again:
+        runs = [(attempt, pid) for job_id, attempt, pid in lines if int(job_id) == job]
+        assert len(runs) == 2 and runs[0][1] == killed, (job, runs)
+        assert runs[0][0] != runs[1][0]
+    assert len(again) <= 20, "more reruns than the killed worker could have held (20)"
     checked = 0
     for dependent, on in edges.items():
         for dependency in on:
