@@ -25,6 +25,8 @@ __all__ = [
     "EncodedJob",
     "check_job",
     "check_moment",
+    "check_result",
+    "check_result_size",
     "check_text",
     "check_values",
     "encode_query_value",
@@ -128,6 +130,36 @@ def check_values(
             "content elsewhere and enqueue a reference to it, or raise backend.max_payload_bytes"
         )
     return data_text, metadata_text, tags_text
+
+
+def check_result(value: Any, name: str, limit: int | None) -> str:
+    """The canonical JSON text of a job's result (``ExecutionResult.Done(value)``, already
+    dumped through the executor's ``result_type`` when it has one), or ``ValidationError``.
+
+    The rule of :func:`check_values` for one value: JSON with no NaN or Infinity, no NUL
+    character, no lone surrogate, and at most ``limit`` bytes (``PayloadTooLarge``). ``name``
+    (the executor's) is only used in messages.
+    """
+    text = _encode_field(value, RESULT_FIELD, name)
+    _refuse_surrogates(text, RESULT_FIELD, name, None)
+    return check_result_size(text, name, limit)
+
+
+def check_result_size(text: str, name: str, limit: int | None) -> str:
+    """``text`` (a result's JSON, see :func:`check_result`) if it fits in ``limit`` bytes,
+    else ``PayloadTooLarge``."""
+    size = len(text.encode())
+    if limit is not None and size > limit:
+        raise PayloadTooLarge(
+            f"the {RESULT_FIELD} of {_whose(name)} is {size} bytes of JSON, over the "
+            f"backend's limit of {limit} bytes; store large results elsewhere and return a "
+            "reference to them, or raise backend.max_payload_bytes"
+        )
+    return text
+
+
+#: How messages about a job's result name it.
+RESULT_FIELD: Final = "ExecutionResult.Done(result)"
 
 
 def check_moment(moment: object, what: str) -> datetime:

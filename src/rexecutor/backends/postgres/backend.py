@@ -16,10 +16,12 @@ from rexecutor._payload import storable_delay
 from rexecutor.backend import (
     Backend,
     Capabilities,
+    Completion,
     Lease,
     NodeInfo,
     PruneSpec,
     check_batch_size,
+    completions_of,
 )
 from rexecutor.backends._common import storable_id, tally, validate_update
 from rexecutor.backends.postgres.claims import _Claiming
@@ -221,6 +223,7 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling):
             "run_in": None if run_in is None else storable_delay(run_in),
             "min_max_attempts": None if raise_to is None else int(raise_to),
             "reopen": bool(transition.reopen),
+            "result": transition.result,
             "hint": hint,
             "cancel_channel": self._cancel_channel,
             "now": _db_now(),
@@ -243,7 +246,9 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling):
             raise JobNotFound(job_id)
         return False
 
-    async def complete_jobs(self, completions: Sequence[tuple[int, Lease]]) -> list[bool]:
+    async def complete_jobs(
+        self, completions: Sequence[Completion | tuple[int, Lease]]
+    ) -> list[bool]:
         """Complete many executing jobs with one statement, each fenced by its own lease.
 
         Like completing them one by one: an unknown id raises ``JobNotFound`` after the
@@ -254,14 +259,16 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling):
             return []
         firsts: dict[tuple[int, str, int], int] = {}  # each distinct item -> its ordinal
         ordinals: list[int] = []  # the ordinal of every position's item
+        results_of: list[str | None] = []  # the result of each distinct item
         repeats = False
-        for job_id, lease in completions:
+        for job_id, lease, result in completions_of(completions):
             item = (int(job_id), lease.node_id, int(lease.attempt))
             if not storable_id(item[0]):
                 raise JobNotFound(item[0])
             ordinal = firsts.get(item)
             if ordinal is None:
                 ordinal = firsts[item] = len(firsts) + 1
+                results_of.append(result)
             else:
                 repeats = True
             ordinals.append(ordinal)
@@ -273,11 +280,16 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling):
             "now": _db_now(),
         }
         if len(nodes) == 1:
-            statement = self._q["complete_many_one_node"]
+            name = "complete_many_one_node"
             params["node"] = items[0][1]
         else:
-            statement = self._q["complete_many"]
+            name = "complete_many"
             params["nodes"] = [node for _, node, _ in items]
+        if any(result is not None for result in results_of):
+            # Most batches carry no result and keep the statement that writes none.
+            name += "_result"
+            params["results"] = results_of
+        statement = self._q[name]
 
         async def work(conn: Conn) -> Row | None:
             return await _fetchone(conn, statement, params)
