@@ -246,9 +246,8 @@ class Executor(Generic[D, M]):
         adapter = cls._result_type()
         if adapter is None:
             return result
-        return _encode(
-            adapter, result, f"the ExecutionResult.Done(result) of executor {cls.name!r}"
-        )
+        what = f"the ExecutionResult.Done(result) of a job for executor {cls.name!r}"
+        return _encode(adapter, result, what)
 
     @classmethod
     def decode_job(cls, job: Job[Any, Any]) -> Job[D, M]:
