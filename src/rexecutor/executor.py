@@ -268,11 +268,14 @@ class Executor(Generic[D, M]):
                 "executor's types accept the old shape."
             ) from exc
         result = job.result
-        adapter = cls._result_type() if result is not None else None
-        if adapter is not None:
+        if result is not None and cls.result_type is not None:
             try:
+                adapter = cls._result_type()
+                assert adapter is not None
                 result = adapter.validate_python(result)
-            except PydanticValidationError:
+            except (PydanticValidationError, ConfigurationError):
+                # An unusable result_type is reported where results are stored (the
+                # attempt's error); reading stays possible.
                 result = job.result
         return replace(job, data=data, metadata=metadata, result=result)
 

@@ -337,3 +337,37 @@ async def test_perform_reports_the_stored_result() -> None:
     refused = await perform(Returns, "nan")
     assert (refused.outcome, refused.stored_result) == ("retryable", None)
     assert refused.error is not None and "NaN" in refused.error.details
+
+
+class NotAType:
+    """No pydantic schema: an unusable result_type."""
+
+
+class Misconfigured(Executor[str, None]):
+    name = "misconfigured"
+    result_type = NotAType
+    max_attempts = 1
+
+    async def execute(self, job: Job[str, None]) -> ExecutionResult | None:
+        return ExecutionResult.Done({"any": "thing"})
+
+
+async def test_an_unusable_result_type_fails_the_attempt_and_leaves_jobs_readable(
+    backend: Backend,
+) -> None:
+    _, job = await _drain_one(backend, Misconfigured, "x")
+    assert job.status is JobStatus.DISCARDED
+    [error] = job.errors
+    assert error.name == "ConfigurationError"
+    assert "pydantic cannot validate its result_type" in error.details
+    # A result stored meanwhile (by another version of the code) still reads, raw.
+    _, stored = await _drain_one(backend, Returns, "dict")
+
+    class Reader(Executor[str, None]):
+        name = "returns"
+        result_type = NotAType
+
+        async def execute(self, job: Job[str, None]) -> None:
+            return None
+
+    assert (await Reader.get_job(stored.id, backend)).result == RESULTS["dict"]

@@ -438,7 +438,10 @@ class SqliteBackend(Backend):
     ) -> list[bool]:
         if not completions:
             return []
-        items = [item._replace(job_id=job_key(item.job_id)) for item in completions_of(completions)]
+        items = [
+            Completion(job_key(job_id), lease, result)
+            for job_id, lease, result in completions_of(completions)
+        ]
         results, missing = await self._call(complete_many_tx, items)
         if missing is not None:
             raise JobNotFound(missing)
