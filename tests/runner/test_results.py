@@ -37,6 +37,7 @@ RESULTS: dict[str, Any] = {
     "nan": {"ratio": math.nan},
     "infinity": math.inf,
     "nul": "a\x00b",
+    "surrogate": ["\ud800"],
     "big": "x" * 2000,
 }
 
@@ -237,6 +238,7 @@ async def test_a_rerun_clears_the_result_until_the_job_completes_again(backend: 
         ("nan", "NaN and Infinity have no JSON form"),
         ("infinity", "NaN and Infinity have no JSON form"),
         ("nul", "NUL character"),
+        ("surrogate", "lone surrogate"),
     ],
 )
 async def test_an_unstorable_result_fails_the_attempt_with_a_clear_error(
