@@ -140,7 +140,8 @@ def check_result(value: Any, name: str, limit: int | None) -> str:
     character, no lone surrogate, and at most ``limit`` bytes (``PayloadTooLarge``). ``name``
     (the executor's) is only used in messages.
     """
-    text = _encode_field(value, RESULT_FIELD, name)
+    advice = f"{_PLAIN_JSON}, or declare the executor's result_type to store a model or dataclass"
+    text = _encode_field(value, RESULT_FIELD, name, advice)
     _refuse_surrogates(text, RESULT_FIELD, name, None)
     return check_result_size(text, name, limit)
 
@@ -248,7 +249,13 @@ def _check_int(value: object, what: str, lowest: int, name: str) -> None:
         )
 
 
-def _encode_field(value: Any, field: str, name: str | None) -> str:
+#: What to pass instead of a value that is not JSON.
+_PLAIN_JSON: Final = (
+    "Pass plain JSON values (dict with string keys, list, str, int, float, bool, None)"
+)
+
+
+def _encode_field(value: Any, field: str, name: str | None, advice: str = _PLAIN_JSON) -> str:
     try:
         text = _encode(value)
     except ValueError as exc:  # NaN or Infinity (allow_nan=False), or a circular reference
@@ -258,8 +265,7 @@ def _encode_field(value: Any, field: str, name: str | None) -> str:
         ) from None
     except (TypeError, RecursionError) as exc:
         raise ValidationError(
-            f"the {field} of {_whose(name)} cannot be stored as JSON: {exc}. Pass plain JSON "
-            "values (dict with string keys, list, str, int, float, bool, None)"
+            f"the {field} of {_whose(name)} cannot be stored as JSON: {exc}. {advice}"
         ) from None
     # The encoder escapes NUL as \u0000; the escape also appears, after a backslash, when a
     # string holds the six characters "\u0000" themselves, so confirm before refusing.

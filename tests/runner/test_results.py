@@ -234,7 +234,7 @@ async def test_a_rerun_clears_the_result_until_the_job_completes_again(backend: 
 @pytest.mark.parametrize(
     ("data", "says"),
     [
-        ("unencodable", "cannot be stored as JSON"),
+        ("unencodable", "or declare the executor's result_type to store a model or dataclass"),
         ("nan", "NaN and Infinity have no JSON form"),
         ("infinity", "NaN and Infinity have no JSON form"),
         ("nul", "NUL character"),
