@@ -97,9 +97,11 @@ class EncodedResult:
 @dataclass(frozen=True, slots=True)
 class RefusedResult:
     """A child's ``ExecutionResult.Done(result)`` whose result could not be encoded there:
-    ``message`` says why."""
+    ``message`` says why; ``unusable_type`` when the executor's ``result_type`` is unusable
+    (a ``ConfigurationError``), not the result."""
 
     message: str
+    unusable_type: bool = False
 
 
 async def within(call: Any, seconds: float | None) -> Any:
@@ -344,7 +346,8 @@ def _outcome(reply: dict[str, Any]) -> Any:
         if "result" in reply:
             return ExecutionResult.Done(EncodedResult(str(reply["result"])))
         if "refused" in reply:
-            return ExecutionResult.Done(RefusedResult(str(reply["refused"])))
+            unusable = reply.get("refused_type") == ConfigurationError.__name__
+            return ExecutionResult.Done(RefusedResult(str(reply["refused"]), unusable))
         return ExecutionResult.Done()
     classes = tuple(str(name) for name in reply.get("classes", ()))
     if kind == "error":
@@ -431,7 +434,11 @@ def _reply(result: Any, clean: Any, cls: Any) -> dict[str, Any]:
         try:
             text = check_result(cls.encode_result(result.result), cls.name, None)
         except Exception as exc:
-            return {"outcome": "done", "refused": clean(_text.describe(exc))}
+            return {
+                "outcome": "done",
+                "refused": clean(_text.describe(exc)),
+                "refused_type": _text.type_name(exc),
+            }
         return {"outcome": "done", "result": text}
     if isinstance(result, ExecutionResult.Error):
         err = result.error

@@ -35,7 +35,7 @@ from rexecutor._process import (
 from rexecutor._retry import DISCARD
 from rexecutor.backend import Backend, FailureRecord, Lease
 from rexecutor.backoff import DEFAULT_BACKOFF
-from rexecutor.errors import RexecutorError, ValidationError
+from rexecutor.errors import ConfigurationError, RexecutorError, ValidationError
 from rexecutor.executor import Executor, is_async_execute
 from rexecutor.job import ErrorType, Job
 from rexecutor.lifecycle import Fence, Transition
@@ -398,7 +398,7 @@ class JobRunner:
         ``max_payload_bytes`` (None when it dumps to JSON null: no result)."""
         limit = self._backend.max_payload_bytes
         if isinstance(value, RefusedResult):  # the child could not encode it
-            raise ValidationError(value.message)
+            raise (ConfigurationError if value.unusable_type else ValidationError)(value.message)
         if isinstance(value, EncodedResult):  # dumped and checked in the child already
             text = check_result_size(value.text, self.name, limit)
         else:

@@ -373,3 +373,21 @@ async def test_an_unusable_result_type_fails_the_attempt_and_leaves_jobs_readabl
             return None
 
     assert (await Reader.get_job(stored.id, backend)).result == RESULTS["dict"]
+
+
+class MisconfiguredInChild(Executor[str, None]):
+    name = "misconfigured_in_child"
+    run_in_process = True
+    result_type = NotAType
+    max_attempts = 1
+
+    def execute(self, job: Job[str, None]) -> ExecutionResult | None:
+        return ExecutionResult.Done({"any": "thing"})
+
+
+async def test_process_mode_names_an_unusable_result_type(backend: Backend) -> None:
+    _, job = await _drain_one(backend, MisconfiguredInChild, "x")
+    assert job.status is JobStatus.DISCARDED
+    [error] = job.errors
+    assert error.name == "ConfigurationError"
+    assert "pydantic cannot validate its result_type" in error.details
