@@ -68,3 +68,15 @@ async def test_the_readme_retry_example_discards_at_once() -> None:
     done = await perform(namespace["SyncInvoice"], 7)  # type: ignore[arg-type]
     assert done.outcome == "discarded"
     assert done.error is not None and done.error.details == "invoice 7 is gone"
+
+
+async def test_the_readme_results_example_stores_a_receipt() -> None:
+    from rexecutor.testing import perform
+
+    [block] = [b for b in _python_blocks((ROOT / "README.md").read_text()) if "result_type" in b]
+    namespace: dict[str, object] = {"__name__": "readme_results"}
+    exec(block, namespace)
+    done = await perform(namespace["ChargeCard"], 7)  # type: ignore[arg-type]
+    assert done.outcome == "complete"
+    receipt = namespace["Receipt"](number="R-7", total_cents=1250)  # type: ignore[operator]
+    assert done.stored_result == receipt

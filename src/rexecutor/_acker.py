@@ -10,7 +10,7 @@ from typing import Any
 
 from rexecutor import _text, lifecycle
 from rexecutor._guard import LoopGuard
-from rexecutor.backend import Backend, Lease
+from rexecutor.backend import Backend, Completion, Lease
 from rexecutor.errors import BackendError
 from rexecutor.lifecycle import Fence
 
@@ -39,7 +39,7 @@ class Acker:
 
     def __init__(self, backend: Backend, max_pending: int = 10_000) -> None:
         self._backend = backend
-        self._pending: list[tuple[int, Lease]] = []
+        self._pending: list[Completion] = []
         self._flusher: asyncio.Task[None] | None = None
         # Completions queued or being written, bounded by max_pending. A plain counter and one
         # event that wakes every waiter when a batch is written: asyncio.Semaphore wakes its
@@ -58,14 +58,14 @@ class Acker:
         executing)."""
         self._after_write.append(callback)
 
-    async def complete(self, job_id: int, lease: Lease) -> None:
-        """Queue a completion."""
+    async def complete(self, job_id: int, lease: Lease, result: str | None = None) -> None:
+        """Queue a completion, with the job's result (its JSON text; None: none)."""
         while self._unwritten >= self._max_pending:
             if self._room is None:
                 self._room = asyncio.Event()
             await self._room.wait()
         self._unwritten += 1
-        self._pending.append((job_id, lease))
+        self._pending.append(Completion(job_id, lease, result))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
 
@@ -88,11 +88,11 @@ class Acker:
                     room.set()
             for callback in self._after_write:
                 callback()
-            for (job_id, _lease), applied in zip(batch, results, strict=False):
+            for item, applied in zip(batch, results, strict=False):
                 if not applied:
-                    self._stale(job_id, "complete")
+                    self._stale(item.job_id, "complete")
 
-    async def _complete_batch(self, batch: list[tuple[int, Lease]]) -> list[bool]:
+    async def _complete_batch(self, batch: list[Completion]) -> list[bool]:
         try:
             results: list[bool] = await self._retry(
                 functools.partial(self._backend.complete_jobs, batch), what="complete"
@@ -107,13 +107,13 @@ class Acker:
                 _text.type_name(exc),
             )
         applied: list[bool] = []
-        for job_id, lease in batch:
+        for job_id, lease, result in batch:
             try:
                 call = functools.partial(
                     self._backend.apply_transition,
                     job_id,
                     Fence.held(lease),
-                    lifecycle.completed(),
+                    lifecycle.completed(result),
                 )
                 applied.append(await self._retry(call, what="complete", job_id=job_id))
             except Exception:

@@ -25,6 +25,8 @@ __all__ = [
     "EncodedJob",
     "check_job",
     "check_moment",
+    "check_result",
+    "check_result_size",
     "check_text",
     "check_values",
     "encode_query_value",
@@ -130,6 +132,37 @@ def check_values(
     return data_text, metadata_text, tags_text
 
 
+def check_result(value: Any, name: str, limit: int | None) -> str:
+    """The canonical JSON text of a job's result (``ExecutionResult.Done(value)``, already
+    dumped through the executor's ``result_type`` when it has one), or ``ValidationError``.
+
+    The rule of :func:`check_values` for one value: JSON with no NaN or Infinity, no NUL
+    character, no lone surrogate, and at most ``limit`` bytes (``PayloadTooLarge``). ``name``
+    (the executor's) is only used in messages.
+    """
+    advice = f"{_PLAIN_JSON}, or declare the executor's result_type to store a model or dataclass"
+    text = _encode_field(value, RESULT_FIELD, name, advice)
+    _refuse_surrogates(text, RESULT_FIELD, name, None)
+    return check_result_size(text, name, limit)
+
+
+def check_result_size(text: str, name: str, limit: int | None) -> str:
+    """``text`` (a result's JSON, see :func:`check_result`) if it fits in ``limit`` bytes,
+    else ``PayloadTooLarge``."""
+    size = len(text.encode())
+    if limit is not None and size > limit:
+        raise PayloadTooLarge(
+            f"the {RESULT_FIELD} of {_whose(name)} is {size} bytes of JSON, over the "
+            f"backend's limit of {limit} bytes; store large results elsewhere and return a "
+            "reference to them, or raise backend.max_payload_bytes"
+        )
+    return text
+
+
+#: How messages about a job's result name it.
+RESULT_FIELD: Final = "ExecutionResult.Done(result)"
+
+
 def check_moment(moment: object, what: str) -> datetime:
     """``moment`` in UTC, or ``ValidationError`` if it is naive or outside what backends store."""
     if not isinstance(moment, datetime):
@@ -216,7 +249,13 @@ def _check_int(value: object, what: str, lowest: int, name: str) -> None:
         )
 
 
-def _encode_field(value: Any, field: str, name: str | None) -> str:
+#: What to pass instead of a value that is not JSON.
+_PLAIN_JSON: Final = (
+    "Pass plain JSON values (dict with string keys, list, str, int, float, bool, None)"
+)
+
+
+def _encode_field(value: Any, field: str, name: str | None, advice: str = _PLAIN_JSON) -> str:
     try:
         text = _encode(value)
     except ValueError as exc:  # NaN or Infinity (allow_nan=False), or a circular reference
@@ -226,8 +265,7 @@ def _encode_field(value: Any, field: str, name: str | None) -> str:
         ) from None
     except (TypeError, RecursionError) as exc:
         raise ValidationError(
-            f"the {field} of {_whose(name)} cannot be stored as JSON: {exc}. Pass plain JSON "
-            "values (dict with string keys, list, str, int, float, bool, None)"
+            f"the {field} of {_whose(name)} cannot be stored as JSON: {exc}. {advice}"
         ) from None
     # The encoder escapes NUL as \u0000; the escape also appears, after a backslash, when a
     # string holds the six characters "\u0000" themselves, so confirm before refusing.

@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rexecutor import _text
+from rexecutor._payload import check_result
 from rexecutor.errors import ConfigurationError
 from rexecutor.job import Job, JobError, JobId, JobStatus
 from rexecutor.result import ExecutionResult
@@ -82,6 +83,25 @@ class ReturnedValue:
     """A value ``execute`` returned in a child that is not an ``ExecutionResult``: its repr."""
 
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedResult:
+    """The result of a child's ``ExecutionResult.Done(result)``, dumped through the executor's
+    ``result_type`` and checked by the payload rule there: its canonical JSON text (the
+    parent checks its size against the backend's limit)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedResult:
+    """A child's ``ExecutionResult.Done(result)`` whose result could not be encoded there:
+    ``message`` says why; ``unusable_type`` when the executor's ``result_type`` is unusable
+    (a ``ConfigurationError``), not the result."""
+
+    message: str
+    unusable_type: bool = False
 
 
 async def within(call: Any, seconds: float | None) -> Any:
@@ -323,6 +343,11 @@ def _outcome(reply: dict[str, Any]) -> Any:
     """What the runner makes of a child's reply."""
     kind = reply.get("outcome")
     if kind == "done":
+        if "result" in reply:
+            return ExecutionResult.Done(EncodedResult(str(reply["result"])))
+        if "refused" in reply:
+            unusable = reply.get("refused_type") == ConfigurationError.__name__
+            return ExecutionResult.Done(RefusedResult(str(reply["refused"]), unusable))
         return ExecutionResult.Done()
     classes = tuple(str(name) for name in reply.get("classes", ()))
     if kind == "error":
@@ -390,7 +415,7 @@ def _perform(request: dict[str, Any], replies: Any, max_bytes: int) -> dict[str,
         result = executor.execute(job)
         if inspect.iscoroutine(result):
             result = asyncio.run(result)
-        return _reply(result, clean)
+        return _reply(result, clean, cls)
     except BaseException as exc:
         return {
             "outcome": "raised",
@@ -401,9 +426,20 @@ def _perform(request: dict[str, Any], replies: Any, max_bytes: int) -> dict[str,
         }
 
 
-def _reply(result: Any, clean: Any) -> dict[str, Any]:
+def _reply(result: Any, clean: Any, cls: Any) -> dict[str, Any]:
     if result is None or isinstance(result, ExecutionResult.Done):
-        return {"outcome": "done"}
+        if result is None or result.result is None:
+            return {"outcome": "done"}
+        # Only JSON crosses: the result is dumped and checked here, its size in the parent.
+        try:
+            text = check_result(cls.encode_result(result.result), cls.name, None)
+        except Exception as exc:
+            return {
+                "outcome": "done",
+                "refused": clean(_text.describe(exc)),
+                "refused_type": _text.type_name(exc),
+            }
+        return {"outcome": "done", "result": text}
     if isinstance(result, ExecutionResult.Error):
         err = result.error
         name = getattr(err, "error_type", None) or _text.type_name(err)

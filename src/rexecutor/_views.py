@@ -184,18 +184,20 @@ def job_to_json(
 ) -> dict[str, Any]:
     """A stored job as a JSON object: what ``--json`` prints and the dashboard's API returns.
 
-    With ``summary`` (the address of the full job), the object is bounded for listings: data
-    and metadata longer than :data:`LIST_VALUE_CHARS` become a preview string, only the last
-    :data:`LIST_ERRORS` errors are kept, long texts and tags are cut; ``truncated`` then names
-    the fields that were cut and ``full`` is ``summary``.
+    ``result`` is the job's stored result (None: none). With ``summary`` (the address of the
+    full job), the object is bounded for listings: data, metadata and result longer than
+    :data:`LIST_VALUE_CHARS` become a preview string, only the last :data:`LIST_ERRORS`
+    errors are kept, long texts and tags are cut; ``truncated`` then names the fields that
+    were cut and ``full`` is ``summary``.
     """
     cut: list[str] = []
     errors = job.errors
     tags = list(job.tags)
-    data, metadata = job.data, job.metadata
+    data, metadata, result = job.data, job.metadata, job.result
     if summary is not None:
         data = _preview(data, cut, "data")
         metadata = _preview(metadata, cut, "metadata")
+        result = _preview(result, cut, "result")
         if len(errors) > LIST_ERRORS:
             errors, cut = errors[-LIST_ERRORS:], [*cut, "errors"]
         if len(tags) > LIST_ERRORS * 10:
@@ -216,6 +218,7 @@ def job_to_json(
         "tags": tags,
         "data": data,
         "metadata": metadata,
+        "result": result,
         "errors": error_values,
         "inserted_at": iso(job.inserted_at),
         "scheduled_at": iso(job.scheduled_at),

@@ -18,7 +18,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, Self
 
 from rexecutor import _text
 from rexecutor._notify import Subscription, Wakeups
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Backend",
+    "Completion",
     "EnqueuableJob",
     "EnqueueResult",
     "FailureRecord",
@@ -88,6 +89,24 @@ class Lease:
 
     node_id: str
     attempt: int
+
+
+class Completion(NamedTuple):
+    """One item of ``Backend.complete_jobs``: a claimed job, its lease, and its result.
+
+    ``result`` is the canonical JSON text of the job's ``ExecutionResult.Done(result)``, as
+    :func:`rexecutor._payload.check_result` produced it (``None``: no result, the common
+    case). A plain ``(job_id, lease)`` pair is a completion without a result.
+    """
+
+    job_id: int
+    lease: Lease
+    result: str | None = None
+
+
+def completions_of(items: Sequence[Completion | tuple[int, Lease]]) -> list[Completion]:
+    """``items`` as :class:`Completion` values (plain pairs have no result)."""
+    return [item if isinstance(item, Completion) else Completion(*item) for item in items]
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +224,9 @@ class Backend(Protocol):
     poll_interval: float
     #: The largest encoded data, metadata and tags a job may carry together, in bytes (None: no
     #: limit). Enforced by every backend's enqueue, enqueue_many and update_job (see
-    #: ``rexecutor._payload.check_job``); set it per instance to change it.
+    #: ``rexecutor._payload.check_job``), and the largest encoded result a job may store
+    #: (checked by the runner, ``rexecutor._payload.check_result``); set it per instance to
+    #: change it.
     max_payload_bytes: int | None
     #: Local wake-ups of runners (ready jobs) and of lost-job watches (cancellations).
     wakeups: Wakeups
@@ -325,10 +346,16 @@ class Backend(Protocol):
         """The earliest ``scheduled_at`` of a scheduled or retryable job of ``executors``."""
 
     @abc.abstractmethod
-    async def complete_jobs(self, completions: Sequence[tuple[int, Lease]]) -> list[bool]:
+    async def complete_jobs(
+        self, completions: Sequence[Completion | tuple[int, Lease]]
+    ) -> list[bool]:
         """Store :func:`rexecutor.lifecycle.completed` for many claimed jobs at once, each
         fenced by its lease (one result per item, False where the lease is stale); the
-        runner batches its completions through this."""
+        runner batches its completions through this.
+
+        An item's ``result`` text is stored with its completion, under the same fence; a
+        batch where no item has one uses the backend's result-less statement.
+        """
 
     @abc.abstractmethod
     async def apply_transition(self, job_id: int, fence: Fence, transition: Transition) -> bool:

@@ -62,6 +62,13 @@ class Executor(Generic[D, M]):
             class by its module path (define it at a module's top level), builds it with no
             arguments and decodes the job through its types.
         uniqueness_criteria: default uniqueness for every job of this executor.
+        result_type: the type of what ``ExecutionResult.Done(result)`` stores (None, the
+            default: any JSON value). A pydantic model, a dataclass, or any type pydantic can
+            validate and dump to JSON: the result is validated and dumped through it when the
+            attempt ends, and ``job.result`` is decoded through it when the job is read
+            through this executor (``get_job``, ``query_jobs``). A stored result that no
+            longer validates (the type changed since) is read as its raw JSON value, so the
+            job stays readable.
         discard_on: exception classes that discard the job at once when an attempt fails
             with one of them (raised, or carried by ``ExecutionResult.Error``): the error is
             recorded, no attempt is retried.
@@ -109,6 +116,7 @@ class Executor(Generic[D, M]):
     blocking: ClassVar[bool] = False
     run_in_process: ClassVar[bool] = False
     uniqueness_criteria: ClassVar[UniquenessCriteria | None] = None
+    result_type: ClassVar[Any] = None
     global_max_concurrency: ClassVar[int | None] = None
     partition_max_concurrency: ClassVar[int | None] = None
     rate_limit: ClassVar[RateLimit | None] = None
@@ -119,10 +127,12 @@ class Executor(Generic[D, M]):
     _retry_policy: ClassVar[RetryPolicy] = RetryPolicy()
 
     _adapters: ClassVar[tuple[TypeAdapter[Any], TypeAdapter[Any]] | None] = None
+    _result_adapter: ClassVar[TypeAdapter[Any] | None] = None
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._adapters = None
+        cls._result_adapter = None
         cls._retry_policy = RetryPolicy.of(cls)
         if abstract:
             return
@@ -160,9 +170,11 @@ class Executor(Generic[D, M]):
     async def execute(self, job: Job[D, M]) -> ExecutionResult | None:
         """Run one attempt of ``job``; async or plain ``def``.
 
-        Return ``None`` or ``ExecutionResult.Done()`` to complete, ``Error`` to retry (or
-        discard after the last attempt), ``Snooze`` to run again later without using an
-        attempt, ``Cancel`` to stop for good. Raising an exception is an error attempt.
+        Return ``None`` or ``ExecutionResult.Done()`` to complete (``Done(result)`` to
+        store a result, read back as ``job.result``; see ``result_type``), ``Error`` to
+        retry (or discard after the last attempt), ``Snooze`` to run again later without
+        using an attempt, ``Cancel`` to stop for good. Raising an exception is an error
+        attempt, and so is returning any other value.
         """
         raise NotImplementedError
 
@@ -214,8 +226,37 @@ class Executor(Generic[D, M]):
         return _encode(cls._types()[1], metadata, f"metadata for executor {cls.name!r}")
 
     @classmethod
+    def _result_type(cls) -> TypeAdapter[Any] | None:
+        if cls.result_type is None:
+            return None
+        if cls._result_adapter is None:
+            try:
+                cls._result_adapter = _adapter(cls.result_type)
+            except Exception as exc:
+                raise ConfigurationError(
+                    f"executor {cls.name!r}: pydantic cannot validate its result_type "
+                    f"({cls.result_type!r}): {exc}"
+                ) from exc
+        return cls._result_adapter
+
+    @classmethod
+    def encode_result(cls, result: Any) -> Any:
+        """Validate ``result`` as this executor's ``result_type`` and return its JSON form
+        (``result`` itself when there is no ``result_type``; the payload rule checks it)."""
+        adapter = cls._result_type()
+        if adapter is None:
+            return result
+        what = f"the ExecutionResult.Done(result) of a job for executor {cls.name!r}"
+        return _encode(adapter, result, what)
+
+    @classmethod
     def decode_job(cls, job: Job[Any, Any]) -> Job[D, M]:
-        """Turn a stored job (JSON data) into a typed one, or raise ``ValidationError``."""
+        """Turn a stored job (JSON data) into a typed one, or raise ``ValidationError``.
+
+        ``job.result`` is decoded through ``result_type`` when the executor has one; a stored
+        result that no longer validates stays its raw JSON value (a result is a record of
+        what happened, so it never makes a job unreadable).
+        """
         data_adapter, meta_adapter = cls._types()
         try:
             data = data_adapter.validate_python(job.data)
@@ -226,7 +267,17 @@ class Executor(Generic[D, M]):
                 f"{cls.name!r}: {_summary(exc)}. Fix the job with update_job, or make the "
                 "executor's types accept the old shape."
             ) from exc
-        return replace(job, data=data, metadata=metadata)
+        result = job.result
+        if result is not None and cls.result_type is not None:
+            try:
+                adapter = cls._result_type()
+                assert adapter is not None
+                result = adapter.validate_python(result)
+            except (PydanticValidationError, ConfigurationError):
+                # An unusable result_type is reported where results are stored (the
+                # attempt's error); reading stays possible.
+                result = job.result
+        return replace(job, data=data, metadata=metadata, result=result)
 
     # -- the class-level API ----------------------------------------------------------------
 

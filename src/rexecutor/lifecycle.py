@@ -85,7 +85,10 @@ class Transition:
     ``attempt`` replaces the attempt (``None``: unchanged). ``run_in`` sets ``scheduled_at``
     to now plus it (``None``: unchanged). ``error`` is appended to the job's errors, stamped
     with the fence's attempt and now. ``min_max_attempts`` raises ``max_attempts`` to at least
-    that. ``reopen`` clears the finished timestamps (a rerun).
+    that. ``reopen`` clears the finished timestamps, the result and the progress (a rerun
+    starts afresh). ``result`` (only with ``COMPLETE``) is the canonical JSON text of the
+    job's result, as :func:`rexecutor._payload.check_result` produced it (``None``: none);
+    the backend stores it with the completion, under the same fence.
     """
 
     status: JobStatus
@@ -94,14 +97,15 @@ class Transition:
     error: FailureRecord | None = None
     min_max_attempts: int | None = None
     reopen: bool = False
+    result: str | None = None
 
 
 # -- outcomes of an attempt (the runner) ---------------------------------------------------------
 
 
-def completed() -> Transition:
-    """The attempt succeeded."""
-    return Transition(JobStatus.COMPLETE)
+def completed(result: str | None = None) -> Transition:
+    """The attempt succeeded, with ``result`` to store (its JSON text; ``None``: none)."""
+    return Transition(JobStatus.COMPLETE, result=result)
 
 
 def retry_follows(attempt: int, max_attempts: int) -> bool:

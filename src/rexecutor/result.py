@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 __all__ = ["ExecutionResult"]
 
@@ -21,7 +21,9 @@ __all__ = ["ExecutionResult"]
 class ExecutionResult:
     """The outcome of one attempt: ``Done``, ``Error``, ``Snooze`` or ``Cancel``.
 
-    ``execute`` returning ``None`` means ``Done``; raising an exception means an error attempt.
+    ``execute`` returning ``None`` means ``Done()``; raising an exception means an error
+    attempt. Any other returned value is an error too: a value to keep is returned as
+    ``ExecutionResult.Done(value)``.
     """
 
     __slots__ = ()
@@ -34,7 +36,16 @@ class ExecutionResult:
 
 @dataclass(frozen=True, slots=True)
 class _Done(ExecutionResult):
-    """The job succeeded: it becomes ``COMPLETE``."""
+    """The job succeeded: it becomes ``COMPLETE`` and stores ``result`` (``None``: none).
+
+    ``result`` is read back as ``job.result``. It must be JSON (no NaN or Infinity), or a
+    value of the executor's ``result_type`` (a pydantic model, a dataclass, any type pydantic
+    can dump to JSON), and at most the backend's ``max_payload_bytes`` once encoded. A result
+    that is neither fails the attempt with an error naming the problem, retried like any
+    other failure.
+    """
+
+    result: Any = None
 
 
 @dataclass(frozen=True, slots=True)

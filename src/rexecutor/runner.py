@@ -22,11 +22,20 @@ from typing import Any
 from rexecutor import _clock, _text, lifecycle, telemetry
 from rexecutor._acker import Acker
 from rexecutor._guard import REPORTED_ERROR_BYTES, LoopGuard
-from rexecutor._process import TIMED_OUT, ProcessPool, RemoteException, ReturnedValue, within
+from rexecutor._payload import check_result, check_result_size
+from rexecutor._process import (
+    TIMED_OUT,
+    EncodedResult,
+    ProcessPool,
+    RefusedResult,
+    RemoteException,
+    ReturnedValue,
+    within,
+)
 from rexecutor._retry import DISCARD
 from rexecutor.backend import Backend, FailureRecord, Lease
 from rexecutor.backoff import DEFAULT_BACKOFF
-from rexecutor.errors import RexecutorError, ValidationError
+from rexecutor.errors import ConfigurationError, RexecutorError, ValidationError
 from rexecutor.executor import Executor, is_async_execute
 from rexecutor.job import ErrorType, Job
 from rexecutor.lifecycle import Fence, Transition
@@ -377,8 +386,29 @@ class JobRunner:
                 _storable_delay(result.delay, "the snooze")
             except RexecutorError as exc:
                 return Attempt(exc, job)
+        if isinstance(result, ExecutionResult.Done) and result.result is not None:
+            try:
+                encoded = self._encode_result(result.result)
+            except Exception as exc:
+                # rexecutor's check, not execute's failure: the retry policy does not apply,
+                # the attempt fails and is retried (or discarded) as usual.
+                return Attempt(_Unstorable(exc), job)
+            return Attempt(result, job, by_execute=True, result=encoded)
         # A child's exception comes back as a value, a RemoteException: execute's, too.
         return Attempt(result, job, by_execute=True)
+
+    def _encode_result(self, value: Any) -> str | None:
+        """The JSON text to store for ``ExecutionResult.Done(value)``: dumped through the
+        executor's ``result_type``, checked by the payload rule and against the backend's
+        ``max_payload_bytes`` (None when it dumps to JSON null: no result)."""
+        limit = self._backend.max_payload_bytes
+        if isinstance(value, RefusedResult):  # the child could not encode it
+            raise (ConfigurationError if value.unusable_type else ValidationError)(value.message)
+        if isinstance(value, EncodedResult):  # dumped and checked in the child already
+            text = check_result_size(value.text, self.name, limit)
+        else:
+            text = check_result(self.executor.encode_result(value), self.name, limit)
+        return None if text == "null" else text
 
     async def _in_thread(self, job_id: int, job: Job[Any, Any], seconds: float | None) -> Any:
         """Run ``execute`` in a worker thread; the time limit counts from when it starts."""
@@ -465,7 +495,7 @@ class JobRunner:
         if failure is None:
             failure = self._failure(outcome)
         if outcome is None or isinstance(outcome, ExecutionResult.Done):
-            return Decision("complete", lifecycle.completed())
+            return Decision("complete", lifecycle.completed(attempt.result))
         if isinstance(outcome, ExecutionResult.Snooze):
             return Decision("snoozed", lifecycle.snoozed(raw.attempt, outcome.delay))
         if isinstance(outcome, _Abort):
@@ -522,7 +552,7 @@ class JobRunner:
         if transition is None:
             return name
         if name == "complete":
-            await self._acker.complete(job_id, lease)
+            await self._acker.complete(job_id, lease, transition.result)
             return name
         if transition.error is not None and name in ("retryable", "discarded"):
             context = {"job_id": job_id, "executor": self.name, "attempt": raw.attempt}
@@ -620,18 +650,20 @@ class Attempt:
     ended with, or a marker of a timeout or a stop. ``job`` is the job as decoded for
     ``execute`` (``None`` when its data no longer decodes). ``by_execute`` says the outcome
     came from the job's own code, not from rexecutor's checks around it (decoding, the
-    ``timeout`` hook, an unstorable snooze): only then does the retry policy apply.
+    ``timeout`` hook, an unstorable snooze or result): only then does the retry policy
+    apply. ``result`` is the JSON text of a ``Done(result)``'s result, ready to store.
     """
 
     outcome: Any
     job: Job[Any, Any] | None = None
     by_execute: bool = False
+    result: str | None = None
 
 
 def _error_of(outcome: Any) -> BaseException | None:
     """The exception a failed attempt ended with: raised, or carried by
     ``ExecutionResult.Error``; ``None`` for a timeout or an error that is no exception."""
-    if isinstance(outcome, ExecutionResult.Error):
+    if isinstance(outcome, ExecutionResult.Error | _Unstorable):
         outcome = outcome.error
     return outcome if isinstance(outcome, BaseException) else None
 
@@ -639,6 +671,14 @@ def _error_of(outcome: Any) -> BaseException | None:
 class _Timeout:
     def __init__(self, limit: timedelta) -> None:
         self.limit = limit
+
+
+class _Unstorable:
+    """An attempt that returned ``Done(result)`` with a result that cannot be stored (not
+    JSON, not of the executor's ``result_type``, over the size limit): ``error`` says why."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
 
 
 def _storable_delay(delay: timedelta, what: str) -> timedelta:
@@ -675,6 +715,13 @@ def failure_record(outcome: Any, max_bytes: int = _text.DEFAULT_MAX_ERROR_BYTES)
         return FailureRecord(
             ErrorType.USER, _text.describe(err), name=_text.describe(name), max_bytes=max_bytes
         )
+    if isinstance(outcome, _Unstorable):
+        return FailureRecord(
+            ErrorType.EXCEPTION,
+            f"execute returned a result that cannot be stored: {_text.describe(outcome.error)}",
+            name=_text.type_name(outcome.error),
+            max_bytes=max_bytes,
+        )
     if isinstance(outcome, RemoteException):
         return FailureRecord(
             ErrorType.EXCEPTION,
@@ -701,7 +748,8 @@ def failure_record(outcome: Any, max_bytes: int = _text.DEFAULT_MAX_ERROR_BYTES)
     shown = outcome.text if isinstance(outcome, ReturnedValue) else _text.safe_repr(outcome)
     return FailureRecord(
         ErrorType.EXCEPTION,
-        f"execute returned {shown}; return an ExecutionResult or None",
+        f"execute returned {shown}; return an ExecutionResult or None (to keep a value as "
+        "the job's result, return ExecutionResult.Done(result))",
         name=RexecutorError.__name__,
         max_bytes=max_bytes,
     )

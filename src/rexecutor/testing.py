@@ -21,12 +21,13 @@ Example:
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
@@ -393,9 +394,14 @@ class PerformResult(Generic[D, M]):
         result: what ``execute`` returned (``None`` turned into ``ExecutionResult.Done()``);
             ``None`` when it raised or timed out.
         exception: what ``execute`` raised, if it did.
-        error: the error a node would append to the job, if any.
+        error: the error a node would append to the job, if any (a ``Done(result)``
+            whose result cannot be stored is a ``"retryable"`` or ``"discarded"`` outcome
+            with the error naming why).
         delay: the delay before the job would run again (the backoff of a retryable
             attempt, or the snooze), if it would.
+        stored_result: what ``job.result`` would read after a ``"complete"`` outcome: the
+            ``Done(result)``'s result as stored (JSON, checked against the default payload
+            limit) and read back through the executor's ``result_type``; ``None`` when none.
     """
 
     outcome: str
@@ -404,6 +410,7 @@ class PerformResult(Generic[D, M]):
     exception: BaseException | None = None
     error: FailureRecord | None = None
     delay: timedelta | None = None
+    stored_result: Any = None
 
 
 async def perform(
@@ -491,7 +498,12 @@ async def perform(
         job = cls.decode_job(raw)
     except Exception:
         job = raw
-    return PerformResult(decision.name, job, result, exception, error, wait)
+    stored_result = None
+    if transition is not None and transition.result is not None:
+        # Read back as a node's job would be: the stored JSON, through the result_type.
+        stored = replace(raw, status=JobStatus.COMPLETE, result=json.loads(transition.result))
+        stored_result = cls.decode_job(stored).result
+    return PerformResult(decision.name, job, result, exception, error, wait, stored_result)
 
 
 # -- time --------------------------------------------------------------------------------------

@@ -13,9 +13,10 @@ from datetime import timedelta
 from typing import Any
 
 from rexecutor import ExecutionResult, Executor, Job, JobStatus, Rexecutor
-from rexecutor.backend import Backend, EnqueuableJob, FailureRecord, Lease, NodeInfo
+from rexecutor._payload import check_result
+from rexecutor.backend import Backend, Completion, EnqueuableJob, FailureRecord, Lease, NodeInfo
 from rexecutor.job import ErrorType
-from tests.backends._helpers import mark_cancelled, mark_complete, mark_discarded, mark_retryable
+from tests.backends._helpers import mark_cancelled, mark_discarded, mark_retryable
 from tests.support.waiting import eventually
 
 TRACEBACK = (
@@ -24,6 +25,10 @@ TRACEBACK = (
     "    smtp.send(job.data)\n"
     "ConnectionRefusedError: smtp.example.com refused the connection\n"
 )
+
+
+#: What the complete email job stored as its result.
+RESULT = {"message_id": "<m-1@example.com>"}
 
 
 @dataclass
@@ -56,7 +61,8 @@ async def seed(backend: Backend) -> Seeded:
         traceback=TRACEBACK,
     )
     complete, lease = await _claim(backend, email, EnqueuableJob(email, "ann@example.com"))
-    assert await mark_complete(backend, complete, lease)
+    stored = check_result(RESULT, email, None)
+    assert await backend.complete_jobs([Completion(complete, lease, stored)]) == [True]
     discarded, lease = await _claim(
         backend, email, EnqueuableJob(email, "bob@example.com", max_attempts=1, tags=("signup",))
     )

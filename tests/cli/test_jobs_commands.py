@@ -13,6 +13,7 @@ from rexecutor.backends import backend_from_url
 from rexecutor.cli import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, main
 from rexecutor.job import ErrorType, Job
 from tests.cli.conftest import SeededUrl
+from tests.cli.seed import RESULT
 
 
 def run(url: str, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -100,6 +101,18 @@ def test_show_prints_data_metadata_errors_tracebacks_and_history(
     assert events[0] == "inserted" and events[-1] == "discarded" and "failed" in events
     for key in ("inserted_at", "scheduled_at", "attempted_at", "discarded_at"):
         assert job[key] is not None
+
+
+def test_show_prints_the_result_of_a_job_that_stored_one(
+    seeded: SeededUrl, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(seeded.url, capsys, "jobs", "show", str(seeded.ids.complete))
+    assert code == EXIT_OK
+    assert "result" in out and '"message_id": "<m-1@example.com>"' in out
+    code, out, _ = run(seeded.url, capsys, "jobs", "show", str(seeded.ids.retryable))
+    assert "\nresult\n" not in out
+    job = run_json(seeded.url, capsys, "jobs", "show", str(seeded.ids.complete))
+    assert job["result"] == RESULT
 
 
 def test_show_of_a_missing_job_exits_1_with_a_sentence(

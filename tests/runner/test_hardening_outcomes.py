@@ -111,7 +111,8 @@ async def test_user_errors_cancel_reasons_and_bad_return_values_are_storable(
         returned = await _run(backend, "bad_return", JobStatus.DISCARDED)
         assert returned.errors[0].details == (
             "execute returned <BadRepr (repr() raised ValueError)>; "
-            "return an ExecutionResult or None"
+            "return an ExecutionResult or None (to keep a value as the job's result, return "
+            "ExecutionResult.Done(result))"
         )
         await _healthy_job_completes(backend)
 

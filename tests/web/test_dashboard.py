@@ -16,7 +16,7 @@ from rexecutor import JobStatus
 from rexecutor.backend import Backend
 from rexecutor.errors import ConfigurationError
 from rexecutor.web import dashboard_app
-from tests.cli.seed import Seeded, seed
+from tests.cli.seed import RESULT, Seeded, seed
 
 FRAGMENT = {"X-Rexecutor-Fragment": "1"}
 
@@ -99,6 +99,20 @@ async def test_job_page_shows_data_errors_tracebacks_and_history(
     assert "<b>hi</b>" not in scheduled and "&lt;b&gt;hi&lt;/b&gt;" in scheduled
     missing = await web.get("/jobs/99999")
     assert missing.status_code == 404 and "job 99999 not found" in missing.text
+
+
+async def test_job_page_and_api_show_a_stored_result(
+    web: httpx.AsyncClient, seeded: Seeded
+) -> None:
+    html = (await web.get(f"/jobs/{seeded.complete}")).text
+    assert "<h2>Result</h2>" in html
+    # Escaped like the data: never markup.
+    assert "&quot;message_id&quot;: &quot;&lt;m-1@example.com&gt;&quot;" in html
+    assert "<h2>Result</h2>" not in (await web.get(f"/jobs/{seeded.retryable}")).text
+    job = (await web.get(f"/api/jobs/{seeded.complete}")).json()
+    assert job["result"] == RESULT
+    listed = (await web.get("/api/jobs", params={"status": "complete"})).json()
+    assert [j["result"] for j in listed["jobs"]] == [RESULT]
 
 
 async def test_nodes_page_and_json_api(web: httpx.AsyncClient, seeded: Seeded) -> None:

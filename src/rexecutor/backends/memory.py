@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import heapq
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
@@ -22,12 +23,14 @@ from rexecutor._payload import DEFAULT_MAX_PAYLOAD_BYTES, storable_delay
 from rexecutor.backend import (
     Backend,
     Capabilities,
+    Completion,
     EnqueuableJob,
     EnqueueResult,
     Lease,
     NodeInfo,
     PruneSpec,
     check_batch_size,
+    completions_of,
     refuse_connection,
 )
 from rexecutor.backends._common import (
@@ -396,19 +399,23 @@ class InMemoryBackend(Backend):
             ]
         return min(times, default=None)
 
-    async def complete_jobs(self, completions: Sequence[tuple[int, Lease]]) -> list[bool]:
+    async def complete_jobs(
+        self, completions: Sequence[Completion | tuple[int, Lease]]
+    ) -> list[bool]:
         """Complete many jobs under one lock; an unknown id raises ``JobNotFound`` after the
         completions before it took effect, as completing them one by one would."""
         results: list[bool] = []
         with self._lock:
             now = _clock.now()
-            for job_id, lease in completions:
+            for job_id, lease, result in completions_of(completions):
                 job = self._held(job_id, lease)
                 if job is None:
                     results.append(False)
                     continue
                 job.status = JobStatus.COMPLETE
                 job.completed_at = now
+                if result is not None:
+                    job.result = json.loads(result)
                 results.append(True)
                 if job.has_dependents:
                     dependencies.drive(dependencies.propagate([job_id]), self._answer)
@@ -445,6 +452,9 @@ class InMemoryBackend(Backend):
             job.max_attempts = max(job.max_attempts, transition.min_max_attempts)
         if transition.reopen:
             job.completed_at = job.cancelled_at = job.discarded_at = None
+            job.result = job.progress = None
+        if transition.result is not None:
+            job.result = json.loads(transition.result)
         if job.status is JobStatus.COMPLETE:
             job.completed_at = now
         elif job.status is JobStatus.CANCELLED:

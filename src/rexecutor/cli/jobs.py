@@ -109,6 +109,9 @@ async def jobs_show(backend: Backend, args: argparse.Namespace, out: Output) -> 
     out.line(_views.dumps_json(job.data, indent=2))
     out.line("\nmetadata", "bold")
     out.line(_views.dumps_json(job.metadata, indent=2))
+    if job.result is not None:
+        out.line("\nresult", "bold")
+        out.line(_views.dumps_json(job.result, indent=2))
     out.line("\nhistory", "bold")
     history: list[list[Cell]] = [
         [when(entry.at), (entry.event, "bold"), entry.detail] for entry in _views.job_history(job)

@@ -72,6 +72,8 @@ MAX_FORM_BYTES = 64 * 1024
 LIST_BATCH = 20
 #: A job list response (JSON) stops adding jobs once it reaches this size.
 MAX_RESPONSE_BYTES = 1024 * 1024
+#: What a job list's JSON holds besides its jobs (the brackets and the paging fields), at most.
+_ENVELOPE_BYTES = 256
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -522,16 +524,18 @@ class _Dashboard:
         # Each job is encoded once, and the page stops before it outgrows the budget (always
         # holding at least one job, which the summary keeps small).
         parts: list[str] = []
-        size = 0
+        # Counted in bytes (a preview's ellipsis is three), with room for the envelope.
+        size = _ENVELOPE_BYTES
         truncated = False
         async for job in self._list_jobs(params):
             summary = f"{root}/api/jobs/{int(job.id)}"
             text = _views.dumps_json(_views.job_to_json(job, summary=summary))
-            if parts and size + len(text) > MAX_RESPONSE_BYTES:
+            length = len(text.encode("utf-8", "backslashreplace"))  # as _json_text sends it
+            if parts and size + length > MAX_RESPONSE_BYTES:
                 truncated = True
                 break
             parts.append(text)
-            size += len(text) + 2
+            size += length + 2
         more = truncated or len(parts) == params.limit
         tail = {
             "limit": params.limit,

@@ -21,8 +21,8 @@ from rexecutor.job import Job, JobStatus
 
 __all__ = ["PAGE_ERRORS", "PAGE_TEXT_CHARS", "Ctx", "h", "safe_next"]
 
-#: On a job's page, data, metadata, error details and tracebacks longer than this are cut
-#: (the JSON API's /api/jobs/ID has them in full).
+#: On a job's page, data, metadata, the result, error details and tracebacks longer than this
+#: are cut (the JSON API's /api/jobs/ID has them in full).
 PAGE_TEXT_CHARS = 256 * 1024
 #: In the job list, at most this many tags are shown per job, each cut to TAG_CHARS.
 LIST_TAGS = 10
@@ -477,13 +477,19 @@ def job_live(ctx: Ctx, job: Job[Any, Any]) -> str:
             f'<a href="{h(ctx.url(f"/api/jobs/{job_id}"))}">/api/jobs/{job_id}</a>.</p>'
             + error_list
         )
+    result = (
+        ""
+        if job.result is None
+        else f'<section><h2>Result</h2><pre class="json">'
+        f"{h(_cut(_pretty(job.result), job_id))}</pre></section>\n"
+    )
     return f"""<div class="actions">{"".join(actions)}</div>
 <dl class="facts" data-status="{job.status.value}">{facts}</dl>
 <section class="two"><div><h2>Data</h2>
 <pre class="json">{h(_cut(_pretty(job.data), job_id))}</pre></div>
 <div><h2>Metadata</h2><pre class="json">{h(_cut(_pretty(job.metadata), job_id))}</pre></div>
 </section>
-<section><h2>History</h2><ol class="history">{history}</ol></section>
+{result}<section><h2>History</h2><ol class="history">{history}</ol></section>
 <section><h2>Errors ({len(job.errors)})</h2>{error_list}</section>"""
 
 

@@ -16,10 +16,12 @@ from rexecutor import dependencies
 from rexecutor.backend import (
     Backend,
     Capabilities,
+    Completion,
     Lease,
     NodeInfo,
     PruneSpec,
     check_batch_size,
+    completions_of,
 )
 from rexecutor.backends._common import storable_id, tally, validate_update
 from rexecutor.backends.postgres.claims import _Claiming
@@ -216,7 +218,9 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
             raise JobNotFound(job_id)
         return False
 
-    async def complete_jobs(self, completions: Sequence[tuple[int, Lease]]) -> list[bool]:
+    async def complete_jobs(
+        self, completions: Sequence[Completion | tuple[int, Lease]]
+    ) -> list[bool]:
         """Complete many executing jobs with one statement, each fenced by its own lease.
 
         Like completing them one by one: an unknown id raises ``JobNotFound`` after the
@@ -227,14 +231,16 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
             return []
         firsts: dict[tuple[int, str, int], int] = {}  # each distinct item -> its ordinal
         ordinals: list[int] = []  # the ordinal of every position's item
+        results_of: list[str | None] = []  # the result of each distinct item
         repeats = False
-        for job_id, lease in completions:
+        for job_id, lease, result in completions_of(completions):
             item = (int(job_id), lease.node_id, int(lease.attempt))
             if not storable_id(item[0]):
                 raise JobNotFound(item[0])
             ordinal = firsts.get(item)
             if ordinal is None:
                 ordinal = firsts[item] = len(firsts) + 1
+                results_of.append(result)
             else:
                 repeats = True
             ordinals.append(ordinal)
@@ -246,11 +252,16 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
             "now": _db_now(),
         }
         if len(nodes) == 1:
-            statement = self._q["complete_many_one_node"]
+            name = "complete_many_one_node"
             params["node"] = items[0][1]
         else:
-            statement = self._q["complete_many"]
+            name = "complete_many"
             params["nodes"] = [node for _, node, _ in items]
+        if any(result is not None for result in results_of):
+            # Most batches carry no result and keep the statement that writes none.
+            name += "_result"
+            params["results"] = results_of
+        statement = self._q[name]
 
         async def work(conn: Conn) -> Row | None:
             return await _fetchone(conn, statement, params)

@@ -59,6 +59,7 @@ def transition_params(
         "run_in": None if run_in is None else storable_delay(run_in),
         "min_max_attempts": None if raise_to is None else int(raise_to),
         "reopen": bool(transition.reopen),
+        "result": transition.result,
         "hint": hint,
         "cancel_channel": cancel_channel,
         "now": _db_now(),

@@ -98,6 +98,46 @@ def _stamp(column: str, status: str) -> str:
     )
 
 
+def _complete_many(*, one_node: bool, with_result: bool) -> str:
+    """Fenced completions of many jobs in one statement; an id that does not exist stops the
+    batch there, as completing one by one would (the items before it still complete). The
+    caller sends each (id, node, attempt) once.
+
+    ``one_node``: every item holds a lease of one node (a node's own batches), bound once as
+    ``%(node)s``. ``with_result``: items carry their results' JSON texts (``%(results)s``,
+    NULL for none); a batch without any keeps the narrower statement.
+    """
+    columns, arrays = ["id", "attempt"], ["%(ids)s::bigint[]", "%(attempts)s::integer[]"]
+    if not one_node:
+        columns.append("node")
+        arrays.append("%(nodes)s::text[]")
+    if with_result:
+        columns.append("result")
+        arrays.append("%(results)s::text[]")
+    node = "%(node)s" if one_node else "i.node"
+    stored = ", result = i.result::jsonb" if with_result else ""
+    return f"""
+        WITH input AS (
+            SELECT * FROM unnest({", ".join(arrays)})
+                WITH ORDINALITY AS i({", ".join(columns)}, ord)
+        ),
+        missing AS (
+            -- one primary-key probe per item (a correlated subquery, never a scan)
+            SELECT min(i.ord) AS ord FROM input AS i
+            WHERE (SELECT j.id FROM {{jobs}} AS j WHERE j.id = i.id) IS NULL
+        ),
+        done AS (
+            UPDATE {{jobs}} AS j SET status = 'complete', completed_at = {_NOW}{stored}
+            FROM input AS i, missing AS m
+            WHERE j.id = i.id AND j.status = 'executing' AND j.attempted_by = {node}
+              AND j.attempt = i.attempt AND (m.ord IS NULL OR i.ord < m.ord)
+            RETURNING i.ord, j.id, j.has_dependents
+        )
+        SELECT (SELECT ord FROM missing), ARRAY(SELECT ord FROM done),
+               ARRAY(SELECT id FROM done WHERE has_dependents)
+    """
+
+
 _STATEMENTS: Final[dict[str, str]] = {
     "insert": f"""
         INSERT INTO {{jobs}}
@@ -190,6 +230,10 @@ _STATEMENTS: Final[dict[str, str]] = {
                               ELSE errors || {_error_entry("%(attempt)s::integer")} END,
                 max_attempts = GREATEST(max_attempts,
                                         COALESCE(%(min_max_attempts)s::integer, max_attempts)),
+                -- A rerun starts afresh: no result, no progress; a completion may store one.
+                result = CASE WHEN %(reopen)s::boolean THEN NULL
+                              ELSE COALESCE(%(result)s::jsonb, result) END,
+                progress = CASE WHEN %(reopen)s::boolean THEN NULL ELSE progress END,
                 {_stamp("completed_at", "complete")},
                 {_stamp("cancelled_at", "cancelled")},
                 {_stamp("discarded_at", "discarded")}
@@ -207,49 +251,11 @@ _STATEMENTS: Final[dict[str, str]] = {
                (SELECT count(*) FROM hinted),
                (SELECT has_dependents FROM changed)
     """,
-    # One fenced completion per item, in one statement; an id that does not exist stops the
-    # batch there, as completing one by one would (the items before it still complete). The
-    # caller sends each (id, node, attempt) once.
-    "complete_many": f"""
-        WITH input AS (
-            SELECT * FROM unnest(%(ids)s::bigint[], %(nodes)s::text[], %(attempts)s::integer[])
-                WITH ORDINALITY AS i(id, node, attempt, ord)
-        ),
-        missing AS (
-            -- one primary-key probe per item (a correlated subquery, never a scan)
-            SELECT min(i.ord) AS ord FROM input AS i
-            WHERE (SELECT j.id FROM {{jobs}} AS j WHERE j.id = i.id) IS NULL
-        ),
-        done AS (
-            UPDATE {{jobs}} AS j SET status = 'complete', completed_at = {_NOW}
-            FROM input AS i, missing AS m
-            WHERE j.id = i.id AND j.status = 'executing' AND j.attempted_by = i.node
-              AND j.attempt = i.attempt AND (m.ord IS NULL OR i.ord < m.ord)
-            RETURNING i.ord, j.id, j.has_dependents
-        )
-        SELECT (SELECT ord FROM missing), ARRAY(SELECT ord FROM done),
-               ARRAY(SELECT id FROM done WHERE has_dependents)
-    """,
-    # The same for items that all hold leases of one node (a node's own batches).
-    "complete_many_one_node": f"""
-        WITH input AS (
-            SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::integer[])
-                WITH ORDINALITY AS i(id, attempt, ord)
-        ),
-        missing AS (
-            SELECT min(i.ord) AS ord FROM input AS i
-            WHERE (SELECT j.id FROM {{jobs}} AS j WHERE j.id = i.id) IS NULL
-        ),
-        done AS (
-            UPDATE {{jobs}} AS j SET status = 'complete', completed_at = {_NOW}
-            FROM input AS i, missing AS m
-            WHERE j.id = i.id AND j.status = 'executing' AND j.attempted_by = %(node)s
-              AND j.attempt = i.attempt AND (m.ord IS NULL OR i.ord < m.ord)
-            RETURNING i.ord, j.id, j.has_dependents
-        )
-        SELECT (SELECT ord FROM missing), ARRAY(SELECT ord FROM done),
-               ARRAY(SELECT id FROM done WHERE has_dependents)
-    """,
+    # One fenced completion per item, in one statement (see _complete_many).
+    "complete_many": _complete_many(one_node=False, with_result=False),
+    "complete_many_one_node": _complete_many(one_node=True, with_result=False),
+    "complete_many_result": _complete_many(one_node=False, with_result=True),
+    "complete_many_one_node_result": _complete_many(one_node=True, with_result=True),
     "update": """
         UPDATE {jobs} SET data = %(data)s::jsonb, metadata = %(metadata)s::jsonb,
             max_attempts = %(max_attempts)s, priority = %(priority)s, tags = %(tags)s::text[],

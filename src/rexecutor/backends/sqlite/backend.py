@@ -26,12 +26,14 @@ from rexecutor._payload import DEFAULT_MAX_PAYLOAD_BYTES
 from rexecutor.backend import (
     Backend,
     Capabilities,
+    Completion,
     EnqueuableJob,
     EnqueueResult,
     Lease,
     NodeInfo,
     PruneSpec,
     check_batch_size,
+    completions_of,
     refuse_connection,
 )
 from rexecutor.backends._common import tally, validate_enqueuable, validate_update
@@ -437,11 +439,16 @@ class SqliteBackend(Backend):
             self.notify_cancellation()
         return True
 
-    async def complete_jobs(self, completions: Sequence[tuple[int, Lease]]) -> list[bool]:
+    async def complete_jobs(
+        self, completions: Sequence[Completion | tuple[int, Lease]]
+    ) -> list[bool]:
         if not completions:
             return []
-        pairs = [(job_key(job_id), lease) for job_id, lease in completions]
-        results, missing, released = await self._call(complete_many_tx, pairs)
+        items = [
+            Completion(job_key(job_id), lease, result)
+            for job_id, lease, result in completions_of(completions)
+        ]
+        results, missing, released = await self._call(complete_many_tx, items)
         self._wake_all(released)
         if missing is not None:
             raise JobNotFound(missing)

@@ -48,6 +48,10 @@ CLAIM_IDS: Final = (
 HELD: Final = "id = ? AND status = 'executing' AND attempted_by = ? AND attempt = ?"
 #: ``lifecycle.completed()`` for a batch (``complete_jobs``), the runner's fast path.
 COMPLETE: Final = f"UPDATE jobs SET status = 'complete', completed_at = ? WHERE {HELD}"
+#: The same, storing the job's result (its JSON text) with the completion.
+COMPLETE_WITH_RESULT: Final = (
+    f"UPDATE jobs SET status = 'complete', completed_at = ?, result = ? WHERE {HELD}"
+)
 
 # The status as readers show it: one rexecutor never writes reads as discarded (codec.STATUS),
 # so a fence taken from a read job matches the row it was read from.
@@ -74,6 +78,9 @@ APPLY: Final = (
     "errors = CASE WHEN :error IS NULL THEN errors "
     "ELSE json_insert(errors, '$[#]', json(:error)) END, "
     "max_attempts = MAX(max_attempts, COALESCE(:min_max_attempts, max_attempts)), "
+    # A rerun starts afresh: no result, no progress; a completion may store a result.
+    "result = CASE WHEN :reopen THEN NULL ELSE COALESCE(:result, result) END, "
+    "progress = CASE WHEN :reopen THEN NULL ELSE progress END, "
     + ", ".join(
         _stamp(column, status)
         for column, status in (

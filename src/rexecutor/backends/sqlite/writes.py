@@ -11,7 +11,7 @@ from typing import Any
 
 from rexecutor import _clock, dependencies, lifecycle
 from rexecutor._payload import storable_delay
-from rexecutor.backend import EnqueueResult, Lease
+from rexecutor.backend import Completion, EnqueueResult
 from rexecutor.backends.sqlite import dependencies as workflow
 from rexecutor.backends.sqlite.codec import (
     MICROSECOND,
@@ -36,6 +36,7 @@ from rexecutor.backends.sqlite.statements import (
     CLAIM,
     CLAIM_IDS,
     COMPLETE,
+    COMPLETE_WITH_RESULT,
     FORGET_SILENT_NODES,
     INSERT,
     ORPHANED,
@@ -204,44 +205,50 @@ def claim_tx(
 
 
 def complete_many_tx(
-    conn: sqlite3.Connection, pairs: list[tuple[int, Lease]]
+    conn: sqlite3.Connection, completions: list[Completion]
 ) -> tuple[list[bool], int | None, set[str]]:
-    results, missing = _complete_many(conn, pairs)
+    results, missing = _complete_many(conn, completions)
     released: set[str] = set()
-    settle_completed(
-        conn, [job_id for (job_id, _), done in zip(pairs, results, strict=False) if done], released
-    )
+    done = [item.job_id for item, applied in zip(completions, results, strict=False) if applied]
+    settle_completed(conn, done, released)
     return results, missing, released
 
 
 def _complete_many(
-    conn: sqlite3.Connection, pairs: list[tuple[int, Lease]]
+    conn: sqlite3.Connection, completions: list[Completion]
 ) -> tuple[list[bool], int | None]:
     # Like completing one by one: the completions before an unknown id are kept (committed)
     # and then JobNotFound is raised for it.
     now_us = to_us(_clock.now())
-    if len(pairs) > 1:
+    # Most jobs have no result: their batch keeps the statement that writes none.
+    with_result = any(item.result is not None for item in completions)
+    statement = COMPLETE_WITH_RESULT if with_result else COMPLETE
+
+    def bound(item: Completion) -> tuple[Any, ...]:
+        job_id, lease, result = item
+        if with_result:
+            return (now_us, result, job_id, lease.node_id, lease.attempt)
+        return (now_us, job_id, lease.node_id, lease.attempt)
+
+    if len(completions) > 1:
         # The common case, every completion applying, in one executemany; anything else
         # (a stale lease, a repeat, an unknown id) is undone and done one by one below.
         conn.execute("SAVEPOINT complete_many")
-        cursor = conn.executemany(
-            COMPLETE,
-            [(now_us, job_id, lease.node_id, lease.attempt) for job_id, lease in pairs],
-        )
-        if cursor.rowcount == len(pairs):
+        cursor = conn.executemany(statement, [bound(item) for item in completions])
+        if cursor.rowcount == len(completions):
             conn.execute("RELEASE complete_many")
-            return [True] * len(pairs), None
+            return [True] * len(completions), None
         conn.execute("ROLLBACK TO complete_many")
         conn.execute("RELEASE complete_many")
     results: list[bool] = []
-    for job_id, lease in pairs:
-        cursor = conn.execute(COMPLETE, (now_us, job_id, lease.node_id, lease.attempt))
+    for item in completions:
+        cursor = conn.execute(statement, bound(item))
         if cursor.rowcount:
             results.append(True)
-        elif _job_exists(conn, job_id):
+        elif _job_exists(conn, item.job_id):
             results.append(False)
         else:
-            return results, job_id
+            return results, item.job_id
     return results, None
 
 
@@ -308,6 +315,7 @@ def _apply_row(
             "error": None if error is None else error_json(fence.attempt, error, now),
             "min_max_attempts": transition.min_max_attempts,
             "reopen": transition.reopen,
+            "result": transition.result,
             "now": to_us(now),
             "fence_status": fence.status.value,
             "fence_attempt": fence.attempt,
