@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 from rexecutor import _text
 from rexecutor._notify import Subscription, Wakeups
 from rexecutor.errors import ConfigurationError
-from rexecutor.job import ErrorType, Job, JobId, JobStatus
+from rexecutor.job import ErrorType, Job, JobId, JobProgress, JobStatus
 from rexecutor.query import QueryNode
 from rexecutor.uniqueness import UniquenessCriteria
 
@@ -321,6 +321,16 @@ class Backend(Protocol):
         """Store :func:`rexecutor.lifecycle.completed` for many claimed jobs at once, each
         fenced by its lease (one result per item, False where the lease is stale); the
         runner batches its completions through this."""
+
+    @abc.abstractmethod
+    async def record_progress(self, job_id: int, lease: Lease, progress: JobProgress) -> bool:
+        """Store ``progress`` (as ``progress.to_json()``) as the job's progress, replacing
+        what was there, if the job is still executing under ``lease``; nothing else changes.
+
+        Returns False, changing nothing, when the lease is stale (the job was moved on).
+        Raises ``JobNotFound`` for an unknown id. :mod:`rexecutor.progress` decides when to
+        write (rate-limited, per attempt); this only stores.
+        """
 
     @abc.abstractmethod
     async def apply_transition(self, job_id: int, fence: Fence, transition: Transition) -> bool:

@@ -206,6 +206,15 @@ _STATEMENTS: Final[dict[str, str]] = {
                EXISTS (SELECT 1 FROM {{jobs}} WHERE id = %(id)s),
                (SELECT count(*) FROM hinted)
     """,
+    # A running job's progress, fenced by its lease like a completion.
+    "record_progress": """
+        WITH changed AS (
+            UPDATE {jobs} SET progress = %(progress)s::jsonb WHERE """
+    + _HELD
+    + """ RETURNING id
+        )
+        SELECT EXISTS (SELECT 1 FROM changed), EXISTS (SELECT 1 FROM {jobs} WHERE id = %(id)s)
+    """,
     # One fenced completion per item, in one statement; an id that does not exist stops the
     # batch there, as completing one by one would (the items before it still complete). The
     # caller sends each (id, node, attempt) once.

@@ -47,6 +47,8 @@ CLAIM_IDS: Final = (
 HELD: Final = "id = ? AND status = 'executing' AND attempted_by = ? AND attempt = ?"
 #: ``lifecycle.completed()`` for a batch (``complete_jobs``), the runner's fast path.
 COMPLETE: Final = f"UPDATE jobs SET status = 'complete', completed_at = ? WHERE {HELD}"
+#: A running job's progress (``record_progress``), fenced by its lease like a completion.
+PROGRESS: Final = f"UPDATE jobs SET progress = ? WHERE {HELD}"
 
 # The status as readers show it: one rexecutor never writes reads as discarded (codec.STATUS),
 # so a fence taken from a read job matches the row it was read from.
