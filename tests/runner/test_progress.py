@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -74,6 +76,24 @@ class Blocking(Executor[int, None]):
         report_progress(100, message="thread done")
 
 
+class InAChild(Executor[str, None]):
+    """Runs in a child process: reports, waits for the gate file ``data``, reports 100."""
+
+    name = "progress_in_process"
+    run_in_process = True
+
+    def execute(self, job: Job[str, None]) -> None:
+        report_progress(50, message="waiting in a child")
+        gate = Path(job.data)
+        for _ in range(1000):
+            if gate.exists():
+                break
+            time.sleep(0.01)
+        for n in range(100):
+            report_progress(n, message="after the gate")
+        report_progress(100, message="child done")
+
+
 class BadCalls(Executor[None, None]):
     """Makes every kind of bad call, catching each, between two good reports."""
 
@@ -135,7 +155,7 @@ def count_writes(backend: Backend) -> list[JobProgress]:
 @pytest.fixture
 async def node(backend: Backend, clock: FakeClock) -> AsyncIterator[Rexecutor]:
     rex = Rexecutor(backend, poll_interval=0.05).with_executor(TightLoop)
-    rex.with_executor(Blocking).with_executor(BadCalls)
+    rex.with_executor(Blocking).with_executor(BadCalls).with_executor(InAChild)
     async with rex:
         try:
             yield rex
@@ -199,6 +219,28 @@ async def test_a_blocking_job_reports_from_its_thread(
     Gate.release.set()
     done = await wait_for_status(backend, job_id, JobStatus.COMPLETE)
     assert done.progress is not None and done.progress.message == "thread done"
+
+
+async def test_a_job_in_a_child_process_reports_through_its_node(
+    backend: Backend, clock: FakeClock, node: Rexecutor, tmp_path: Path
+) -> None:
+    writes = count_writes(backend)
+    gate = tmp_path / "gate"
+    job_id = await _enqueue(backend, "progress_in_process", str(gate))
+
+    async def waiting_shown() -> bool:
+        shown = await _progress(backend, job_id)
+        return shown is not None and (shown.percent, shown.message) == (50, "waiting in a child")
+
+    await eventually(waiting_shown)
+    assert (await backend.get_job(job_id)).status is JobStatus.EXECUTING
+    gate.touch()
+    done = await wait_for_status(backend, job_id, JobStatus.COMPLETE)
+    assert done.progress is not None
+    assert (done.progress.percent, done.progress.message) == (100, "child done")
+    # One write at once, at most one more within the interval (the clock stood still), and
+    # the last report, written as the attempt ended.
+    assert 2 <= len(writes) <= 3
 
 
 async def test_bad_calls_raise_in_the_job_and_change_nothing(
