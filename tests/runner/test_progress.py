@@ -27,7 +27,12 @@ from rexecutor import (
     report_progress,
 )
 from rexecutor.backend import Backend, EnqueuableJob, Lease
-from rexecutor.progress import MAX_MESSAGE_BYTES, PROGRESS_INTERVAL, is_from_earlier_attempt
+from rexecutor.progress import (
+    MAX_MESSAGE_BYTES,
+    PROGRESS_INTERVAL,
+    ProgressReporter,
+    is_from_earlier_attempt,
+)
 from rexecutor.testing import FakeClock, perform
 from tests.support.waiting import eventually, wait_for_status
 
@@ -288,3 +293,35 @@ async def test_perform_runs_a_reporting_job() -> None:
     Gate.release.set()
     result = await perform(TightLoop, 10)
     assert result.outcome == "complete"
+
+
+async def test_a_stale_lease_stops_the_reporter_and_a_stopped_attempt_drops_its_report(
+    backend: Backend, clock: FakeClock
+) -> None:
+    writes = count_writes(backend)
+    job_id = await _enqueue(backend, "tight_loop", 1)
+    [job] = await backend.claim_ready_jobs("tight_loop", 1, "node-a")
+    # Another node's lease (the job was rescued and claimed elsewhere, say): nothing stored,
+    # and the reporter gives up rather than keep trying.
+    stale = ProgressReporter(backend, job_id, Lease("node-b", job.attempt))
+    stale.offer(10, "stale")
+    await eventually(lambda: len(writes) == 1)
+    stale.offer(20, "ignored")
+    clock.advance(PROGRESS_INTERVAL)
+    await stale.finish()
+    assert len(writes) == 1 and await _progress(backend, job_id) is None
+    # The holder's reporter: the first report is stored, the next waits; a stopped attempt
+    # drops the one waiting.
+    held = ProgressReporter(backend, job_id, Lease("node-a", job.attempt))
+    held.offer(30, "kept")
+    await eventually(lambda: len(writes) == 2)
+    held.offer(40, "dropped")
+    dropped = held.abandon()
+    assert dropped is not None and dropped.message == "dropped"
+    clock.advance(PROGRESS_INTERVAL)
+    await asyncio.sleep(0.05)
+    held.offer(50, "after the end")
+    await held.finish()
+    assert len(writes) == 2
+    shown = await _progress(backend, job_id)
+    assert shown is not None and shown.message == "kept"
