@@ -175,10 +175,11 @@ def is_from_earlier_attempt(job: Job[Any, Any]) -> bool:
 class ProgressReporter:
     """Stores the progress reports of one attempt, fenced by its lease and rate-limited.
 
-    Made by the runner on the node's event loop for each attempt; :meth:`offer` may be
-    called from any thread. At most one write is in flight, and the next is not started
-    before :data:`PROGRESS_INTERVAL` after the previous one began, by the library clock
-    (so ``FakeClock`` moves it in tests).
+    Made by the runner on the node's event loop for each attempt (``started_at``: the
+    attempt's ``attempted_at`` as claimed); :meth:`offer` may be called from any thread. At
+    most one write is in flight, and the next is not started before
+    :data:`PROGRESS_INTERVAL` after the previous one began, by the library clock (so
+    ``FakeClock`` moves it in tests).
     """
 
     def __init__(
@@ -187,9 +188,11 @@ class ProgressReporter:
         job_id: int,
         lease: Lease,
         *,
+        started_at: datetime | None = None,
         interval: timedelta = PROGRESS_INTERVAL,
     ) -> None:
         self._backend = backend
+        self._started_at = started_at
         self._job_id = job_id
         self._lease = lease
         self._interval = interval
@@ -205,7 +208,12 @@ class ProgressReporter:
     def offer(self, percent: float, message: str | None) -> None:
         """Take a checked report (see :func:`check_progress`): it replaces the one waiting,
         and is written at once or when the interval since the last write ends."""
-        progress = JobProgress(percent, message, _clock.now())
+        now = _clock.now()
+        if self._started_at is not None and now < self._started_at:
+            # The claim was stamped by the backend's clock (PostgreSQL's, maybe ahead of
+            # this node's): a report of this attempt must not read as older than its start.
+            now = self._started_at
+        progress = JobProgress(percent, message, now)
         with self._lock:
             if self._closed:
                 return  # the attempt is over (e.g. a thread that outlived its timeout)

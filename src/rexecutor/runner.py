@@ -349,7 +349,8 @@ class JobRunner:
         lease); a report still waiting when it ends is written before this returns, and one
         of an attempt that was stopped is dropped.
         """
-        reporter = ProgressReporter(self._backend, int(raw.id), Lease(self._node_id, raw.attempt))
+        lease = Lease(self._node_id, raw.attempt)
+        reporter = ProgressReporter(self._backend, int(raw.id), lease, started_at=raw.attempted_at)
         try:
             with progress.installed(reporter):
                 attempt = await self._attempt(raw)
