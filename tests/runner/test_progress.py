@@ -11,6 +11,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -325,3 +326,20 @@ async def test_a_stale_lease_stops_the_reporter_and_a_stopped_attempt_drops_its_
     assert len(writes) == 2
     shown = await _progress(backend, job_id)
     assert shown is not None and shown.message == "kept"
+
+
+async def test_a_report_is_never_older_than_its_attempts_claim(
+    backend: Backend, clock: FakeClock
+) -> None:
+    job_id = await _enqueue(backend, "tight_loop", 1)
+    [job] = await backend.claim_ready_jobs("tight_loop", 1, "node-a")
+    assert job.attempted_at is not None
+    # As if the backend's clock (PostgreSQL's) ran a minute ahead of this node's.
+    ahead = job.attempted_at + timedelta(minutes=1)
+    reporter = ProgressReporter(backend, job_id, Lease("node-a", job.attempt), started_at=ahead)
+    reporter.offer(5, None)
+    await reporter.finish()
+    stored = await backend.get_job(job_id)
+    assert stored.progress is not None and stored.progress.updated_at == ahead
+    stored.attempted_at = ahead
+    assert not is_from_earlier_attempt(stored)
