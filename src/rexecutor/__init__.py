@@ -26,6 +26,7 @@ from rexecutor.errors import (
 from rexecutor.executor import Executor
 from rexecutor.job import ErrorType, Job, JobError, JobId, JobProgress, JobStatus
 from rexecutor.limits import RateLimit
+from rexecutor.progress import report_progress
 from rexecutor.pruner import Pruner, PrunerConfig
 from rexecutor.query import Where
 from rexecutor.result import ExecutionResult
@@ -78,6 +79,7 @@ __all__ = [
     "Where",
     "Workflow",
     "enqueue_many",
+    "report_progress",
     "telemetry",
 ]
 

@@ -11,9 +11,11 @@ that dies by itself is an error outcome, never a hang.
 The protocol is one JSON document per line. On the child's stdin: first ``{"sys_path",
 "max_error_bytes", "parent"}``, then one request per job, ``{"executor": [module, qualname],
 "job": {...}}``. On its stdout, per request: ``{"started": true}`` when ``execute`` is called
-(the time limit counts from then), then the reply, ``{"outcome": "done" | "error" | "snooze"
-| "cancel" | "returned" | "raised", ...}``; a failure before ``execute`` is a reply with no
-``started`` before it. The child's own ``print`` output goes to stderr.
+(the time limit counts from then), any number of ``{"progress": [percent, message]}`` (the
+job's ``report_progress`` calls, handed to the node's reporter of the attempt), then the reply,
+``{"outcome": "done" | "error" | "snooze" | "cancel" | "returned" | "raised", ...}``; a failure
+before ``execute`` is a reply with no ``started`` before it. The child's own ``print`` output
+goes to stderr.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from rexecutor import _text
+from rexecutor import _text, progress
 from rexecutor._payload import check_result
-from rexecutor.errors import ConfigurationError
+from rexecutor.errors import ConfigurationError, ValidationError
 from rexecutor.job import Job, JobError, JobId, JobStatus
 from rexecutor.result import ExecutionResult
 
@@ -282,7 +284,7 @@ class ProcessPool:
                 # decoding the job do not count against the job's time limit.
                 reply = await child.receive()
                 if reply == _STARTED:
-                    reply = await within(child.receive(), seconds)
+                    reply = await within(_reply_after_progress(child), seconds)
                 if reply is TIMED_OUT:
                     return TIMED_OUT
                 if reply is None:
@@ -339,6 +341,23 @@ class ProcessPool:
         await asyncio.gather(*(self._end(child, kill=False) for child in idle))
 
 
+async def _reply_after_progress(child: _Child) -> Any:
+    """The child's reply to the job, its progress reports before it handed to the attempt's
+    reporter (see :mod:`rexecutor.progress`)."""
+    sink = progress.current()
+    while True:
+        reply = await child.receive()
+        if not (isinstance(reply, dict) and "progress" in reply):
+            return reply
+        try:
+            percent, message = reply["progress"]
+            checked = progress.check_progress(percent, message)
+        except (TypeError, ValueError, ValidationError):
+            continue  # checked in the child already: a garbled report is only a report
+        if sink is not None:
+            sink.offer(*checked)
+
+
 def _outcome(reply: dict[str, Any]) -> Any:
     """What the runner makes of a child's reply."""
     kind = reply.get("outcome")
@@ -384,9 +403,25 @@ def child_main() -> None:
         _send(replies, _perform(json.loads(line), replies, max_bytes))
 
 
+_send_lock = threading.Lock()
+
+
 def _send(replies: Any, message: Any) -> None:
-    replies.write(_dumps(message))
-    replies.flush()
+    # Whole lines only: the job may report progress from a thread of its own.
+    line = _dumps(message)
+    with _send_lock:
+        replies.write(line)
+        replies.flush()
+
+
+class _PipeSink:
+    """The child's side of ``report_progress``: each report goes to the node as a line."""
+
+    def __init__(self, replies: Any) -> None:
+        self._replies = replies
+
+    def offer(self, percent: float, message: str | None) -> None:
+        _send(self._replies, {"progress": [percent, message]})
 
 
 def _watch_parent(parent: int) -> None:
@@ -412,9 +447,10 @@ def _perform(request: dict[str, Any], replies: Any, max_bytes: int) -> dict[str,
         job = cls.decode_job(job_from_json(request["job"]))
         executor = cls()
         _send(replies, _STARTED)
-        result = executor.execute(job)
-        if inspect.iscoroutine(result):
-            result = asyncio.run(result)
+        with progress.installed(_PipeSink(replies)):
+            result = executor.execute(job)
+            if inspect.iscoroutine(result):
+                result = asyncio.run(result)
         return _reply(result, clean, cls)
     except BaseException as exc:
         return {

@@ -17,6 +17,7 @@ from rexecutor import _clock
 from rexecutor.control import ExecutorControl
 from rexecutor.job import ErrorType, Job, JobError, JobStatus
 from rexecutor.limits import RateLimit
+from rexecutor.progress import is_from_earlier_attempt
 
 __all__ = [
     "LIST_ERRORS",
@@ -32,6 +33,8 @@ __all__ = [
     "iso",
     "job_history",
     "job_to_json",
+    "progress_text",
+    "progress_to_json",
 ]
 
 #: In listings, data or metadata whose JSON is longer than this is cut to a preview.
@@ -124,6 +127,34 @@ def error_to_json(error: JobError) -> dict[str, Any]:
         "recorded_at": iso(error.recorded_at),
         "traceback": error.traceback,
     }
+
+
+def progress_to_json(job: Job[Any, Any]) -> dict[str, Any] | None:
+    """A job's last progress report as a JSON object (None: none); ``earlier_attempt`` says
+    it was left by an attempt before the one on record."""
+    progress = job.progress
+    if progress is None:
+        return None
+    return {
+        "percent": progress.percent,
+        "message": progress.message,
+        "updated_at": iso(progress.updated_at),
+        "earlier_attempt": is_from_earlier_attempt(job),
+    }
+
+
+def progress_text(job: Job[Any, Any]) -> str | None:
+    """A job's last progress report in one line: ``"40% · page 4 of 10 (3s ago)"``."""
+    progress = job.progress
+    if progress is None:
+        return None
+    text = f"{progress.percent:.3g}%"
+    if progress.message:
+        text += f" · {progress.message}"
+    text += f" ({format_age(progress.updated_at)}"
+    if is_from_earlier_attempt(job):
+        text += ", from an earlier attempt"
+    return text + ")"
 
 
 def dumps_json(value: Any, *, indent: int | None = None) -> str:
@@ -220,6 +251,7 @@ def job_to_json(
         "metadata": metadata,
         "result": result,
         "errors": error_values,
+        "progress": progress_to_json(job),
         "inserted_at": iso(job.inserted_at),
         "scheduled_at": iso(job.scheduled_at),
         "attempted_at": iso(job.attempted_at),

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, Self
 from rexecutor import _text
 from rexecutor._notify import Subscription, Wakeups
 from rexecutor.errors import ConfigurationError
-from rexecutor.job import ErrorType, Job, JobId, JobStatus
+from rexecutor.job import ErrorType, Job, JobId, JobProgress, JobStatus
 from rexecutor.query import QueryNode
 from rexecutor.uniqueness import UniquenessCriteria
 
@@ -355,6 +355,16 @@ class Backend(Protocol):
 
         An item's ``result`` text is stored with its completion, under the same fence; a
         batch where no item has one uses the backend's result-less statement.
+        """
+
+    @abc.abstractmethod
+    async def record_progress(self, job_id: int, lease: Lease, progress: JobProgress) -> bool:
+        """Store ``progress`` (as ``progress.to_json()``) as the job's progress, replacing
+        what was there, if the job is still executing under ``lease``; nothing else changes.
+
+        Returns False, changing nothing, when the lease is stale (the job was moved on).
+        Raises ``JobNotFound`` for an unknown id. :mod:`rexecutor.progress` decides when to
+        write (rate-limited, per attempt); this only stores.
         """
 
     @abc.abstractmethod

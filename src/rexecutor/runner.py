@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from rexecutor import _clock, _text, lifecycle, telemetry
+from rexecutor import _clock, _text, lifecycle, progress, telemetry
 from rexecutor._acker import Acker
 from rexecutor._guard import REPORTED_ERROR_BYTES, LoopGuard
 from rexecutor._payload import check_result, check_result_size
@@ -40,6 +40,7 @@ from rexecutor.executor import Executor, is_async_execute
 from rexecutor.job import ErrorType, Job
 from rexecutor.lifecycle import Fence, Transition
 from rexecutor.limits import ClaimReport
+from rexecutor.progress import ProgressReporter
 from rexecutor.result import ExecutionResult
 
 log = logging.getLogger("rexecutor")
@@ -355,8 +356,25 @@ class JobRunner:
         }
 
     async def run_attempt(self, raw: Job[Any, Any]) -> Attempt:
-        """Run one attempt of ``raw`` and record nothing; returns how it ended (the backoff is
-        :meth:`decide`'s, once the error is known)."""
+        """Run one attempt of ``raw`` and record nothing but its progress reports; returns how
+        it ended (the backoff is :meth:`decide`'s, once the error is known).
+
+        While it runs, ``rexecutor.report_progress`` reports to this attempt (fenced by its
+        lease); a report still waiting when it ends is written before this returns, and one
+        of an attempt that was stopped is dropped.
+        """
+        lease = Lease(self._node_id, raw.attempt)
+        reporter = ProgressReporter(self._backend, int(raw.id), lease, started_at=raw.attempted_at)
+        try:
+            with progress.installed(reporter):
+                attempt = await self._attempt(raw)
+        except BaseException:
+            reporter.abandon()
+            raise
+        await reporter.finish()
+        return attempt
+
+    async def _attempt(self, raw: Job[Any, Any]) -> Attempt:
         executor = self.executor
         job: Job[Any, Any] | None = None
         try:

@@ -43,7 +43,7 @@ from rexecutor.backends._common import (
 from rexecutor.backends._query import PythonDialect, compile_where
 from rexecutor.control import ControlChange, ExecutorState
 from rexecutor.errors import JobNotFound
-from rexecutor.job import Job, JobId, JobStatus
+from rexecutor.job import Job, JobId, JobProgress, JobStatus
 from rexecutor.lifecycle import Fence, Transition
 from rexecutor.limits import WAITING_COUNT_CAP, ClaimLimits, ClaimReport, Usage, admit
 from rexecutor.limits import plan as limits_plan
@@ -420,6 +420,15 @@ class InMemoryBackend(Backend):
                 if job.has_dependents:
                     dependencies.drive(dependencies.propagate([job_id]), self._answer)
         return results
+
+    async def record_progress(self, job_id: int, lease: Lease, progress: JobProgress) -> bool:
+        with self._lock:
+            job = self._held(job_id, lease)
+            if job is None:
+                return False
+            # Stored as the SQL backends store it: what reads back from to_json().
+            job.progress = JobProgress.from_json(progress.to_json())
+            return True
 
     async def apply_transition(self, job_id: int, fence: Fence, transition: Transition) -> bool:
         with self._lock:

@@ -104,6 +104,9 @@ async def jobs_show(backend: Backend, args: argparse.Namespace, out: Output) -> 
             fields.append([label, when(moment)])
     if job.attempted_by:
         fields.append(["attempted by", job.attempted_by])
+    progress = _views.progress_text(job)
+    if progress is not None:
+        fields.append(["progress", progress])
     out.table([Column(style="bold"), Column()], fields, header=False)
     out.line("\ndata", "bold")
     out.line(_views.dumps_json(job.data, indent=2))

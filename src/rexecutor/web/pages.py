@@ -435,6 +435,8 @@ def job_live(ctx: Ctx, job: Job[Any, Any]) -> str:
     ]
     if job.attempted_by:
         fields.append(("attempted by", h(job.attempted_by)))
+    if job.progress is not None:
+        fields.append(("progress", _progress(job)))
     for label, moment in (
         ("completed", job.completed_at),
         ("cancelled", job.cancelled_at),
@@ -491,6 +493,19 @@ def job_live(ctx: Ctx, job: Job[Any, Any]) -> str:
 </section>
 {result}<section><h2>History</h2><ol class="history">{history}</ol></section>
 <section><h2>Errors ({len(job.errors)})</h2>{error_list}</section>"""
+
+
+def _progress(job: Job[Any, Any]) -> str:
+    """A progress bar with the report's percent, message and age (the live part refreshes
+    it while the job runs)."""
+    progress = job.progress
+    assert progress is not None
+    percent = f"{progress.percent:.3g}"
+    text = h(_views.progress_text(job) or "")
+    return (
+        f'<span class="progress" data-percent="{percent}">'
+        f'<progress max="100" value="{percent}">{percent}%</progress> {text}</span>'
+    )
 
 
 def _pretty(value: Any) -> str:

@@ -27,6 +27,7 @@ from rexecutor.backends._common import storable_id, tally, validate_update
 from rexecutor.backends.postgres.claims import _Claiming
 from rexecutor.backends.postgres.codec import (
     _db_now,
+    _json_text,
     _read_job,
     _utc,
     _utc_required,
@@ -46,7 +47,7 @@ from rexecutor.backends.postgres.enqueue import _Enqueuing
 from rexecutor.backends.postgres.query import _compile
 from rexecutor.backends.postgres.statements import _COLUMNS, _FINISHED_AT, _TERMINAL_SQL, _before
 from rexecutor.errors import ConfigurationError, JobNotFound, ValidationError
-from rexecutor.job import Job, JobStatus
+from rexecutor.job import Job, JobProgress, JobStatus
 from rexecutor.lifecycle import Fence, Transition
 from rexecutor.query import IdIn, QueryNode
 
@@ -282,6 +283,27 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
             results.append(ordinal in done_set and ordinal not in seen)
             seen.add(ordinal)
         return results
+
+    async def record_progress(self, job_id: int, lease: Lease, progress: JobProgress) -> bool:
+        job_id = int(job_id)
+        if not storable_id(job_id):
+            raise JobNotFound(job_id)
+        params = {
+            "id": job_id,
+            "node": lease.node_id,
+            "attempt": int(lease.attempt),
+            "progress": _json_text(progress.to_json(), "the job's progress"),
+        }
+
+        async def work(conn: Conn) -> Row | None:
+            return await _fetchone(conn, self._q["record_progress"], params)
+
+        row = await self._run(work, retry=True)
+        assert row is not None
+        stored, exists = row
+        if not exists:
+            raise JobNotFound(job_id)
+        return bool(stored)
 
     async def _exists(self, job_id: int) -> bool:
         if not storable_id(job_id):

@@ -251,6 +251,15 @@ _STATEMENTS: Final[dict[str, str]] = {
                (SELECT count(*) FROM hinted),
                (SELECT has_dependents FROM changed)
     """,
+    # A running job's progress, fenced by its lease like a completion.
+    "record_progress": """
+        WITH changed AS (
+            UPDATE {jobs} SET progress = %(progress)s::jsonb WHERE """
+    + _HELD
+    + """ RETURNING id
+        )
+        SELECT EXISTS (SELECT 1 FROM changed), EXISTS (SELECT 1 FROM {jobs} WHERE id = %(id)s)
+    """,
     # One fenced completion per item, in one statement (see _complete_many).
     "complete_many": _complete_many(one_node=False, with_result=False),
     "complete_many_one_node": _complete_many(one_node=True, with_result=False),

@@ -64,6 +64,7 @@ from rexecutor.backends.sqlite.query import compile_query, placeholders
 from rexecutor.backends.sqlite.statements import (
     CLAIMABLE_SQL,
     FINISHED_SQL,
+    PROGRESS,
 )
 from rexecutor.backends.sqlite.watcher import WatchedHub, Watcher, open_watch_connection
 from rexecutor.backends.sqlite.writes import (
@@ -83,7 +84,7 @@ from rexecutor.errors import (
     SchemaVersionError,
     ValidationError,
 )
-from rexecutor.job import Job, JobStatus
+from rexecutor.job import Job, JobProgress, JobStatus
 from rexecutor.lifecycle import Fence, Transition
 from rexecutor.limits import ClaimLimits, ClaimReport
 from rexecutor.query import QueryNode
@@ -478,6 +479,18 @@ class SqliteBackend(Backend):
         changed, released = await self._call(settle_blocked_tx)
         self._wake_all(released)
         return int(changed)
+
+    async def record_progress(self, job_id: int, lease: Lease, progress: JobProgress) -> bool:
+        text = json.dumps(progress.to_json(), ensure_ascii=False, allow_nan=False)
+        return await self._call(self._progress_tx, job_key(job_id), lease, text)
+
+    @staticmethod
+    def _progress_tx(conn: sqlite3.Connection, job_id: int, lease: Lease, text: str) -> bool:
+        if conn.execute(PROGRESS, (text, job_id, lease.node_id, lease.attempt)).rowcount:
+            return True
+        if conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is None:
+            raise JobNotFound(job_id)
+        return False
 
     async def update_job(self, job: Job[Any, Any]) -> None:
         try:

@@ -52,6 +52,8 @@ COMPLETE: Final = f"UPDATE jobs SET status = 'complete', completed_at = ? WHERE 
 COMPLETE_WITH_RESULT: Final = (
     f"UPDATE jobs SET status = 'complete', completed_at = ?, result = ? WHERE {HELD}"
 )
+#: A running job's progress (``record_progress``), fenced by its lease like a completion.
+PROGRESS: Final = f"UPDATE jobs SET progress = ? WHERE {HELD}"
 
 # The status as readers show it: one rexecutor never writes reads as discarded (codec.STATUS),
 # so a fence taken from a read job matches the row it was read from.
