@@ -371,16 +371,20 @@ class InMemoryBackend(Backend):
         """Complete many jobs under one lock; an unknown id raises ``JobNotFound`` after the
         completions before it took effect, as completing them one by one would."""
         results: list[bool] = []
-        with self._lock:
-            now = _clock.now()
-            for job_id, lease in completions:
-                job = self._held(job_id, lease)
-                if job is None:
-                    results.append(False)
-                    continue
-                job.status = JobStatus.COMPLETE
-                job.completed_at = now
-                results.append(True)
+        try:
+            with self._lock:
+                now = _clock.now()
+                for job_id, lease in completions:
+                    job = self._held(job_id, lease)
+                    if job is None:
+                        results.append(False)
+                        continue
+                    job.status = JobStatus.COMPLETE
+                    job.completed_at = now
+                    results.append(True)
+        finally:  # also the completions before an unknown id
+            done = zip(completions, results, strict=False)
+            self.wakeups.notify_finished([int(job_id) for (job_id, _), ok in done if ok])
         return results
 
     async def apply_transition(self, job_id: int, fence: Fence, transition: Transition) -> bool:
@@ -412,6 +416,8 @@ class InMemoryBackend(Backend):
             self._wake(job)
         if cancelled_running:
             self.notify_cancellation()
+        if transition.status.is_terminal:
+            self.wakeups.notify_finished([int(job_id)])
         return True
 
     async def update_job(self, job: Job[Any, Any]) -> None:

@@ -238,6 +238,8 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling):
                 self.notify(executor)
             if hint:
                 self.notify_cancellation()
+            if status.is_terminal:
+                await self._announce_finished([job_id])
             return True
         if not exists:
             raise JobNotFound(job_id)
@@ -285,9 +287,10 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling):
         row = await self._run(work, retry=True)
         assert row is not None
         missing, done = row
+        done_set = set(done or ())
+        await self._announce_finished([items[ordinal - 1][0] for ordinal in sorted(done_set)])
         if missing is not None:
             raise JobNotFound(items[missing - 1][0])
-        done_set = set(done or ())
         if not repeats:
             return [ordinal in done_set for ordinal in ordinals]
         seen: set[int] = set()

@@ -1,11 +1,12 @@
 """Wake-ups from other processes: a listener task on a dedicated connection.
 
 The trigger of the jobs table notifies ``<schema>_rexecutor_jobs`` with the executor of every
-job that became ready, and external cancels notify ``<schema>_rexecutor_cancel``. The
-listener (started by the first ``subscribe()``) LISTENs to both, reconnects with backoff and
-wakes every subscriber after a reconnect. Notifications sent by this backend's own pool
-connections are skipped (it already woke its subscribers), and payloads are only ever compared
-as executor names.
+job that became ready, external cancels notify ``<schema>_rexecutor_cancel``, and every write
+that finishes jobs is followed by ``<schema>_rexecutor_done`` with their ids
+(:meth:`_Listening._announce_finished`). The listener (started by the first subscription)
+LISTENs to all three, reconnects with backoff and wakes every subscriber after a reconnect.
+Notifications sent by this backend's own pool connections are skipped (it already woke its
+subscribers); payloads are only ever compared as executor names or parsed as ids.
 """
 
 from __future__ import annotations
@@ -14,21 +15,24 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import Collection
-from typing import Final
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any, Final, TypeVar
 
 from psycopg import sql
 
 from rexecutor._notify import Wakeups
 from rexecutor.backend import Backend
-from rexecutor.backends.postgres.connection import Conn
+from rexecutor.backends.postgres.connection import Conn, _fetchone
 from rexecutor.backends.postgres.errors import _first_line
-from rexecutor.backends.postgres.statements import _MAX_PAYLOAD
+from rexecutor.backends.postgres.statements import _MAX_FINISHED_PAYLOAD, _MAX_PAYLOAD
+from rexecutor.errors import RexecutorError
 
 logger = logging.getLogger("rexecutor.backends.postgres")
 
 _LISTEN_PING: Final = 30.0
 _LISTEN_BACKOFF: Final = (0.1, 5.0)
+
+T = TypeVar("T")
 
 
 class _Listening(Backend):
@@ -36,11 +40,13 @@ class _Listening(Backend):
 
     _schema: str
     _connected: bool
+    _q: dict[str, bytes]
 
     def _setup_listener(self) -> None:
         self.wakeups = Wakeups(on_subscribe=self._ensure_listener)
         self._channel = f"{self._schema}_rexecutor_jobs"
         self._cancel_channel = f"{self._schema}_rexecutor_cancel"
+        self._done_channel = f"{self._schema}_rexecutor_done"
         self._own_conns: weakref.WeakSet[Conn] = weakref.WeakSet()
         self._listener_task: asyncio.Task[None] | None = None
         self._listener_loop: asyncio.AbstractEventLoop | None = None
@@ -50,6 +56,44 @@ class _Listening(Backend):
     async def _open_connection(self) -> Conn:
         """A new connection outside the pool (see ``_Pooled``)."""
         raise NotImplementedError
+
+    async def _run(
+        self,
+        work: Callable[[Conn], Awaitable[T]],
+        *,
+        retry: bool = False,
+        verify: bool | None = None,
+    ) -> T:
+        """Run ``work`` on a pool connection (see ``_Pooled``)."""
+        raise NotImplementedError
+
+    async def _announce_finished(self, job_ids: Collection[int]) -> None:
+        """Tell the waiters of this process and of every other that ``job_ids`` finished.
+
+        Called after the write that finished them committed, so that a waiter woken by it
+        reads them finished. Every such write sends it, whether or not anyone waits: no
+        process can see who LISTENs elsewhere, and one notification per write (a batch of
+        completions included) is cheap beside the write itself. A notification that cannot
+        be sent is logged and dropped: the write stands, and waiters elsewhere find the jobs
+        at their next safety re-check (``rexecutor._waiting``).
+        """
+        ids = [int(job_id) for job_id in job_ids]
+        if not ids:
+            return
+        self.wakeups.notify_finished(ids)
+        params = {"channel": self._done_channel, "payloads": _finished_payloads(ids)}
+
+        async def work(conn: Conn) -> Any:
+            return await _fetchone(conn, self._q["notify_finished"], params)
+
+        try:
+            await self._run(work, retry=True)
+        except RexecutorError as exc:
+            logger.warning(
+                "rexecutor: could not announce that jobs finished (%s); waiters in other "
+                "processes find them at their next re-check",
+                _first_line(exc),
+            )
 
     def _ensure_listener(self) -> None:
         if not self._connected:
@@ -98,9 +142,13 @@ class _Listening(Backend):
                 await conn.execute(
                     sql.SQL("LISTEN {}").format(sql.Identifier(self._cancel_channel))
                 )
+                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._done_channel)))
                 self._listener_pid = conn.info.backend_pid
                 if connected_before or missed:
                     self.notify()  # catch up on whatever happened while nobody listened
+                # Waiters may have read their jobs before this LISTEN took effect: they look
+                # again now, so nothing that finished meanwhile goes unseen.
+                self.wakeups.notify_finished(None)
                 connected_before, missed = True, False
                 delay = _LISTEN_BACKOFF[0]
                 self._listening.set()
@@ -109,6 +157,9 @@ class _Listening(Backend):
                         if note.channel == self._cancel_channel:
                             if note.pid not in self._own_pids():
                                 self.notify_cancellation()
+                        elif note.channel == self._done_channel:
+                            if note.pid not in self._own_pids():
+                                self.wakeups.notify_finished(_parse_finished(note.payload))
                         else:
                             self._on_notification(note.payload, note.pid)
                     await conn.execute("SELECT 1")  # detect a silently dead connection
@@ -149,3 +200,30 @@ class _Listening(Backend):
     def _wake(self, executors: Collection[str]) -> None:
         for executor in set(executors):
             self.notify(executor)
+
+
+def _finished_payloads(ids: list[int]) -> list[str]:
+    """``ids`` as comma-separated texts, each at most ``_MAX_FINISHED_PAYLOAD`` bytes."""
+    payloads: list[str] = []
+    current: list[str] = []
+    size = 0
+    for text in map(str, ids):
+        if current and size + 1 + len(text) > _MAX_FINISHED_PAYLOAD:
+            payloads.append(",".join(current))
+            current, size = [], 0
+        size += len(text) + (1 if current else 0)
+        current.append(text)
+    if current:
+        payloads.append(",".join(current))
+    return payloads
+
+
+def _parse_finished(payload: object) -> list[int] | None:
+    """The ids of a "jobs finished" payload; None (unknown which) for anything else: an
+    untrusted hint, so what does not parse only makes the waiters look at all their jobs."""
+    if not isinstance(payload, str) or not payload or len(payload) > _MAX_FINISHED_PAYLOAD:
+        return None
+    parts = payload.split(",")
+    if not all(part.isascii() and part.isdigit() and len(part) <= 19 for part in parts):
+        return None
+    return [int(part) for part in parts]
