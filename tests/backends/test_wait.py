@@ -58,26 +58,18 @@ def start(backend: Backend, job_id: int, **options: Any) -> asyncio.Task[Any]:
 
 async def read_once(backend: Backend, *job_ids: int) -> None:
     """Until every waiter of ``job_ids`` has had its job read (so what follows must wake it)."""
-
-    def all_read() -> bool:
-        registry = _waiting._registry(backend)
-        waiters = [w for i in job_ids for w in registry._waiting.get(int(i), [])]
-        return len(waiters) >= len(job_ids) and all(w.checked.done() for w in waiters)
-
-    async def poll() -> None:
-        while not all_read():
-            await asyncio.sleep(0.01)
-
-    await guarded(poll())
+    await asyncio.sleep(0)  # the waiting tasks register before their first await
+    registry = _waiting._registry(backend)
+    waiters = [w for i in job_ids for w in registry._waiting.get(int(i), [])]
+    assert len(waiters) >= len(job_ids)
+    await guarded(asyncio.gather(*(w.checked for w in waiters)))
 
 
 def subscribers(backend: Backend) -> int:
     return backend.wakeups.finished.subscriber_count
 
 
-@pytest.mark.parametrize(
-    "status", [JobStatus.COMPLETE, JobStatus.DISCARDED, JobStatus.CANCELLED]
-)
+@pytest.mark.parametrize("status", [JobStatus.COMPLETE, JobStatus.DISCARDED, JobStatus.CANCELLED])
 async def test_a_finished_job_is_returned_at_once(backend: Backend, status: JobStatus) -> None:
     job_id = await finished(backend, status)
     job = await guarded(_waiting.wait_for_job(backend, job_id, timeout=timedelta(0)))
