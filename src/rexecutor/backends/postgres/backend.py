@@ -227,8 +227,10 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling):
             **(_NO_ERROR if error is None else _error_params(error)),
         }
 
+        finishes = [job_id] if status.is_terminal else []
+
         async def work(conn: Conn) -> Row | None:
-            return await _fetchone(conn, self._q["transition"], params)
+            return await self._fetch_announcing(conn, self._q["transition"], params, finishes)
 
         row = await self._run(work, retry=True)
         assert row is not None
@@ -238,8 +240,7 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling):
                 self.notify(executor)
             if hint:
                 self.notify_cancellation()
-            if status.is_terminal:
-                await self._announce_finished([job_id])
+            self.wakeups.notify_finished(finishes)
             return True
         if not exists:
             raise JobNotFound(job_id)
@@ -282,13 +283,13 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling):
             params["nodes"] = [node for _, node, _ in items]
 
         async def work(conn: Conn) -> Row | None:
-            return await _fetchone(conn, statement, params)
+            return await self._fetch_announcing(conn, statement, params, params["ids"])
 
         row = await self._run(work, retry=True)
         assert row is not None
         missing, done = row
         done_set = set(done or ())
-        await self._announce_finished([items[ordinal - 1][0] for ordinal in sorted(done_set)])
+        self.wakeups.notify_finished([items[ordinal - 1][0] for ordinal in sorted(done_set)])
         if missing is not None:
             raise JobNotFound(items[missing - 1][0])
         if not repeats:

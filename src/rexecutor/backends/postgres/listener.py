@@ -19,10 +19,11 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Final, TypeVar
 
 from psycopg import sql
+from psycopg.rows import tuple_row
 
 from rexecutor._notify import Wakeups
 from rexecutor.backend import Backend
-from rexecutor.backends.postgres.connection import Conn, _fetchone
+from rexecutor.backends.postgres.connection import Conn, Row, _fetchone
 from rexecutor.backends.postgres.errors import _first_line
 from rexecutor.backends.postgres.statements import _MAX_FINISHED_PAYLOAD, _MAX_PAYLOAD
 from rexecutor.errors import RexecutorError
@@ -66,6 +67,27 @@ class _Listening(Backend):
     ) -> T:
         """Run ``work`` on a pool connection (see ``_Pooled``)."""
         raise NotImplementedError
+
+    async def _fetch_announcing(
+        self, conn: Conn, query: bytes, params: dict[str, Any], job_ids: Collection[int]
+    ) -> Row | None:
+        """``_fetchone(conn, query, params)`` for a write that may finish ``job_ids``, their
+        notification to other processes sent after it in the same round trip (a pipeline).
+
+        The notification names every id the write may finish: one it did not finish costs a
+        waiter elsewhere one needless re-read, while waiting for the write's answer to name
+        only the finished ones would cost every write a second round trip. If the write
+        fails, the notification is not sent. The local waiters are the caller's to notify,
+        with the ids the write did finish.
+        """
+        ids = [int(job_id) for job_id in job_ids]
+        if not ids:
+            return await _fetchone(conn, query, params)
+        notice = {"channel": self._done_channel, "payloads": _finished_payloads(ids)}
+        async with conn.pipeline(), conn.cursor(row_factory=tuple_row) as cur:
+            await cur.execute(query, params)
+            await conn.execute(self._q["notify_finished"], notice)
+            return await cur.fetchone()
 
     async def _announce_finished(self, job_ids: Collection[int]) -> None:
         """Tell the waiters of this process and of every other that ``job_ids`` finished.
