@@ -202,8 +202,9 @@ class Wakeups:
     a running job may have been cancelled elsewhere, and waiters for finished jobs.
 
     Every backend holds one as ``backend.wakeups``. ``jobs`` and ``finished`` may be hubs of
-    the backend's own (SQLite's watcher sleeps while nobody is subscribed to either);
-    ``on_subscribe`` runs on each subscription (PostgreSQL makes sure its listener runs). A
+    the backend's own (SQLite's watcher sleeps while nobody is subscribed to either;
+    PostgreSQL listens for finished jobs only while someone waits); ``on_subscribe`` runs on
+    each subscription to ready jobs (PostgreSQL makes sure its listener runs). A
     test clock that moves wakes every runner, since jobs may have become due.
     """
 
@@ -248,10 +249,7 @@ class Wakeups:
         ``rexecutor._waiting`` holds one such subscription per backend and event loop,
         however many callers wait.
         """
-        sub = self.finished.subscribe()
-        if self._on_subscribe is not None:
-            self._on_subscribe()
-        return sub
+        return self.finished.subscribe()
 
     def notify_finished(self, job_ids: Collection[int] | None) -> None:
         """Tell local waiters that ``job_ids`` reached a terminal status (None: some jobs did,

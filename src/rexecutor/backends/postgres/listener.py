@@ -1,10 +1,15 @@
 """Wake-ups from other processes: a listener task on a dedicated connection.
 
 The trigger of the jobs table notifies ``<schema>_rexecutor_jobs`` with the executor of every
-job that became ready, external cancels notify ``<schema>_rexecutor_cancel``, and every write
-that finishes jobs is followed by ``<schema>_rexecutor_done`` with their ids
-(:meth:`_Listening._announce_finished`). The listener (started by the first subscription)
-LISTENs to all three, reconnects with backoff and wakes every subscriber after a reconnect.
+job that became ready, and external cancels notify ``<schema>_rexecutor_cancel``. The
+listener (started by the first ``subscribe()``) LISTENs to both, reconnects with backoff and
+wakes every subscriber after a reconnect.
+
+Waiters for finished jobs have a listener of their own, running only while this process has
+any: it LISTENs to ``<schema>_rexecutor_done`` and holds an advisory lock shared, which tells
+the writers of every process that someone waits; a write that finishes jobs then sends their
+ids there, in the same round trip (:meth:`_Listening._fetch_announcing`).
+
 Notifications sent by this backend's own pool connections are skipped (it already woke its
 subscribers); payloads are only ever compared as executor names or parsed as ids.
 """
@@ -21,7 +26,8 @@ from typing import Any, Final, TypeVar
 from psycopg import sql
 from psycopg.rows import tuple_row
 
-from rexecutor._notify import Wakeups
+from rexecutor._json import stable_hash
+from rexecutor._notify import FinishedHub, Wakeups
 from rexecutor.backend import Backend
 from rexecutor.backends.postgres.connection import Conn, Row, _fetchone
 from rexecutor.backends.postgres.errors import _first_line
@@ -44,7 +50,11 @@ class _Listening(Backend):
     _q: dict[str, bytes]
 
     def _setup_listener(self) -> None:
-        self.wakeups = Wakeups(on_subscribe=self._ensure_listener)
+        self.wakeups = Wakeups(
+            on_subscribe=self._ensure_listener,
+            finished=FinishedHub(on_change=self._waiters_changed),
+        )
+        self._waiters_task: asyncio.Task[None] | None = None
         self._channel = f"{self._schema}_rexecutor_jobs"
         self._cancel_channel = f"{self._schema}_rexecutor_cancel"
         self._done_channel = f"{self._schema}_rexecutor_done"
@@ -83,27 +93,33 @@ class _Listening(Backend):
         ids = [int(job_id) for job_id in job_ids]
         if not ids:
             return await _fetchone(conn, query, params)
-        notice = {"channel": self._done_channel, "payloads": _finished_payloads(ids)}
+        notice = self._finished_notice(ids)
         async with conn.pipeline(), conn.cursor(row_factory=tuple_row) as cur:
             await cur.execute(query, params)
             await conn.execute(self._q["notify_finished"], notice)
             return await cur.fetchone()
 
+    def _finished_notice(self, ids: list[int]) -> dict[str, Any]:
+        return {
+            "channel": self._done_channel,
+            "payloads": _finished_payloads(ids),
+            "waiters": self._waiters_key,
+        }
+
     async def _announce_finished(self, job_ids: Collection[int]) -> None:
         """Tell the waiters of this process and of every other that ``job_ids`` finished.
 
         Called after the write that finished them committed, so that a waiter woken by it
-        reads them finished. Every such write sends it, whether or not anyone waits: no
-        process can see who LISTENs elsewhere, and one notification per write (a batch of
-        completions included) is cheap beside the write itself. A notification that cannot
-        be sent is logged and dropped: the write stands, and waiters elsewhere find the jobs
-        at their next safety re-check (``rexecutor._waiting``).
+        reads them finished; other processes are notified only while one of them waits (see
+        :meth:`_serve_waiters`). A notification that cannot be sent is logged and dropped:
+        the write stands, and waiters elsewhere find the jobs at their next safety re-check
+        (``rexecutor._waiting``).
         """
         ids = [int(job_id) for job_id in job_ids]
         if not ids:
             return
         self.wakeups.notify_finished(ids)
-        params = {"channel": self._done_channel, "payloads": _finished_payloads(ids)}
+        params = self._finished_notice(ids)
 
         async def work(conn: Conn) -> Any:
             return await _fetchone(conn, self._q["notify_finished"], params)
@@ -136,6 +152,11 @@ class _Listening(Backend):
         )
 
     async def _stop_listener(self) -> None:
+        waiters, self._waiters_task = self._waiters_task, None
+        if waiters is not None and not waiters.done():
+            waiters.cancel()
+            if waiters.get_loop() is asyncio.get_running_loop():
+                await asyncio.wait([waiters])
         task, self._listener_task = self._listener_task, None
         if task is None or task.done():
             return
@@ -164,13 +185,9 @@ class _Listening(Backend):
                 await conn.execute(
                     sql.SQL("LISTEN {}").format(sql.Identifier(self._cancel_channel))
                 )
-                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._done_channel)))
                 self._listener_pid = conn.info.backend_pid
                 if connected_before or missed:
                     self.notify()  # catch up on whatever happened while nobody listened
-                # Waiters may have read their jobs before this LISTEN took effect: they look
-                # again now, so nothing that finished meanwhile goes unseen.
-                self.wakeups.notify_finished(None)
                 connected_before, missed = True, False
                 delay = _LISTEN_BACKOFF[0]
                 self._listening.set()
@@ -179,9 +196,6 @@ class _Listening(Backend):
                         if note.channel == self._cancel_channel:
                             if note.pid not in self._own_pids():
                                 self.notify_cancellation()
-                        elif note.channel == self._done_channel:
-                            if note.pid not in self._own_pids():
-                                self.wakeups.notify_finished(_parse_finished(note.payload))
                         else:
                             self._on_notification(note.payload, note.pid)
                     await conn.execute("SELECT 1")  # detect a silently dead connection
@@ -202,6 +216,65 @@ class _Listening(Backend):
                         await conn.close()
             await asyncio.sleep(delay)
             delay = min(delay * 2, _LISTEN_BACKOFF[1])
+
+    # -- waiters for finished jobs ----------------------------------------------------------
+
+    def _waiters_changed(self) -> None:
+        """Run the waiters' listener while this process has anyone waiting, and only then."""
+        task = self._waiters_task
+        if self.wakeups.finished.subscriber_count == 0:
+            if task is not None:
+                self._waiters_task = None
+                task.cancel()
+        elif (task is None or task.done()) and self._connected:
+            self._waiters_task = asyncio.get_running_loop().create_task(
+                self._serve_waiters(), name=f"rexecutor-waiters-{self._schema}"
+            )
+
+    async def _serve_waiters(self) -> None:
+        """LISTEN for finished jobs on a connection of its own, holding the shared advisory
+        lock that tells writers in every process that someone waits; reconnect with backoff.
+
+        Writers send their notification only when they cannot take that lock (see the
+        statement ``notify_finished``), so a store where nobody waits pays no NOTIFY. A
+        writer that took the lock holds it until its transaction ends, so a waiter that
+        asks for it meanwhile gets it only once that write committed: the re-read that
+        follows here sees it.
+        """
+        delay = _LISTEN_BACKOFF[0]
+        while True:
+            conn: Conn | None = None
+            try:
+                conn = await self._open_connection()
+                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._done_channel)))
+                await conn.execute("SELECT pg_advisory_lock_shared(%s)", [self._waiters_key])
+                # What finished before the lock was held announced nothing: look again.
+                self.wakeups.notify_finished(None)
+                delay = _LISTEN_BACKOFF[0]
+                while True:
+                    async for note in conn.notifies(timeout=_LISTEN_PING):
+                        if note.pid not in self._own_pids():
+                            self.wakeups.notify_finished(_parse_finished(note.payload))
+                    await conn.execute("SELECT 1")  # detect a silently dead connection
+            except Exception as exc:
+                logger.warning(
+                    "rexecutor: the finished-jobs listener of schema %r lost its connection "
+                    "(%s); reconnecting in %.1f s",
+                    self._schema,
+                    _first_line(exc),
+                    delay,
+                )
+            finally:
+                if conn is not None:  # closing it releases the lock
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _LISTEN_BACKOFF[1])
+
+    @property
+    def _waiters_key(self) -> int:
+        """The advisory lock that waiting processes hold shared."""
+        return stable_hash(["rexecutor", self._schema, "waiters"])
 
     def _on_notification(self, payload: object, pid: int) -> None:
         """Handle one notification: an untrusted hint, compared only as an executor name."""

@@ -259,9 +259,12 @@ _STATEMENTS: Final[dict[str, str]] = {
     """,
     "exists": "SELECT EXISTS (SELECT 1 FROM {jobs} WHERE id = %(id)s)",
     # Jobs that finished, announced to the waiters of every process: one notification per
-    # payload (comma-separated ids, each within NOTIFY's 8000-byte limit).
+    # payload (comma-separated ids, each within NOTIFY's 8000-byte limit), sent only when the
+    # advisory lock that waiting processes hold shared cannot be taken (someone waits, or
+    # another writer holds it just now).
     "notify_finished": """
         SELECT count(pg_notify(%(channel)s::text, p)) FROM unnest(%(payloads)s::text[]) AS p
+        WHERE NOT (SELECT pg_try_advisory_xact_lock(%(waiters)s::bigint))
     """,
     "stored_times": "SELECT inserted_at::text, scheduled_at::text FROM {jobs} WHERE id = %(id)s",
     # A claimed job whose row cannot be read: discarded, its times made readable, unreadable
