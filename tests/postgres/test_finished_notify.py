@@ -17,7 +17,7 @@ import pytest
 
 from rexecutor import _waiting
 from rexecutor.backend import EnqueuableJob, Lease
-from rexecutor.backends.postgres import PostgresBackend
+from rexecutor.backends.postgres import PostgresBackend, listener
 from rexecutor.backends.postgres.listener import _finished_payloads, _parse_finished
 from rexecutor.backends.postgres.statements import _MAX_FINISHED_PAYLOAD
 from tests.support.waiting import eventually
@@ -76,7 +76,7 @@ async def test_a_waiting_process_gets_the_ids(
         assert await pg.complete_jobs([(job.id, Lease("node-1", job.attempt))]) == [True]
         assert (await asyncio.wait_for(waiter, 30)).status.value == "complete"
         assert await _payloads_before_sentinel(watch, admin) == [str(int(job.id))]
-    # The waiter is gone, and with it the lock: writes announce nothing again.
+    # The waiting process is gone, and with it the lock: writes announce nothing again.
     await _lock_free(admin)
     await _completed(pg)
     assert await _payloads_before_sentinel(watch, admin) == []
@@ -118,3 +118,18 @@ def test_payloads_stay_within_the_limit_and_parse_back() -> None:
 @pytest.mark.parametrize("payload", ["", "1,x", "1,,2", "-1", "1" * 30, None, "١"])
 def test_a_payload_that_does_not_parse_means_unknown(payload: object) -> None:
     assert _parse_finished(payload) is None
+
+
+async def test_the_waiters_listener_lingers_after_the_last_waiter_then_ends(
+    pg: PostgresBackend, admin: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = await _completed(pg)
+    await _waiting.wait_for_job(pg, job_id)
+    await _lock_held(admin)  # lingering: the next wait needs no new connection
+    task = pg._waiters_task
+    await _waiting.wait_for_job(pg, job_id)
+    assert pg._waiters_task is task
+    monkeypatch.setattr(listener, "_WAITERS_LINGER", 0.0)
+    await _waiting.wait_for_job(pg, job_id)
+    await _lock_free(admin)
+    assert pg._waiters_task is None

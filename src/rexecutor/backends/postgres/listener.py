@@ -38,6 +38,8 @@ logger = logging.getLogger("rexecutor.backends.postgres")
 
 _LISTEN_PING: Final = 30.0
 _LISTEN_BACKOFF: Final = (0.1, 5.0)
+#: Seconds the waiters' listener (and its lock) outlives the last waiter.
+_WAITERS_LINGER: Final = 30.0
 
 T = TypeVar("T")
 
@@ -55,6 +57,7 @@ class _Listening(Backend):
             finished=FinishedHub(on_change=self._waiters_changed),
         )
         self._waiters_task: asyncio.Task[None] | None = None
+        self._waiters_linger: asyncio.TimerHandle | None = None
         self._channel = f"{self._schema}_rexecutor_jobs"
         self._cancel_channel = f"{self._schema}_rexecutor_cancel"
         self._done_channel = f"{self._schema}_rexecutor_done"
@@ -152,6 +155,9 @@ class _Listening(Backend):
         )
 
     async def _stop_listener(self) -> None:
+        linger, self._waiters_linger = self._waiters_linger, None
+        if linger is not None:
+            linger.cancel()
         waiters, self._waiters_task = self._waiters_task, None
         if waiters is not None and not waiters.done():
             waiters.cancel()
@@ -220,16 +226,29 @@ class _Listening(Backend):
     # -- waiters for finished jobs ----------------------------------------------------------
 
     def _waiters_changed(self) -> None:
-        """Run the waiters' listener while this process has anyone waiting, and only then."""
+        """Run the waiters' listener while this process has anyone waiting, and for
+        ``_WAITERS_LINGER`` seconds after the last one left (so that one wait after another
+        does not open a connection each)."""
+        linger, self._waiters_linger = self._waiters_linger, None
+        if linger is not None:
+            linger.cancel()
         task = self._waiters_task
         if self.wakeups.finished.subscriber_count == 0:
             if task is not None:
-                self._waiters_task = None
-                task.cancel()
+                self._waiters_linger = asyncio.get_running_loop().call_later(
+                    _WAITERS_LINGER, self._end_waiters
+                )
         elif (task is None or task.done()) and self._connected:
             self._waiters_task = asyncio.get_running_loop().create_task(
                 self._serve_waiters(), name=f"rexecutor-waiters-{self._schema}"
             )
+
+    def _end_waiters(self) -> None:
+        self._waiters_linger = None
+        task = self._waiters_task
+        if task is not None and self.wakeups.finished.subscriber_count == 0:
+            self._waiters_task = None
+            task.cancel()
 
     async def _serve_waiters(self) -> None:
         """LISTEN for finished jobs on a connection of its own, holding the shared advisory
