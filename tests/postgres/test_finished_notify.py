@@ -133,3 +133,17 @@ async def test_the_waiters_listener_lingers_after_the_last_waiter_then_ends(
     await _waiting.wait_for_job(pg, job_id)
     await _lock_free(admin)
     assert pg._waiters_task is None
+
+
+async def test_without_pipeline_mode_the_notification_follows_the_write(
+    pg: PostgresBackend, watch: Any, admin: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(listener, "_PIPELINES", False)
+    async with pg.for_thread() as waiter_process:
+        await pg.enqueue(EnqueuableJob("ex", {}))
+        [job] = await pg.claim_ready_jobs("ex", 1, "node-1")
+        waiter = asyncio.ensure_future(_waiting.wait_for_job(waiter_process, job.id))
+        await _lock_held(admin)
+        assert await pg.complete_jobs([(job.id, Lease("node-1", job.attempt))]) == [True]
+        assert (await asyncio.wait_for(waiter, 30)).status.value == "complete"
+        assert await _payloads_before_sentinel(watch, admin) == [str(int(job.id))]

@@ -23,6 +23,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Final, TypeVar
 
+import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 
@@ -40,6 +41,9 @@ _LISTEN_PING: Final = 30.0
 _LISTEN_BACKOFF: Final = (0.1, 5.0)
 #: Seconds the waiters' listener (and its lock) outlives the last waiter.
 _WAITERS_LINGER: Final = 30.0
+
+#: Whether the libpq in use has pipeline mode (14 and later).
+_PIPELINES: Final = psycopg.AsyncPipeline.is_supported()
 
 T = TypeVar("T")
 
@@ -97,6 +101,10 @@ class _Listening(Backend):
         if not ids:
             return await _fetchone(conn, query, params)
         notice = self._finished_notice(ids)
+        if not _PIPELINES:  # a libpq older than 14: two round trips
+            row = await _fetchone(conn, query, params)
+            await _fetchone(conn, self._q["notify_finished"], notice)
+            return row
         async with conn.pipeline(), conn.cursor(row_factory=tuple_row) as cur:
             await cur.execute(query, params)
             await conn.execute(self._q["notify_finished"], notice)
