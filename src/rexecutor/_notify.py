@@ -1,4 +1,5 @@
-"""In-process wake-ups: backends tell local runners that jobs may be ready."""
+"""In-process wake-ups: backends tell local runners that jobs may be ready, and local waiters
+(``wait_for_job``) that jobs may have finished."""
 
 from __future__ import annotations
 
@@ -104,21 +105,118 @@ class WakeHub:
             sub.notify()
 
 
-class Wakeups:
-    """A backend's wake-ups: runners waiting for ready jobs, and watches waiting for hints that
-    a running job may have been cancelled elsewhere.
+class FinishedSubscription:
+    """One mailbox for "jobs finished" wake-ups; safe to notify from any thread.
 
-    Every backend holds one as ``backend.wakeups``. ``jobs`` may be a hub of the backend's own
-    (SQLite's watcher sleeps while nobody is subscribed); ``on_subscribe`` runs on each
-    subscription (PostgreSQL makes sure its listener runs). A test clock that moves wakes
-    every runner, since jobs may have become due.
+    Notifications accumulate until :meth:`take`: the ids named, and whether one named none
+    (``None``: some jobs finished, which is not known). ``wait`` returns at once if anything
+    arrived since the previous ``take``, so nothing that lands between a read and a wait is
+    missed.
+    """
+
+    def __init__(self, hub: FinishedHub) -> None:
+        self._hub = hub
+        self._loop = asyncio.get_running_loop()
+        self._lock = threading.Lock()
+        self._ids: set[int] = set()
+        self._unknown = False
+        self._event = asyncio.Event()
+
+    def notify(self, job_ids: Collection[int] | None) -> None:
+        """Record that ``job_ids`` (None: unknown which) finished, and wake the waiter."""
+        with self._lock:
+            if job_ids is None:
+                self._unknown = True
+            else:
+                self._ids.update(job_ids)
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+            self._loop.call_soon_threadsafe(self._event.set)
+
+    def take(self) -> tuple[set[int], bool]:
+        """The ids notified since the last take, and whether an unknown set finished."""
+        with self._lock:
+            ids, unknown = self._ids, self._unknown
+            self._ids, self._unknown = set(), False
+        return ids, unknown
+
+    async def wait(self, timeout: float | None) -> None:
+        """Wait until notified (or ``timeout`` seconds pass), then re-arm."""
+        with self._lock:
+            pending = bool(self._ids) or self._unknown
+        if not pending:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), timeout)
+        self._event.clear()
+
+    def close(self) -> None:
+        """Stop receiving notifications."""
+        self._hub.unsubscribe(self)
+
+
+class FinishedHub:
+    """The local subscribers to a backend's "jobs finished" notifications.
+
+    ``on_change`` runs (from the subscribing thread) whenever someone subscribes or
+    unsubscribes: SQLite's watcher runs while anyone waits.
+    """
+
+    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._subscribers: set[FinishedSubscription] = set()
+        self._on_change = on_change
+
+    def subscribe(self) -> FinishedSubscription:
+        """Register a subscriber; call from its event loop."""
+        sub = FinishedSubscription(self)
+        with self._lock:
+            self._subscribers.add(sub)
+        if self._on_change is not None:
+            self._on_change()
+        return sub
+
+    def unsubscribe(self, sub: FinishedSubscription) -> None:
+        """Forget a subscriber."""
+        with self._lock:
+            self._subscribers.discard(sub)
+        if self._on_change is not None:
+            self._on_change()
+
+    @property
+    def subscriber_count(self) -> int:
+        """How many subscribers there are."""
+        with self._lock:
+            return len(self._subscribers)
+
+    def notify(self, job_ids: Collection[int] | None) -> None:
+        """Tell every subscriber that ``job_ids`` (None: unknown which) finished."""
+        if job_ids is not None and not job_ids:
+            return
+        with self._lock:
+            targets = list(self._subscribers)
+        for sub in targets:
+            sub.notify(job_ids)
+
+
+class Wakeups:
+    """A backend's wake-ups: runners waiting for ready jobs, watches waiting for hints that
+    a running job may have been cancelled elsewhere, and waiters for finished jobs.
+
+    Every backend holds one as ``backend.wakeups``. ``jobs`` and ``finished`` may be hubs of
+    the backend's own (SQLite's watcher sleeps while nobody is subscribed to either;
+    PostgreSQL listens for finished jobs only while someone waits); ``on_subscribe`` runs on
+    each subscription to ready jobs (PostgreSQL makes sure its listener runs). A
+    test clock that moves wakes every runner, since jobs may have become due.
     """
 
     def __init__(
-        self, jobs: WakeHub | None = None, on_subscribe: Callable[[], None] | None = None
+        self,
+        jobs: WakeHub | None = None,
+        on_subscribe: Callable[[], None] | None = None,
+        finished: FinishedHub | None = None,
     ) -> None:
         self.jobs = WakeHub() if jobs is None else jobs
         self.cancellations = WakeHub()
+        self.finished = FinishedHub() if finished is None else finished
         self._on_subscribe = on_subscribe
         _clock.on_change(self, functools.partial(_wake_all, weakref.ref(self)))
 
@@ -144,6 +242,19 @@ class Wakeups:
     def notify_cancellation(self) -> None:
         """Hint local nodes that a running job may have been cancelled."""
         self.cancellations.notify()
+
+    def subscribe_finished(self) -> FinishedSubscription:
+        """Register for notifications that jobs finished; call from a running loop.
+
+        ``rexecutor._waiting`` holds one such subscription per backend and event loop,
+        however many callers wait.
+        """
+        return self.finished.subscribe()
+
+    def notify_finished(self, job_ids: Collection[int] | None) -> None:
+        """Tell local waiters that ``job_ids`` reached a terminal status (None: some jobs did,
+        which is not known: a commit by another process, a reconnect)."""
+        self.finished.notify(job_ids)
 
     @property
     def subscribed(self) -> bool:

@@ -212,7 +212,9 @@ class Backend(Protocol):
     transitions :mod:`rexecutor.lifecycle` decides, each under its fence; it decides nothing.
     A backend holds its own state (nothing is inherited but these default methods), among it
     its :class:`~rexecutor._notify.Wakeups` as ``wakeups``, and says what it can do beyond the
-    protocol in ``capabilities``.
+    protocol in ``capabilities``. Every write that leaves a job complete, cancelled or
+    discarded tells ``wakeups.notify_finished`` (and other processes, where the store can),
+    which is what ``wait_for_job`` waits on.
 
     Usable after ``await backend.connect()`` (idempotent); ``await backend.close()`` releases
     it; ``async with backend:`` does both.

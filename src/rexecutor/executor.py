@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Generic, Optional, TypeVar, get_args, get_orig
 from pydantic import ConfigDict, PydanticUserError, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from rexecutor import _global, admin
+from rexecutor import _global, _waiting, admin
 from rexecutor import control as _control
 from rexecutor._retry import RetryPolicy
 from rexecutor.backend import Backend
@@ -420,6 +420,33 @@ class Executor(Generic[D, M]):
         """The job with ``job_id``, typed (global backend unless one is given)."""
         target = backend or _global.get_global_backend()
         return cls.decode_job(await target.get_job(JobId(job_id)))
+
+    # -- waiting for a job to finish ---------------------------------------------------------
+
+    @classmethod
+    async def wait_for_job(cls, job_id: int, *, timeout: timedelta | None = None) -> Job[D, M]:
+        """Wait on the global backend; see :meth:`wait_for_job_on_backend`."""
+        return await cls.wait_for_job_on_backend(
+            job_id, _global.get_global_backend(), timeout=timeout
+        )
+
+    @classmethod
+    async def wait_for_job_on_backend(
+        cls, job_id: int, backend: Backend, *, timeout: timedelta | None = None
+    ) -> Job[D, M]:
+        """The job, typed, once it is complete, discarded or cancelled.
+
+        Woken by the backend's own notifications (also of other processes), never by busy
+        polling; any number of callers share one subscription. Raises ``JobNotFound`` at once
+        for an unknown id, and the builtin ``TimeoutError`` when ``timeout`` (None: no
+        limit) passes first.
+
+        Example:
+            >>> job = await EmailJob.wait_for_job(job_id, timeout=timedelta(seconds=30))
+            >>> job.status
+            <JobStatus.COMPLETE: 'complete'>
+        """
+        return cls.decode_job(await _waiting.wait_for_job(backend, job_id, timeout))
 
 
 def _type_arguments(cls: type) -> tuple[Any, Any]:

@@ -35,6 +35,7 @@ import os
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -59,6 +60,7 @@ __all__ = [
     "query_jobs",
     "rerun_job",
     "update_job",
+    "wait_for_job",
 ]
 
 T = TypeVar("T")
@@ -294,6 +296,23 @@ def update_job(
 ) -> None:
     """Write back a job's data, metadata, max_attempts, priority, tags and scheduled_at."""
     _FACADE.run(_target(backend), lambda b: executor.update_job_on_backend(job, b))
+
+
+def wait_for_job(
+    executor: type[Executor[D, M]],
+    job_id: int,
+    backend: Backend | None = None,
+    *,
+    timeout: timedelta | None = None,
+) -> Job[D, M]:
+    """Block until the job is complete, discarded or cancelled; returns it, typed.
+
+    ``JobNotFound`` for an unknown id, the builtin ``TimeoutError`` when ``timeout`` (None:
+    no limit) passes first. Waiters of every thread share the facade's one subscription.
+    """
+    return _FACADE.run(
+        _target(backend), lambda b: executor.wait_for_job_on_backend(job_id, b, timeout=timeout)
+    )
 
 
 def cancel_job(job_id: int, reason: object, backend: Backend | None = None) -> bool:

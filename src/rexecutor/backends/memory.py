@@ -405,20 +405,24 @@ class InMemoryBackend(Backend):
         """Complete many jobs under one lock; an unknown id raises ``JobNotFound`` after the
         completions before it took effect, as completing them one by one would."""
         results: list[bool] = []
-        with self._lock:
-            now = _clock.now()
-            for job_id, lease, result in completions_of(completions):
-                job = self._held(job_id, lease)
-                if job is None:
-                    results.append(False)
-                    continue
-                job.status = JobStatus.COMPLETE
-                job.completed_at = now
-                if result is not None:
-                    job.result = json.loads(result)
-                results.append(True)
-                if job.has_dependents:
-                    dependencies.drive(dependencies.propagate([job_id]), self._answer)
+        try:
+            with self._lock:
+                now = _clock.now()
+                for job_id, lease, result in completions_of(completions):
+                    job = self._held(job_id, lease)
+                    if job is None:
+                        results.append(False)
+                        continue
+                    job.status = JobStatus.COMPLETE
+                    job.completed_at = now
+                    if result is not None:
+                        job.result = json.loads(result)
+                    results.append(True)
+                    if job.has_dependents:
+                        dependencies.drive(dependencies.propagate([job_id]), self._answer)
+        finally:  # also the completions before an unknown id
+            done = zip(completions_of(completions), results, strict=False)
+            self.wakeups.notify_finished([int(item[0]) for item, ok in done if ok])
         return results
 
     async def record_progress(self, job_id: int, lease: Lease, progress: JobProgress) -> bool:
@@ -440,6 +444,8 @@ class InMemoryBackend(Backend):
                     dependencies.drive(walk, self._answer)
         if cancelled_running:
             self.notify_cancellation()
+        if applied and transition.status.is_terminal:
+            self.wakeups.notify_finished([int(job_id)])
         return applied
 
     def _apply_locked(self, job_id: int, fence: Fence, transition: Transition) -> tuple[bool, bool]:

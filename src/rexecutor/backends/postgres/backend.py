@@ -199,8 +199,10 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
             raise JobNotFound(job_id)
         params = transition_params(job_id, fence, transition, self._cancel_channel)
 
+        finishes = [job_id] if JobStatus(transition.status).is_terminal else []
+
         async def work(conn: Conn) -> Row | None:
-            return await _fetchone(conn, self._q["transition"], params)
+            return await self._fetch_announcing(conn, self._q["transition"], params, finishes)
 
         row = await self._run(work, retry=True)
         assert row is not None
@@ -210,6 +212,7 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
                 self.notify(executor)
             if params["hint"]:
                 self.notify_cancellation()
+            self.wakeups.notify_finished(finishes)
             if has_dependents:
                 steps = dependencies.after_change(job_id, transition.status, transition.reopen)
                 if steps is not None:
@@ -265,16 +268,17 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
         statement = self._q[name]
 
         async def work(conn: Conn) -> Row | None:
-            return await _fetchone(conn, statement, params)
+            return await self._fetch_announcing(conn, statement, params, params["ids"])
 
         row = await self._run(work, retry=True)
         assert row is not None
         missing, done, with_dependents = row
         if with_dependents:
             await self._walk(dependencies.propagate([int(i) for i in with_dependents]))
+        done_set = set(done or ())
+        self.wakeups.notify_finished([items[ordinal - 1][0] for ordinal in sorted(done_set)])
         if missing is not None:
             raise JobNotFound(items[missing - 1][0])
-        done_set = set(done or ())
         if not repeats:
             return [ordinal in done_set for ordinal in ordinals]
         seen: set[int] = set()

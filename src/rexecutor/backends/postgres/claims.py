@@ -215,6 +215,7 @@ class _Claiming(_Pooled):
                 )
 
         await self._run(work)
+        await self._announce_finished([int(job.id) for job, _ in items])
 
     async def _give_back(
         self, claim: asyncio.Future[list[Row]] | None, node_id: str, earlier: list[Row]

@@ -15,6 +15,9 @@ from rexecutor.backends.postgres.codec import _COLUMN_NAMES, _TIME_COLUMNS
 
 #: Longest notification payload the listener accepts (the trigger sends '' beyond 1000 bytes).
 _MAX_PAYLOAD: Final = 1000
+#: Longest payload of a "jobs finished" notification (ids, comma-separated), below NOTIFY's
+#: limit of 8000 bytes.
+_MAX_FINISHED_PAYLOAD: Final = 7900
 
 _READY_SQL: Final = "('scheduled', 'retryable')"
 _TERMINAL_SQL: Final = "('complete', 'cancelled', 'discarded')"
@@ -273,6 +276,14 @@ _STATEMENTS: Final[dict[str, str]] = {
         RETURNING executor, status
     """,
     "exists": "SELECT EXISTS (SELECT 1 FROM {jobs} WHERE id = %(id)s)",
+    # Jobs that finished, announced to the waiters of every process: one notification per
+    # payload (comma-separated ids, each within NOTIFY's 8000-byte limit), sent only when the
+    # advisory lock that waiting processes hold shared cannot be taken (someone waits, or
+    # another writer holds it just now).
+    "notify_finished": """
+        SELECT count(pg_notify(%(channel)s::text, p)) FROM unnest(%(payloads)s::text[]) AS p
+        WHERE NOT (SELECT pg_try_advisory_xact_lock(%(waiters)s::bigint))
+    """,
     "stored_times": "SELECT inserted_at::text, scheduled_at::text FROM {jobs} WHERE id = %(id)s",
     # A claimed job whose row cannot be read: discarded, its times made readable, unreadable
     # JSON replaced by its text (as a JSON string), the error list rewritten as read.

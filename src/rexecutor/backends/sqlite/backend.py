@@ -140,7 +140,7 @@ class SqliteBackend(Backend):
         if busy_timeout < timedelta(0):
             raise ConfigurationError(f"busy_timeout must not be negative, got {busy_timeout}")
         self._hub = WatchedHub()
-        self.wakeups = Wakeups(jobs=self._hub)
+        self.wakeups = Wakeups(jobs=self._hub, finished=self._hub.finished)
         self.max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES
         self.poll_interval = float(poll_interval)
         self.busy_timeout = busy_timeout
@@ -350,9 +350,11 @@ class SqliteBackend(Backend):
         return results
 
     def _foreign_commit(self) -> None:
-        # Another process committed: new work may be ready, or a job we run was cancelled.
+        # Another process committed: new work may be ready, a job we run was cancelled, or
+        # jobs someone here waits for finished.
         self.notify()
         self.notify_cancellation()
+        self.wakeups.notify_finished(None)
 
     def _wake_all(self, executors: Collection[str]) -> None:
         for executor in executors:
@@ -374,9 +376,10 @@ class SqliteBackend(Backend):
         db = self._db
         if db is None:
             raise self._not_connected()
+        aside: list[int] = []  # jobs the claim set aside (discarded): finished for waiters
         claim = db.call(
             lambda: self._transaction(
-                self._connection(), claim_tx, executor, limit, node_id, limits, report
+                self._connection(), claim_tx, executor, limit, node_id, limits, report, aside
             )
         )
         try:
@@ -386,6 +389,9 @@ class SqliteBackend(Backend):
         except asyncio.CancelledError:
             claim.add_done_callback(lambda done: self._give_back(db, done))
             raise
+        finally:
+            if claim.done() and not claim.cancelled() and claim.exception() is None:
+                self.wakeups.notify_finished(aside)
 
     def _give_back(self, db: DbThread, claim: asyncio.Future[list[Job[Any, Any]]]) -> None:
         """Return the jobs of a claim whose caller was cancelled to the queue, attempts undone."""
@@ -438,6 +444,8 @@ class SqliteBackend(Backend):
             and transition.status is not JobStatus.EXECUTING
         ):
             self.notify_cancellation()
+        if transition.status.is_terminal:
+            self.wakeups.notify_finished([int(job_id)])
         return True
 
     async def complete_jobs(
@@ -451,6 +459,8 @@ class SqliteBackend(Backend):
         ]
         results, missing, released = await self._call(complete_many_tx, items)
         self._wake_all(released)
+        done = zip(items, results, strict=False)  # also the completions before an unknown id
+        self.wakeups.notify_finished([item.job_id for item, ok in done if ok])
         if missing is not None:
             raise JobNotFound(missing)
         return results

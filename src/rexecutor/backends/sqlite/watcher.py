@@ -2,7 +2,8 @@
 
 Writes that make a job ready notify local subscribers after the commit. Commits made by other
 processes are noticed by a :class:`Watcher` thread that reads ``PRAGMA data_version`` on a
-second connection every ``poll_interval`` seconds while anyone is subscribed.
+second connection every ``poll_interval`` seconds while anyone is subscribed (runners, or
+waiters for finished jobs, to whom such a commit says "some jobs may have finished").
 """
 
 from __future__ import annotations
@@ -13,16 +14,22 @@ import sqlite3
 import threading
 from collections.abc import Callable, Collection
 
-from rexecutor._notify import Subscription, WakeHub
+from rexecutor._notify import FinishedHub, Subscription, WakeHub
 
 
 class WatchedHub(WakeHub):
-    """A wake hub that lets the data_version watcher sleep while nobody is subscribed."""
+    """A wake hub that lets the data_version watcher sleep while nobody is subscribed, to it
+    or to its ``finished`` hub (the waiters for finished jobs)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.activity = threading.Condition()
         self._live: set[Subscription] = set()
+        self.finished = FinishedHub(on_change=self._changed)
+
+    def _changed(self) -> None:
+        with self.activity:
+            self.activity.notify_all()
 
     def subscribe(self, executors: Collection[str] | None = None) -> Subscription:
         sub = super().subscribe(executors)
@@ -38,7 +45,7 @@ class WatchedHub(WakeHub):
 
     @property
     def active(self) -> bool:
-        return bool(self._live)
+        return bool(self._live) or self.finished.subscriber_count > 0
 
 
 def open_watch_connection(path: str, timeout: float) -> tuple[sqlite3.Connection, int]:

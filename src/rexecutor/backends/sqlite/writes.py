@@ -161,7 +161,9 @@ def claim_tx(
     node_id: str,
     limits: ClaimLimits | None = None,
     report: ClaimReport | None = None,
+    aside: list[int] | None = None,
 ) -> list[Job[Any, Any]]:
+    """Claim up to ``limit`` due jobs; the ids of those set aside are appended to ``aside``."""
     if is_paused(conn, executor):
         if report is not None:
             report.paused = True
@@ -188,6 +190,8 @@ def claim_tx(
             else:
                 set_aside(conn, job, reader)
                 unreadable += 1
+                if aside is not None:
+                    aside.append(int(job.id))
         # Rows set aside must not take the places of the good jobs behind them; each round
         # discards what it could not read, so this ends. (A limited claim takes one round:
         # what it chose is what it may start.)
