@@ -1,5 +1,6 @@
 """``rexecutor workflows show`` and workflow jobs in ``jobs list|show``, in-process, on a real
-SQLite file holding a workflow enqueued with ``Workflow``, some of its jobs completed."""
+SQLite file holding a workflow enqueued with ``Workflow`` (its executor is a test class, see
+``tests.support.workflow_seed``), some of its jobs completed."""
 
 from __future__ import annotations
 
@@ -12,47 +13,20 @@ from typing import Any
 
 import pytest
 
-from rexecutor import Executor, Job, Workflow
 from rexecutor.backends import SqliteBackend
 from rexecutor.cli import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, main
-from tests.backends._helpers import claim_one, mark_complete
-
-
-class Task(Executor[str, None]):
-    """Never run here: its jobs are claimed and completed through the backend."""
-
-    name = "wf-task"
-
-    async def execute(self, job: Job[str, None]) -> None:
-        return None
+from tests.support.workflow_seed import SeededWorkflow, Task, seed_workflow
 
 
 @dataclass
-class Stored:
-    url: str
-    workflow_id: str
-    fetch: int
-    left: int
-    right: int
-    merge: int
-    audit: int
+class Stored(SeededWorkflow):
+    url: str = ""
 
 
 async def _store(path: Path) -> Stored:
-    """A diamond (fetch → left, right → merge) and a lone root (audit); fetch and left done."""
     async with SqliteBackend(path) as backend:
-        wf = Workflow("nightly")
-        fetch = wf.add(Task.builder().with_data("fetch"), name="fetch")
-        left = wf.add(Task.builder().with_data("left"), depends_on=[fetch], name="left")
-        right = wf.add(Task.builder().with_data("right"), depends_on=[fetch], name="right")
-        wf.add(Task.builder().with_data("merge"), depends_on=[left, right], name="merge")
-        wf.add(Task.builder().with_data("audit"))
-        ids = [int(i) for i in await wf.enqueue_to_backend(backend)]
-        for expected in ids[:2]:  # fetch, then left (the lower id of the two it released)
-            job, lease = await claim_one(backend, Task.name)
-            assert int(job.id) == expected
-            assert await mark_complete(backend, job.id, lease)
-        return Stored(f"sqlite:///{path}", wf.id, *ids)
+        seeded = await seed_workflow(backend)
+    return Stored(**vars(seeded), url=f"sqlite:///{path}")
 
 
 @pytest.fixture
