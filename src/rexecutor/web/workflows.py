@@ -84,7 +84,7 @@ def dag_svg(ctx: Ctx, graph: WorkflowGraph) -> str:
             f'<rect x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" rx="6"/>'
             f'<text x="{x + 10}" y="{y + 19}" class="name">{h(_label(name))}</text>'
             f'<text x="{x + 10}" y="{y + 36}" class="sub">'
-            f"{h(_label(f'{job_id} · {state}'))}</text></a>"
+            f"{h(_label(f'{job_id} · {graph.waiting(job_id) or job.status.value}'))}</text></a>"
         )
     return (
         f'<svg class="dag" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
