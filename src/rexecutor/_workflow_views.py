@@ -120,12 +120,16 @@ class WorkflowGraph:
         return status if waiting is None else f"{status}, {waiting}"
 
     def counts(self) -> dict[str, int]:
-        """How many jobs are in each status (every status listed), and how many are blocked."""
+        """How many jobs are in each status (every status listed)."""
         counts = {status.value: 0 for status in JobStatus.ALL}
         for job in self.jobs.values():
             counts[job.status.value] += 1
-        counts["blocked"] = sum(1 for job in self.jobs.values() if job.blocked)
         return counts
+
+    @property
+    def blocked(self) -> int:
+        """How many jobs wait on their dependencies."""
+        return sum(1 for job in self.jobs.values() if job.blocked)
 
     def tree(self) -> Iterator[TreeLine]:
         """The workflow as a tree: each root, then its dependents under it, depth first.
@@ -135,6 +139,13 @@ class WorkflowGraph:
         """
         shown: set[int] = set()
         roots = self.roots
+        yield from self._tree_from(roots, shown)
+        # Nothing a Workflow stores is left over; a graph written by hand with a cycle would
+        # be, and is still shown whole.
+        while len(shown) < len(self.jobs):
+            yield from self._tree_from([min(set(self.jobs) - shown)], shown)
+
+    def _tree_from(self, roots: list[int], shown: set[int]) -> Iterator[TreeLine]:
         # The stack holds what to print next: (job, indent, last child?, guides above it).
         stack: list[tuple[int, int, bool, tuple[bool, ...]]] = [
             (job_id, 0, i == len(roots) - 1, ()) for i, job_id in enumerate(roots)
@@ -177,6 +188,7 @@ class WorkflowGraph:
         return {
             "id": self.workflow_id,
             "counts": self.counts(),
+            "blocked": self.blocked,
             "roots": self.roots,
             "jobs": [self.job_to_json(job_id) for job_id in self.jobs],
             "edges": [{"from": dep, "to": job_id} for dep, job_id in self.edges],

@@ -50,10 +50,8 @@ async def workflows_show(backend: Backend, args: argparse.Namespace, out: Output
 
 
 def _summary(graph: WorkflowGraph) -> str:
-    counts = graph.counts()
-    blocked = counts.pop("blocked")
-    parts = [f"{n} {status}" for status, n in counts.items() if n]
+    parts = [f"{n} {status}" for status, n in graph.counts().items() if n]
     text = f"{len(graph.jobs)} jobs: {', '.join(parts)}"
-    if blocked:
-        text += f" ({blocked} {WAITING})"
+    if graph.blocked:
+        text += f" ({graph.blocked} {WAITING})"
     return text

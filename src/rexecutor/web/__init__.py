@@ -1,4 +1,4 @@
-"""The web dashboard: see jobs, nodes and throughput, and cancel, rerun or retry jobs.
+"""The web dashboard: see jobs, workflows, nodes and throughput, and cancel, rerun or retry jobs.
 
 Serve it with ``rexecutor dashboard`` (loopback only unless told otherwise), or mount it in
 your own ASGI application::

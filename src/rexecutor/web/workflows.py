@@ -144,11 +144,9 @@ def _table(ctx: Ctx, graph: WorkflowGraph) -> str:
 
 def workflow_live(ctx: Ctx, graph: WorkflowGraph) -> str:
     """The workflow page's live part: counts, the drawn graph and its legend, the steps."""
-    counts = graph.counts()
-    blocked = counts.pop("blocked")
-    summary = " ".join(f"{_badge(status)} {n}" for status, n in counts.items() if n)
-    if blocked:
-        summary += f' <span class="waiting">{blocked} {WAITING}</span>'
+    summary = " ".join(f"{_badge(status)} {n}" for status, n in graph.counts().items() if n)
+    if graph.blocked:
+        summary += f' <span class="waiting">{graph.blocked} {WAITING}</span>'
     if len(graph.jobs) <= MAX_DRAWN_JOBS:
         drawing = f'<figure class="dag-box">{dag_svg(ctx, graph)}</figure>{_legend()}'
     else:
