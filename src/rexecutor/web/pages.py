@@ -19,7 +19,15 @@ from rexecutor._text import storable
 from rexecutor._workflow_views import WAITING
 from rexecutor.job import Job, JobStatus
 
-__all__ = ["PAGE_ERRORS", "PAGE_TEXT_CHARS", "Ctx", "h", "safe_next", "workflow_path"]
+__all__ = [
+    "PAGE_ERRORS",
+    "PAGE_TEXT_CHARS",
+    "Ctx",
+    "h",
+    "safe_next",
+    "workflow_facts",
+    "workflow_path",
+]
 
 #: On a job's page, data, metadata, error details and tracebacks longer than this are cut
 #: (the JSON API's /api/jobs/ID has them in full).
