@@ -260,12 +260,23 @@ def job_to_json(
         "cancelled_at": iso(job.cancelled_at),
         "discarded_at": iso(job.discarded_at),
     }
+    value.update(_workflow_fields(job))
     if history:
         value["history"] = [entry.to_json() for entry in job_history(job)]
     if cut:
         value["truncated"] = cut
         value["full"] = summary
     return value
+
+
+def _workflow_fields(job: Job[Any, Any]) -> dict[str, Any]:
+    # The workflow a job belongs to (None: none), its step name, and whether it is held back
+    # until its dependencies finish (still ``scheduled``).
+    return {
+        "workflow_id": job.workflow_id,
+        "workflow_step": job.workflow_step,
+        "blocked": job.blocked,
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ import time
 import urllib.request
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,9 +31,10 @@ from rexecutor.backend import FailureRecord
 from rexecutor.backends import SqliteBackend
 from rexecutor.job import ErrorType, Job
 from rexecutor.limits import ClaimLimits
-from tests.backends._helpers import mark_cancelled
+from tests.backends._helpers import claim_one, mark_cancelled, mark_complete
 from tests.cli.seed import Seeded, run_real_jobs, seed
 from tests.support.processes import ROOT
+from tests.support.workflow_seed import SeededWorkflow, Task, seed_workflow
 
 pytestmark = pytest.mark.slow
 
@@ -122,11 +124,9 @@ def _cancel_directly(db: Path, job_id: int) -> None:
     _elsewhere(cancel())
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, Path, Seeded]]:
-    """The dashboard serving a SQLite file of real jobs, in its own process."""
-    db = tmp_path / "jobs.db"
-    ids = asyncio.run(_prepare(db))
+@contextmanager
+def _dashboard(db: Path, cwd: Path) -> Iterator[str]:
+    """``rexecutor dashboard`` serving the SQLite file ``db`` in its own process: its address."""
     port = _free_port()
     process = subprocess.Popen(
         [
@@ -143,7 +143,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path, Seeded]]:
             "--refresh",
             "0.5",
         ],
-        cwd=tmp_path,
+        cwd=cwd,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -163,7 +163,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path, Seeded]]:
                 output = process.stdout.read() if process.stdout else ""
                 pytest.fail(f"the dashboard did not start: {output}")
             time.sleep(0.1)
-        yield base, db, ids
+        yield base
     finally:
         process.terminate()
         try:
@@ -175,27 +175,45 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path, Seeded]]:
             process.stdout.close()
 
 
-def test_the_dashboard_in_headless_chromium(
-    served: tuple[str, Path, Seeded], tmp_path: Path
-) -> None:
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Path, Seeded]]:
+    """The dashboard serving a SQLite file of real jobs, in its own process."""
+    db = tmp_path / "jobs.db"
+    ids = asyncio.run(_prepare(db))
+    with _dashboard(db, tmp_path) as base:
+        yield base, db, ids
+
+
+def _need_chromium() -> None:
     if not os.path.exists(CHROMIUM):
         pytest.fail(
             f"the browser test needs Chromium at {CHROMIUM}: run scripts/test (it installs "
             "Debian's chromium package) or apt-get install chromium",
             pytrace=False,
         )
+
+
+def _launch(playwright: Any, tmp_path: Path) -> Any:
+    """Headless Chromium, with a profile of its own under ``tmp_path``."""
+    return playwright.chromium.launch_persistent_context(
+        str(tmp_path / "profile"),
+        executable_path=CHROMIUM,
+        headless=True,
+        args=FLAGS,
+        viewport={"width": 1280, "height": 860},
+    )
+
+
+def test_the_dashboard_in_headless_chromium(
+    served: tuple[str, Path, Seeded], tmp_path: Path
+) -> None:
+    _need_chromium()
     from playwright.sync_api import expect, sync_playwright
 
     base, db, ids = served
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=FLAGS,
-            viewport={"width": 1280, "height": 860},
-        )
+        context = _launch(playwright, tmp_path)
         try:
             page = context.new_page()
             problems: list[str] = []
@@ -299,3 +317,77 @@ def test_the_dashboard_in_headless_chromium(
             context.close()
     for name in ("overview", "jobs", "job", "nodes", "executors"):
         assert (SHOTS / f"{name}.png").stat().st_size > 10_000
+
+
+# -- workflows ------------------------------------------------------------------------------
+
+
+def _complete_next(db: Path, expected: int) -> None:
+    """Claim and complete the next ready job of the workflow's executor, from this process."""
+
+    async def complete() -> None:
+        async with SqliteBackend(db) as backend:
+            job, lease = await claim_one(backend, Task.name)
+            assert int(job.id) == expected
+            assert await mark_complete(backend, job.id, lease)
+
+    _elsewhere(complete())
+
+
+def test_a_workflow_page_in_headless_chromium(tmp_path: Path) -> None:
+    _need_chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    db = tmp_path / "jobs.db"
+
+    async def prepare() -> SeededWorkflow:
+        async with SqliteBackend(db) as backend:
+            return await seed_workflow(backend)
+
+    wf = asyncio.run(prepare())
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with _dashboard(db, tmp_path) as base, sync_playwright() as playwright:
+        context = _launch(playwright, tmp_path)
+        try:
+            page = context.new_page()
+            problems: list[str] = []
+            page.on("pageerror", lambda exc: problems.append(str(exc)))
+            page.on(
+                "console",
+                lambda msg: problems.append(msg.text) if msg.type == "error" else None,
+            )
+
+            # From a blocked job's page to its workflow.
+            page.goto(f"{base}/jobs/{wf.merge}")
+            expect(page.locator("dl.facts")).to_contain_text("waiting on dependencies")
+            page.click("a.workflow")
+            expect(page.locator("h1")).to_have_text(f"Workflow {wf.workflow_id}")
+
+            # The drawing: a node per job, an edge per dependency, coloured by status.
+            nodes = page.locator("svg.dag a.node")
+            expect(nodes).to_have_count(len(wf.ids))
+            expect(page.locator("svg.dag path.edge")).to_have_count(4)
+            drawn = sorted(int(n.get_attribute("data-job-id") or 0) for n in nodes.all())
+            assert drawn == wf.ids
+            merge = page.locator(f'svg.dag a.node[data-job-id="{wf.merge}"]')
+            expect(merge).to_have_class("node st-scheduled blocked")
+            complete = page.locator("svg.dag a.node.st-complete rect").first
+            assert complete.evaluate("r => getComputedStyle(r).fill") == "rgb(26, 127, 55)"
+            box = merge.locator("rect").bounding_box()
+            assert box is not None and box["width"] > 100  # drawn, not collapsed
+            expect(page.locator("ul.legend")).to_contain_text("waiting on dependencies")
+            page.screenshot(path=str(SHOTS / "workflow.png"), full_page=True)
+
+            # Another process completes the step merge waits on: the live page follows.
+            _complete_next(db, wf.right)
+            right = page.locator(f'svg.dag a.node[data-job-id="{wf.right}"]')
+            expect(right).to_have_attribute("data-status", "complete")
+            expect(merge).to_have_class("node st-scheduled")
+
+            # Each node links to its job.
+            merge.click()
+            expect(page.locator("h1")).to_have_text(f"Job {wf.merge}")
+            assert not problems, problems
+        finally:
+            context.close()
+    assert (SHOTS / "workflow.png").stat().st_size > 10_000

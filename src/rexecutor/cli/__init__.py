@@ -8,8 +8,9 @@ gracefully; a second signal exits at once. The backend comes from ``--backend UR
 The other commands manage stored jobs through the backend protocol, so they work on every
 backend: ``jobs list|show|cancel|rerun|retry``, ``stats``, ``prune``, ``nodes``,
 ``cron list`` (which imports the node, as ``worker`` does, to read its schedules),
-``executors [list]|pause|resume|scale`` (run-time control, see :mod:`rexecutor.control`) and
-``dashboard``. They print tables, or JSON with ``--json``. Exit codes: 0 done; 1 the job does
+``executors [list]|pause|resume|scale`` (run-time control, see :mod:`rexecutor.control`),
+``workflows show`` (a workflow's jobs as a tree of their dependencies) and ``dashboard``.
+They print tables, or JSON with ``--json``. Exit codes: 0 done; 1 the job (or workflow) does
 not exist, or the action applied to nothing (a cancel of a finished job, a rerun of an
 executing job, a bulk retry that matched no job); 2 a usage or configuration error; 3 the
 backend is unavailable.
@@ -22,7 +23,7 @@ tables there. Connection URLs are shown with their password masked.
 The package, one module per concept: ``parser`` (arguments), ``worker`` (``worker`` and
 ``migrate``), ``connect`` (opening the backend for a command), ``jobs`` (``jobs ...`` and
 ``prune``), ``stats`` (``stats`` and ``nodes``), ``cron`` (``cron list``), ``executors``
-(``executors ...``), ``dashboard``,
+(``executors ...``), ``workflows`` (``workflows show``), ``dashboard``,
 ``output`` (tables and JSON; the only user of rich) and ``errors`` (exit codes). The
 operations themselves are :mod:`rexecutor.admin`'s.
 """
@@ -38,7 +39,7 @@ from collections.abc import Sequence
 
 from rexecutor._redact import mask_secrets
 from rexecutor.backends import ENV_VAR
-from rexecutor.cli import cron, executors, jobs, stats
+from rexecutor.cli import cron, executors, jobs, stats, workflows
 from rexecutor.cli.connect import Handler, with_backend
 from rexecutor.cli.dashboard import TOKEN_ENV_VAR, is_loopback, serve_dashboard
 from rexecutor.cli.errors import (
@@ -89,6 +90,7 @@ _HANDLERS: dict[str, Handler] = {
     "executors pause": executors.executors_pause,
     "executors resume": executors.executors_resume,
     "executors scale": executors.executors_scale,
+    "workflows show": workflows.workflows_show,
 }
 
 

@@ -7,9 +7,11 @@ results are printed.
 from __future__ import annotations
 
 import argparse
+import shlex
 from typing import Any
 
 from rexecutor import _views, admin
+from rexecutor._workflow_views import WAITING
 from rexecutor.backend import Backend, PruneSpec
 from rexecutor.cli.errors import EXIT_OK, NothingDone
 from rexecutor.cli.output import Cell, Column, Output, clip, short, status_cell, when
@@ -42,7 +44,10 @@ async def jobs_list(backend: Backend, args: argparse.Namespace, out: Output) -> 
     if not found:
         out.line("no jobs match" + (" on this page" if args.offset else ""))
         return EXIT_OK
-    names = ("ID", "EXECUTOR", "STATUS", "ATTEMPT", "TAGS", "WHEN", "DATA", "LAST ERROR")
+    names: tuple[str, ...] = ("ID", "EXECUTOR", "STATUS", "ATTEMPT", "TAGS", "WHEN", "DATA")
+    # The workflow column only when a job of the page belongs to one: most queues have none.
+    in_workflows = any(job.workflow_id for job in found)
+    names += ("WORKFLOW", "LAST ERROR") if in_workflows else ("LAST ERROR",)
     columns = [
         Column(name, justify="right" if name == "ID" else "left", no_wrap=True) for name in names
     ]
@@ -58,6 +63,7 @@ async def jobs_list(backend: Backend, args: argparse.Namespace, out: Output) -> 
                 ",".join(job.tags),
                 _row_when(job),
                 short(job.data, 30),
+                *([clip(job.workflow_id or "", 40)] if in_workflows else []),
                 clip(f"{last.name or last.error_type.value}: {last.details}", 50) if last else "",
             ]
         )
@@ -75,6 +81,8 @@ def _row_when(job: Job[Any, Any]) -> str:
         return f"{job.status.value} {_views.format_age(job.finished_at)}"
     if job.status is JobStatus.EXECUTING:
         return f"started {_views.format_age(job.attempted_at)}"
+    if job.blocked:
+        return WAITING
     return f"due {_views.format_age(job.scheduled_at)}"
 
 
@@ -107,6 +115,7 @@ async def jobs_show(backend: Backend, args: argparse.Namespace, out: Output) -> 
     progress = _views.progress_text(job)
     if progress is not None:
         fields.append(["progress", progress])
+    fields += _workflow_rows(job)
     out.table([Column(style="bold"), Column()], fields, header=False)
     out.line("\ndata", "bold")
     out.line(_views.dumps_json(job.data, indent=2))
@@ -131,6 +140,20 @@ async def jobs_show(backend: Backend, args: argparse.Namespace, out: Output) -> 
             if error.traceback:
                 out.line(error.traceback.rstrip(), "dim")
     return EXIT_OK
+
+
+def _workflow_rows(job: Job[Any, Any]) -> list[list[Cell]]:
+    rows: list[list[Cell]] = []
+    if job.workflow_id is not None:
+        rows.append(["workflow", job.workflow_id])
+        if job.workflow_step:
+            rows.append(["step", job.workflow_step])
+    if job.blocked:
+        see = ""
+        if job.workflow_id:
+            see = f": rexecutor workflows show {shlex.quote(job.workflow_id)}"
+        rows.append(["waiting", (WAITING + see, "yellow")])
+    return rows
 
 
 async def jobs_cancel(backend: Backend, args: argparse.Namespace, out: Output) -> int:

@@ -33,6 +33,7 @@ __all__ = [
     "short",
     "sparkline",
     "status_cell",
+    "tree_guide",
     "when",
 ]
 
@@ -105,6 +106,16 @@ class Output:
         if not self.json:
             self.line(message, "dim")
 
+    def parts(self, cells: Sequence[Cell]) -> None:
+        """Print one line made of several texts, each in its own style, never wrapped (a
+        deep tree's lines stay whole; a terminal cuts them, a pipe gets them as they are)."""
+        from rich.text import Text
+
+        line = Text()
+        for cell in cells:
+            line.append_text(_text(cell))
+        self.console.print(line, soft_wrap=True)
+
     def table(
         self, columns: Sequence[Column], rows: Iterable[Sequence[Cell]], *, header: bool = True
     ) -> None:
@@ -134,6 +145,18 @@ class Output:
 def status_cell(status: JobStatus) -> Cell:
     """A status, in its colour."""
     return status.value, STATUS_STYLES.get(status, "")
+
+
+def tree_guide(indent: int, last: bool, open_levels: Sequence[bool]) -> str:
+    """The guide drawn before a line of a tree: ``│   ├── `` and the like.
+
+    ``open_levels`` says, for each level above the line's parent, whether a sibling still
+    follows there (a vertical bar continues); a line at indent 0 is a root and has none.
+    """
+    if indent == 0:
+        return ""
+    above = "".join("│   " if more else "    " for more in open_levels)
+    return above + ("└── " if last else "├── ")
 
 
 def when(moment: datetime | None) -> str:

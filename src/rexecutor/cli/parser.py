@@ -271,6 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"jobs at once per node (>= 1), or {SCALE_DEFAULT!r} for the class's own limit",
     )
 
+    workflows = commands.add_parser("workflows", help="workflows: their jobs and dependencies")
+    workflow_actions = workflows.add_subparsers(dest="action", required=True, metavar="ACTION")
+    workflow_show = workflow_actions.add_parser(
+        "show",
+        parents=[output],
+        help="the workflow's jobs as a tree of their dependencies, roots first",
+    )
+    workflow_show.add_argument("id", help="the workflow's id (job.workflow_id)")
+
     dashboard = commands.add_parser("dashboard", help="serve the web dashboard")
     dashboard.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     dashboard.add_argument("--port", type=int, default=8000, help="port (default 8000)")

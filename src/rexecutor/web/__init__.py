@@ -1,5 +1,5 @@
-"""The web dashboard: see jobs, executors, nodes and throughput; cancel, rerun or retry jobs;
-pause, resume or scale executors.
+"""The web dashboard: see jobs, workflows, executors, nodes and throughput; cancel, rerun or
+retry jobs; pause, resume or scale executors.
 
 Serve it with ``rexecutor dashboard`` (loopback only unless told otherwise), or mount it in
 your own ASGI application::

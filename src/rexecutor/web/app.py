@@ -43,6 +43,7 @@ from starlette.routing import Route
 
 from rexecutor import _views, admin, control
 from rexecutor._redact import mask_secrets
+from rexecutor._workflow_views import WorkflowGraph, read_workflow
 from rexecutor.backend import Backend
 from rexecutor.errors import (
     BackendError,
@@ -52,7 +53,7 @@ from rexecutor.errors import (
     RexecutorError,
 )
 from rexecutor.job import Job
-from rexecutor.web import assets, ops, pages
+from rexecutor.web import assets, ops, pages, workflows
 from rexecutor.web.pages import Ctx, ListParams
 
 __all__ = [
@@ -194,6 +195,9 @@ class _Dashboard:
             Route("/api/jobs/{job_id:int}", api(self.job_api)),
             Route("/api/nodes", api(self.nodes_api)),
             Route("/api/executors", api(self.executors_api)),
+            # Workflows: the id may hold "/" (a workflow's name is any text), hence :path.
+            Route("/workflows/{workflow_id:path}", page(self.workflow_page)),
+            Route("/api/workflows/{workflow_id:path}", api(self.workflow_api)),
             Route("/static/app.css", self._static(assets.CSS, "text/css")),
             Route("/static/app.js", self._static(assets.JS, "text/javascript")),
             Route("/favicon.ico", _no_icon),
@@ -424,6 +428,25 @@ class _Dashboard:
     async def executors_page(self, request: Request, ctx: Ctx) -> Response:
         states = await control.controls(self.backend)
         return self._respond(request, ctx, "Executors", pages.executors_live(ctx, states))
+
+    # -- workflows -------------------------------------------------------------------------
+
+    async def _workflow(self, request: Request) -> WorkflowGraph:
+        workflow_id = str(request.path_params["workflow_id"])
+        graph = await read_workflow(self.backend, workflow_id)
+        if graph is None:
+            raise _Refused(
+                404, f"No workflow {workflow_id[:200]!r}: no stored job has this workflow id."
+            )
+        return graph
+
+    async def workflow_page(self, request: Request, ctx: Ctx) -> Response:
+        graph = await self._workflow(request)
+        live = workflows.workflow_live(ctx, graph)
+        return self._respond(request, ctx, f"Workflow {graph.workflow_id}", live)
+
+    async def workflow_api(self, request: Request) -> Any:
+        return (await self._workflow(request)).to_json()
 
     # -- actions ---------------------------------------------------------------------------
 
@@ -673,6 +696,7 @@ def _reason(status: int) -> str:
     return {
         401: "Access token needed",
         403: "Forbidden",
+        404: "Not found",
         413: "Too large",
         415: "Unsupported form",
     }.get(status, "Refused")

@@ -46,6 +46,23 @@ figcaption { font-weight:600; margin-bottom:.3rem; }
 .chart { width:100%; height:auto; }
 .chart .ok { fill:var(--ok); } .chart .bad { fill:var(--bad); }
 .chart .axis { stroke:var(--line); } .chart .tick { font-size:11px; fill:var(--muted); }
+.waiting { color:var(--warn); font-size:12px; white-space:nowrap; }
+.dag-box { overflow:auto; max-height:70vh; }
+.dag .edge { fill:none; stroke:#8a8a96; stroke-width:1.5; } .dag .arrow { fill:#8a8a96; }
+.dag .node rect { stroke:#23232b; stroke-width:1; }
+.dag .node text { fill:#fff; font-size:12px; } .dag .node .name { font-weight:650; }
+.dag .node.blocked rect { stroke:var(--warn); stroke-width:2.5; stroke-dasharray:6 4; }
+.dag .node:hover rect, .dag .node:focus rect { stroke-width:3; }
+.dag .st-complete rect, .swatch.st-complete { fill:var(--ok); background:var(--ok); }
+.dag .st-discarded rect, .swatch.st-discarded { fill:var(--bad); background:var(--bad); }
+.dag .st-retryable rect, .swatch.st-retryable { fill:var(--warn); background:var(--warn); }
+.dag .st-executing rect, .swatch.st-executing { fill:var(--info); background:var(--info); }
+.dag .st-cancelled rect, .swatch.st-cancelled { fill:var(--cancel); background:var(--cancel); }
+.dag .st-scheduled rect, .swatch.st-scheduled { fill:var(--sched); background:var(--sched); }
+ul.legend { display:flex; flex-wrap:wrap; gap:1rem; list-style:none; padding:0; }
+.swatch { display:inline-block; width:14px; height:14px; border-radius:3px;
+  vertical-align:-2px; margin-right:.3rem; }
+.swatch.blocked { border:2px dashed var(--warn); }
 table.grid { border-collapse:collapse; width:100%; background:var(--card);
   border:1px solid var(--line); }
 .grid th, .grid td { padding:.35rem .6rem; border-bottom:1px solid var(--line); text-align:left;

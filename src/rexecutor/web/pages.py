@@ -12,14 +12,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from rexecutor import _clock, _views, admin
 from rexecutor._text import storable
+from rexecutor._workflow_views import WAITING
 from rexecutor.control import ExecutorControl
 from rexecutor.job import Job, JobStatus
 
-__all__ = ["PAGE_ERRORS", "PAGE_TEXT_CHARS", "Ctx", "h", "safe_next"]
+__all__ = [
+    "PAGE_ERRORS",
+    "PAGE_TEXT_CHARS",
+    "Ctx",
+    "h",
+    "safe_next",
+    "workflow_facts",
+    "workflow_path",
+]
 
 #: On a job's page, data, metadata, the result, error details and tracebacks longer than this
 #: are cut (the JSON API's /api/jobs/ID has them in full).
@@ -361,11 +370,16 @@ def job_row(ctx: Ctx, job: Job[Any, Any]) -> str:
     return (
         f'<tr data-job-id="{int(job.id)}" data-status="{job.status.value}">'
         f'<td class="num"><a href="{h(ctx.url(f"/jobs/{int(job.id)}"))}">{int(job.id)}</a></td>'
-        f"<td>{h(job.executor)}</td><td>{_badge(job.status)}</td>"
+        f"<td>{h(job.executor)}</td><td>{_badge(job.status)}{_waiting(job)}</td>"
         f'<td class="num">{job.attempt}/{job.max_attempts}</td><td>{tags}</td>'
         f'<td class="when">{_time(when)}</td><td><code>{h(_short(job.data, 50))}</code></td>'
         f"<td>{error}</td></tr>"
     )
+
+
+def _waiting(job: Job[Any, Any]) -> str:
+    # A blocked job is scheduled, but no node takes it before its dependencies finish.
+    return f' <span class="waiting">{WAITING}</span>' if job.blocked else ""
 
 
 def jobs_live(ctx: Ctx, params: ListParams, rows: list[str]) -> str:
@@ -437,6 +451,7 @@ def job_live(ctx: Ctx, job: Job[Any, Any]) -> str:
         fields.append(("attempted by", h(job.attempted_by)))
     if job.progress is not None:
         fields.append(("progress", _progress(job)))
+    fields += workflow_facts(ctx, job)
     for label, moment in (
         ("completed", job.completed_at),
         ("cancelled", job.cancelled_at),
@@ -519,6 +534,28 @@ def _cut(text: str, job_id: int) -> str:
         text[:PAGE_TEXT_CHARS]
         + f"\n… [{len(text) - PAGE_TEXT_CHARS} more characters: see /api/jobs/{job_id}]"
     )
+
+
+# -- workflows (the workflow page itself is rexecutor.web.workflows) ----------------------
+
+
+def workflow_path(workflow_id: str) -> str:
+    """The workflow page's path inside the app (the id may hold any character)."""
+    return "/workflows/" + quote(workflow_id, safe="", errors="replace")
+
+
+def workflow_facts(ctx: Ctx, job: Job[Any, Any]) -> list[tuple[str, str]]:
+    """The job page's lines about its workflow (a link to it, its step) and, while it is
+    blocked, that it waits on its dependencies."""
+    facts: list[tuple[str, str]] = []
+    if job.workflow_id is not None:
+        link = h(ctx.url(workflow_path(job.workflow_id)))
+        facts.append(("workflow", f'<a class="workflow" href="{link}">{h(job.workflow_id)}</a>'))
+        if job.workflow_step:
+            facts.append(("step", h(job.workflow_step)))
+    if job.blocked:
+        facts.append(("dependencies", _waiting(job).strip()))
+    return facts
 
 
 # -- nodes --------------------------------------------------------------------------------
