@@ -75,7 +75,9 @@ class _Facade:
     """A private event loop in a daemon thread, and the per-loop twins of backends."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Reentrant: the finalizer of a collected backend (``_forget``) takes it, and garbage
+        # collection can run it on this thread while the lock is held (a plain Lock deadlocks).
+        self._lock = threading.RLock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
@@ -151,7 +153,8 @@ class _Facade:
     def close(self) -> None:
         with self._lock:
             loop, thread = self._loop, self._thread
-            twins = [twin for _ref, twin in self._twins.values()]
+            # A copy first: a finalizer run by this very line must not change what is iterated.
+            twins = [twin for _ref, twin in dict(self._twins).values()]
             self._loop, self._thread, self._twins = None, None, {}
         if loop is None or thread is None:
             return
