@@ -69,26 +69,25 @@ async def executors_list(backend: Backend, args: argparse.Namespace, out: Output
 
 async def executors_pause(backend: Backend, args: argparse.Namespace, out: Output) -> int:
     """``executors pause NAME``: no node claims the executor's jobs until it is resumed."""
-    known, before = await _before(backend, args.name)
-    await control.pause(backend, args.name)
-    after = await control.control(backend, args.name)
-    if before.paused:
-        said = f"{args.name} was already paused: nothing changed"
-    else:
-        said = f"paused {args.name}: no node claims its jobs now (running jobs finish)"
-    return _report("pause", known, before, after, said, out)
+    return await _set_paused(backend, args.name, True, out)
 
 
 async def executors_resume(backend: Backend, args: argparse.Namespace, out: Output) -> int:
     """``executors resume NAME``: every node claims the executor's jobs again."""
-    known, before = await _before(backend, args.name)
-    await control.resume(backend, args.name)
-    after = await control.control(backend, args.name)
-    if before.paused:
-        said = f"resumed {args.name}: nodes claim its jobs again"
+    return await _set_paused(backend, args.name, False, out)
+
+
+async def _set_paused(backend: Backend, name: str, paused: bool, out: Output) -> int:
+    known, before = await _before(backend, name)
+    await (control.pause if paused else control.resume)(backend, name)
+    after = await control.control(backend, name)
+    if before.paused == paused:
+        said = f"{name} was {'already' if paused else 'not'} paused: nothing changed"
+    elif paused:
+        said = f"paused {name}: no node claims its jobs now (running jobs finish)"
     else:
-        said = f"{args.name} was not paused: nothing changed"
-    return _report("resume", known, before, after, said, out)
+        said = f"resumed {name}: nodes claim its jobs again"
+    return _report("pause" if paused else "resume", known, before, after, said, out)
 
 
 async def executors_scale(backend: Backend, args: argparse.Namespace, out: Output) -> int:

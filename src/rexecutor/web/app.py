@@ -504,20 +504,21 @@ class _Dashboard:
         return self._done(ctx, fields, message)
 
     async def pause_action(self, request: Request, ctx: Ctx) -> Response:
-        fields = await self._form(request, ctx)
-        name = control.check_name(fields.get("name", ""))
-        if fields.get("confirmed") != "1":
-            question = f"Pause {name} on every node?"
-            return _html(pages.confirm_page(ctx, question, "/executors/pause", fields))
-        await control.pause(self.backend, name)
-        return self._done(ctx, fields, f"{name} paused: no node starts its jobs until resumed.")
+        return await self._set_paused(request, ctx, True)
 
     async def resume_action(self, request: Request, ctx: Ctx) -> Response:
+        return await self._set_paused(request, ctx, False)
+
+    async def _set_paused(self, request: Request, ctx: Ctx, paused: bool) -> Response:
         fields = await self._form(request, ctx)
         name = control.check_name(fields.get("name", ""))
+        verb = "pause" if paused else "resume"
         if fields.get("confirmed") != "1":
-            question = f"Resume {name} on every node?"
-            return _html(pages.confirm_page(ctx, question, "/executors/resume", fields))
+            question = f"{verb.capitalize()} {name} on every node?"
+            return _html(pages.confirm_page(ctx, question, f"/executors/{verb}", fields))
+        if paused:
+            await control.pause(self.backend, name)
+            return self._done(ctx, fields, f"{name} paused: no node starts its jobs until resumed.")
         await control.resume(self.backend, name)
         return self._done(ctx, fields, f"{name} resumed.")
 
