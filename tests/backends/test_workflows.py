@@ -171,3 +171,15 @@ async def test_a_step_that_duplicates_a_finished_job_releases_its_dependents(
     assert again.duplicate and int(again.job_id) == first
     assert not (await backend.get_job(dependent.job_id)).blocked
     assert await claimable(backend) == [int(dependent.job_id)]
+
+
+async def test_pruning_a_dependent_forgets_its_dependencies(
+    backend: Backend, clock: FakeClock
+) -> None:
+    a, b = await store(backend, (), (0,))
+    await run_one(backend, a)
+    await run_one(backend, b)
+    assert await backend.dependencies([b]) == {b: [a]}
+    clock.advance(timedelta(hours=2))
+    assert await backend.prune_jobs(PruneSpec(JobStatus.COMPLETE, max_age=timedelta(hours=1))) == 2
+    assert await backend.dependencies([a, b]) == {}

@@ -429,10 +429,13 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
             params["age"] = spec.max_age
             boundary_query = None
             condition = f"{_FINISHED_AT} < {_before('age')}"
+        # The dependency rows of pruned dependents go with them.
         delete = self._render(
-            f"DELETE FROM {{jobs}} WHERE id IN ("
+            f"WITH gone AS (DELETE FROM {{jobs}} WHERE id IN ("
             f"SELECT id FROM {{jobs}} WHERE {selected} AND {condition} "
-            f"ORDER BY {_FINISHED_AT}, id LIMIT %(batch)s) AND {selected}"
+            f"ORDER BY {_FINISHED_AT}, id LIMIT %(batch)s) AND {selected} RETURNING id), "
+            "edges AS (DELETE FROM {dependencies} WHERE job_id IN (SELECT id FROM gone)) "
+            "SELECT count(*) FROM gone"
         )
         boundary: Row | None = None
 
@@ -447,7 +450,8 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
                     if boundary is None:
                         return 0
                     params["b_at"], params["b_id"] = boundary
-                return await _execute(conn, delete, params)
+                counted = await _fetchone(conn, delete, params)
+                return 0 if counted is None else int(counted[0])
 
         total = 0
         while True:

@@ -593,7 +593,7 @@ class SqliteBackend(Backend):
         total = 0
         while True:
             # One transaction per batch, so other processes get the write lock in between.
-            deleted = await self._call(_execute_rowcount, sql, params)
+            deleted = await self._call(_prune_batch, sql, params)
             total += deleted
             if deleted < batch:
                 return total
@@ -695,6 +695,17 @@ class SqliteBackend(Backend):
             (ids, node_id),
         ).fetchall()
         return {int(r[0]): int(r[1]) for r in rows}
+
+
+def _prune_batch(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
+    """Delete one batch of finished jobs, and the dependency rows of those that had any."""
+    ids = [int(row[0]) for row in conn.execute(f"{sql} RETURNING id", params).fetchall()]
+    if ids:
+        conn.execute(
+            "DELETE FROM job_dependencies WHERE job_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(ids),),
+        )
+    return len(ids)
 
 
 def _execute_rowcount(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
