@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from rexecutor.errors import ConfigurationError, ValidationError
 
@@ -102,6 +102,30 @@ class ClaimLimits:
                     f"{attribute} must be None or an int from 1 to {MAX_LIMIT}, got "
                     f"{value!r}; to stop the executor's jobs altogether, pause it"
                 )
+
+    @classmethod
+    def read(
+        cls,
+        global_max: Any,
+        partition_max: Any,
+        rate_allowed: Any,
+        rate_period: Any,
+        rate_per_partition: Any,
+    ) -> ClaimLimits:
+        """The limits a backend stored for an executor, read leniently: a row no node could
+        have written (edited by hand) reads as no limits rather than breaking its readers.
+        ``rate_period`` is a ``timedelta`` or integer microseconds."""
+        try:
+            if isinstance(rate_period, int):
+                rate_period = timedelta(microseconds=rate_period)
+            rate = (
+                None
+                if rate_allowed is None
+                else RateLimit(rate_allowed, rate_period, bool(rate_per_partition))
+            )
+            return cls(global_max=global_max, partition_max=partition_max, rate=rate)
+        except (ConfigurationError, TypeError, ValueError, OverflowError):
+            return cls()
 
     @property
     def any(self) -> bool:

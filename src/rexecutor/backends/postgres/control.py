@@ -11,7 +11,7 @@ from rexecutor.backends.postgres.codec import _db_now, _utc
 from rexecutor.backends.postgres.connection import Conn, Row, _execute, _fetchall
 from rexecutor.backends.postgres.pool import _Pooled
 from rexecutor.control import ControlChange, ExecutorState
-from rexecutor.limits import ClaimLimits, RateLimit
+from rexecutor.limits import ClaimLimits
 
 
 class _Controlling(_Pooled):
@@ -62,18 +62,12 @@ class _Controlling(_Pooled):
 
 
 def _state(row: Row) -> ExecutorState:
-    name, paused, scale, global_max, partition_max, allowed, period, per_partition = row[:8]
-    try:
-        rate = None if allowed is None else RateLimit(allowed, period, bool(per_partition))
-        limits = ClaimLimits(global_max=global_max, partition_max=partition_max, rate=rate)
-    except Exception:
-        # A row no node could have written (edited by hand) reads as no limits.
-        limits = ClaimLimits()
+    name, paused, scale = row[:3]
     return ExecutorState(
         name=name,
         paused=bool(paused),
         max_concurrency=scale,
-        limits=limits,
+        limits=ClaimLimits.read(*row[3:8]),
         started_in_window=int(row[9] or 0),
         updated_at=_utc(row[8]),
     )

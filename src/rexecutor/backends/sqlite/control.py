@@ -9,8 +9,6 @@ import json
 import sqlite3
 from collections import Counter
 from collections.abc import Collection
-from datetime import timedelta
-from typing import Any
 
 from rexecutor import _clock, telemetry
 from rexecutor.backends.sqlite.codec import MICROSECOND, from_us, to_us
@@ -20,7 +18,6 @@ from rexecutor.limits import (
     WAITING_COUNT_CAP,
     ClaimLimits,
     ClaimReport,
-    RateLimit,
     Usage,
     admit,
     plan,
@@ -135,7 +132,7 @@ def states(conn: sqlite3.Connection, names: Collection[str] | None) -> list[Exec
     now_us = to_us(_clock.now())
     found: list[ExecutorState] = []
     for row in rows:
-        limits = _limits(row)
+        limits = ClaimLimits.read(*row[3:8])
         in_window = 0
         if limits.rate is not None:
             since = now_us - limits.rate.period // MICROSECOND
@@ -156,19 +153,6 @@ def states(conn: sqlite3.Connection, names: Collection[str] | None) -> list[Exec
             )
         )
     return found
-
-
-def _limits(row: tuple[Any, ...]) -> ClaimLimits:
-    """The declared limits of a state row; a row no node could have written reads as none."""
-    try:
-        rate = (
-            None
-            if row[5] is None
-            else RateLimit(row[5], timedelta(microseconds=row[6]), bool(row[7]))
-        )
-        return ClaimLimits(global_max=row[3], partition_max=row[4], rate=rate)
-    except Exception:
-        return ClaimLimits()
 
 
 def change(conn: sqlite3.Connection, name: str, what: ControlChange) -> bool:
