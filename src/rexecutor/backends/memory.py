@@ -538,7 +538,13 @@ class InMemoryBackend(Backend):
     async def settle_blocked(self) -> int:
         with self._lock:
             blocked = [job_id for job_id, job in self._jobs.items() if job.blocked]
-            dependencies_of = {d for j in blocked for d in self._depends_on.get(j, ())}
+            # Only a finished dependency (or a gone one) can settle a blocked job.
+            dependencies_of = {
+                d
+                for j in blocked
+                for d in self._depends_on.get(j, ())
+                if d not in self._jobs or self._jobs[d].status.is_terminal
+            }
             before = {j: (self._jobs[j].status, self._jobs[j].blocked) for j in blocked}
             dependencies.drive(dependencies.propagate(sorted(dependencies_of)), self._answer)
             return sum(

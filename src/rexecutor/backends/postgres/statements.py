@@ -534,9 +534,12 @@ _STATEMENTS: Final[dict[str, str]] = {
     """,
     "workflow_jobs": f"SELECT {_COLUMNS} FROM {{jobs}} WHERE workflow_id = %(workflow_id)s "
     "ORDER BY id",
-    "blocked_dependencies": """
-        SELECT DISTINCT d.depends_on FROM {dependencies} AS d
-        JOIN {jobs} AS j ON j.id = d.job_id WHERE j.blocked
+    # The finished dependencies of blocked jobs (gone ones too): only these can settle one.
+    "blocked_dependencies": f"""
+        SELECT DISTINCT d.depends_on FROM {{dependencies}} AS d
+        JOIN {{jobs}} AS j ON j.id = d.job_id
+        LEFT JOIN {{jobs}} AS p ON p.id = d.depends_on
+        WHERE j.blocked AND (p.id IS NULL OR p.status IN {_TERMINAL_SQL})
     """,
     "blocked_state": "SELECT id, status, blocked FROM {jobs} WHERE blocked OR id = ANY(%(ids)s)",
 }

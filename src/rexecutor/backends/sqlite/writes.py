@@ -351,8 +351,11 @@ def settle_blocked_tx(conn: sqlite3.Connection) -> tuple[int, set[str]]:
     waited = [
         int(row[0])
         for row in conn.execute(
-            "SELECT DISTINCT depends_on FROM job_dependencies WHERE job_id IN "
-            "(SELECT value FROM json_each(?))",
+            # Only a finished dependency (or a gone one) can settle a blocked job.
+            "SELECT DISTINCT d.depends_on FROM job_dependencies AS d "
+            "LEFT JOIN jobs AS p ON p.id = d.depends_on "
+            "WHERE d.job_id IN (SELECT value FROM json_each(?)) "
+            "AND (p.id IS NULL OR p.status IN ('complete', 'cancelled', 'discarded'))",
             (json.dumps(list(before)),),
         )
     ]
