@@ -132,13 +132,15 @@ async def _create(conn: Conn, schema: str, jobs: sql.Identifier, partition: Part
     )
 
 
-async def ensure_ahead(conn: Conn, schema: str, jobs: sql.Identifier, today: date) -> int:
-    """Create the missing partitions from ``today`` to ``AHEAD_DAYS`` after it, each in its
-    own short transaction; returns how many were created. One that cannot get its locks
-    within ``LOCK_TIMEOUT`` is left for the next pass."""
+async def ensure_ahead(
+    conn: Conn, schema: str, jobs: sql.Identifier, today: date, days: int = AHEAD_DAYS
+) -> int:
+    """Create the missing partitions from ``today`` to ``days`` after it, each in its own
+    short transaction; returns how many were created. One that cannot get its locks within
+    ``LOCK_TIMEOUT`` is left for the next pass."""
     have = {p.day for p in await finished_partitions(conn, schema, jobs)}
     created = 0
-    for offset in range(AHEAD_DAYS + 1):
+    for offset in range(days + 1):
         day = today + timedelta(days=offset)
         if day in have:
             continue
