@@ -4,6 +4,7 @@ ones. Each test has a schema of its own; together they take about 3 s."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from rexecutor.backend import PruneSpec
 from rexecutor.backends.postgres import PostgresBackend
 from rexecutor.errors import BackendError, ConfigurationError
 from rexecutor.job import JobStatus
+from rexecutor.lifecycle import Fence, Transition
 from rexecutor.query import IdIn
 from rexecutor.testing import FakeClock
 
@@ -153,3 +155,34 @@ async def test_requiring_the_layout_without_migrating_says_how(
             postgres_url, schema=schema, migrate=False, layout="partitioned"
         ):
             pass
+
+
+async def test_a_write_racing_a_finish_that_moved_the_row_is_fenced_not_failed(
+    postgres_url: str, new_schema: Callable[[str], str], admin: Admin
+) -> None:
+    """A concurrent finish moves the row to another partition while a fenced write waits
+    on its lock; PostgreSQL then fails the write (a serialization failure) where the plain
+    table would re-check it, so the backend runs it again and the fence answers."""
+    schema = new_schema("part")
+    async with PostgresBackend(postgres_url, schema=schema, layout="partitioned") as part:
+        job_id = await enqueue(part)
+        job, lease = await claim_one(part)
+        async with await psycopg.AsyncConnection.connect(postgres_url) as other:
+            await other.execute(
+                psycopg.sql.SQL(
+                    "UPDATE {} SET status = 'complete', completed_at = now() WHERE id = %s"
+                ).format(psycopg.sql.Identifier(schema, "rexecutor_jobs")),
+                [job_id],
+            )  # holds the row, moved, until the commit below
+            cancel = asyncio.ensure_future(
+                part.apply_transition(
+                    job_id,
+                    Fence(JobStatus.EXECUTING, lease.attempt, lease.node_id),
+                    Transition(JobStatus.CANCELLED),
+                )
+            )
+            await asyncio.sleep(0.3)  # the cancel now waits on the row's lock
+            assert not cancel.done()
+            await other.commit()
+        assert await cancel is False
+        assert (await part.get_job(job.id)).status is JobStatus.COMPLETE

@@ -224,7 +224,8 @@ class _Pooled(_Listening):
         With ``retry`` (only for reads, and for writes that are idempotent or fenced), work
         that failed because its connection was lost runs again on another connection, until
         every connection the pool may hold has been tried: a caller's pool that does not
-        check its connections may hand out several dead ones in a row.
+        check its connections may hand out several dead ones in a row. A serialization
+        failure runs it again too (as often).
 
         Work that cannot be retried gets a connection that has just answered an empty query
         (``verify``, the default without ``retry``): the pool's own check costs no round trip
@@ -250,6 +251,13 @@ class _Pooled(_Listening):
                     await pool.putconn(conn)
             except (PoolTimeout, PoolClosed) as exc:
                 raise self._pool_error(exc) from exc
+            except psycopg.errors.SerializationFailure as exc:
+                # In the partitioned layout a concurrent finish can move the row a fenced
+                # write waits on to another partition: PostgreSQL fails the write instead
+                # of re-checking it, and running it again lets the fence answer.
+                if attempt + 1 < attempts:
+                    continue
+                raise self._translate(exc) from exc
             except psycopg.OperationalError as exc:
                 if attempt + 1 < attempts and _is_connection_loss(exc):
                     logger.warning(
