@@ -36,15 +36,17 @@ from rexecutor.job import JobStatus
 
 #: Rows filled by default, and in a ``--quick`` run.
 ROWS = 10_000_000
-QUICK_ROWS = 20_000
+QUICK_ROWS = 3_000
 #: Rows per INSERT while filling.
 CHUNK = 1_000_000
 #: Days over which the filled jobs finished (ending a day ago): 30 day partitions when
 #: partitioned.
 DAYS = 30
-#: The steady load: jobs enqueued per second, one at a time, for this many seconds.
+#: The steady load: jobs enqueued per second, one at a time, for this many seconds (and in a
+#: ``--quick`` run).
 RATE = 100.0
 SECONDS = 20.0
+QUICK_SECONDS = 3.0
 #: Rows per prune batch (the pruner's default).
 BATCH = 1000
 

@@ -73,6 +73,8 @@ class Report:
         if figure is None:
             figure = self.figures[key] = Figure(key, label, unit, rate=rate)
         figure.samples.append(float(value))
+        if self.only == "bigtable":  # a long scenario: show each figure as it comes
+            log(f"{label}: {fmt(float(value), unit)} {unit}")
 
     def median(self, key: str) -> float | None:
         figure = self.figures.get(key)
@@ -591,7 +593,7 @@ async def bench_bigtable(
                     store,
                     backend,
                     scratch,
-                    bigtable.SECONDS,
+                    bigtable.QUICK_SECONDS if sizes is QUICK else bigtable.SECONDS,
                     bigtable.prune_all(store, backend) if pruning else None,
                 )
                 tag = "prune_" if pruning else "steady_"
