@@ -129,7 +129,7 @@ async def test_rollback_leaves_nothing_and_commit_stores_and_wakes(
 async def test_values_are_stored_as_on_psycopg(
     pg: PostgresBackend, postgres_url: str, kind: str
 ) -> None:
-    data = {"quote": "it's 100% \\ {x} \"y\" $1 %(name)s", "nested": [1, None, 2.5], "é": "ü"}
+    data = {"quote": 'it\'s 100% \\ {x} "y" $1 %(name)s', "nested": [1, None, 2.5], "é": "ü"}
     at = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
     fields: dict[str, Any] = {
         "metadata": {"m": "\\"},
@@ -226,17 +226,21 @@ async def test_unknown_and_synchronous_connections_are_refused_clearly(
 ) -> None:
     with pytest.raises(TypeError, match="asyncpg Connection"):
         await pg.enqueue(new_job(), connection="postgresql://nowhere")
-    with sync_session("psycopg", postgres_url) as session:
-        with pytest.raises(ConfigurationError, match=r"rexecutor\.sync"):
-            await pg.enqueue(new_job(), connection=session)
+    with (
+        sync_session("psycopg", postgres_url) as session,
+        pytest.raises(ConfigurationError, match=r"rexecutor\.sync"),
+    ):
+        await pg.enqueue(new_job(), connection=session)
     async with transaction("asyncpg", postgres_url) as conn:
         with pytest.raises(ConfigurationError, match="event loop"):
             sync.enqueue(Step.builder().with_data(1), pg, connection=conn)
     engine = create_engine(_url(postgres_url, "psycopg2"), isolation_level="AUTOCOMMIT")
     try:
-        with engine.connect() as autocommit:
-            with pytest.raises(ConfigurationError, match="AUTOCOMMIT"):
-                sync.enqueue(Step.builder().with_data(1), pg, connection=autocommit)
+        with (
+            engine.connect() as autocommit,
+            pytest.raises(ConfigurationError, match="AUTOCOMMIT"),
+        ):
+            sync.enqueue(Step.builder().with_data(1), pg, connection=autocommit)
     finally:
         engine.dispose()
     assert await _ids(pg) == []
@@ -254,7 +258,9 @@ async def test_the_sync_facade_joins_a_sqlalchemy_session(
             raise Rollback
         assert await _ids(pg) == []
         with sync_session(kind, postgres_url) as session:
-            one = sync.enqueue(Step.builder().with_data(1), pg, connection=session)
+            one = sync.enqueue(
+                Step.builder().with_data(1).with_tags(["100% it's"]), pg, connection=session
+            )
             many = sync.enqueue_many(
                 [Step.builder().with_data(2), Step.builder().with_data(3).unique(criteria)],
                 pg,
@@ -267,3 +273,4 @@ async def test_the_sync_facade_joins_a_sqlalchemy_session(
             await mark(postgres_url)
         assert await heard(listener, 2) == ["marker", "ex"]
     assert await _ids(pg) == sorted(int(i) for i in [one, *(r.job_id for r in many)])
+    assert (await pg.get_job(one)).tags == ["100% it's"]

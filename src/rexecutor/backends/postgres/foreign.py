@@ -27,7 +27,6 @@ loaded, so the checks look in ``sys.modules``.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -107,7 +106,7 @@ async def joined(connection: object) -> Conn:
         return await _literal(_Asyncpg(connection, asyncpg))
     if isinstance(connection, psycopg.Connection) or _sqlalchemy_sync(connection) is not None:
         raise ConfigurationError(
-            f"a synchronous {type(connection).__name__} cannot be used from async code: call "
+            f"this synchronous {type(connection).__name__} cannot be used from async code: call "
             "rexecutor.sync.enqueue(builder, connection=...) (or sync.enqueue_many) with it, or "
             "pass an async connection here"
         )
@@ -123,9 +122,9 @@ def synchronous(connection: object) -> object:
     (the backend refuses what it cannot join)."""
     if isinstance(connection, psycopg.AsyncConnection) or _asynchronous(connection):
         raise ConfigurationError(
-            f"rexecutor.sync needs a synchronous connection; a {type(connection).__name__} "
-            "belongs to its event loop: there, await builder.enqueue_to_backend(backend, "
-            "connection=conn) instead"
+            "rexecutor.sync needs a synchronous psycopg.Connection or SQLAlchemy Session or "
+            f"Connection; this {type(connection).__name__} belongs to its event loop: there, "
+            "await builder.enqueue_to_backend(backend, connection=conn) instead"
         )
     if isinstance(connection, psycopg.Connection):
         return _SyncView(connection)
@@ -202,15 +201,8 @@ class _Asyncpg:
             records = await statement.fetch()
         except self._errors as exc:
             raise _psycopg_error(getattr(exc, "sqlstate", None), _first_line(exc)) from exc
-        # Like psycopg, hand out json/jsonb values decoded (unless the caller's codec did).
-        decode = [a.type.name in ("json", "jsonb") for a in statement.get_attributes()]
-        rows = [
-            tuple(
-                json.loads(v) if d and isinstance(v, str) else v
-                for v, d in zip(r, decode, strict=True)
-            )
-            for r in records
-        ]
+        # No enqueue statement returns json, the one type asyncpg hands out undecoded.
+        rows = [tuple(r) for r in records]
         return rows, _affected(statement.get_statusmsg(), rows)
 
     def in_transaction(self) -> bool:
