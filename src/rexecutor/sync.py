@@ -12,9 +12,10 @@ backend is garbage-collected or :func:`close` is called. The in-memory and SQLit
 are used as they are (connected first if they are not). The PostgreSQL schema must already
 exist (``rexecutor migrate``, or any node's ``connect()``).
 
-With PostgreSQL, ``connection=`` takes the caller's own synchronous ``psycopg.Connection``:
-the insert runs on it, in the caller's thread, inside its open transaction (the job exists
-only if that transaction commits), through the backend's own enqueue code.
+With PostgreSQL, ``connection=`` takes the caller's own synchronous ``psycopg.Connection``, or
+a SQLAlchemy ``Session`` or ``Connection`` (on psycopg or psycopg2): the insert runs on it, in
+the caller's thread, inside its open transaction (the job exists only if that transaction
+commits), through the backend's own enqueue code.
 
 Example:
     >>> from rexecutor import sync
@@ -235,8 +236,8 @@ def enqueue(
 ) -> JobId:
     """Store the job ``builder`` describes; returns its id (the existing one if a duplicate).
 
-    ``connection``: with PostgreSQL, the caller's ``psycopg.Connection``, whose open
-    transaction the insert joins.
+    ``connection``: with PostgreSQL, the caller's ``psycopg.Connection`` or SQLAlchemy
+    ``Session`` or ``Connection``, whose open transaction the insert joins.
     """
     return enqueue_with_result(builder, backend, connection=connection).job_id
 

@@ -4,6 +4,8 @@ The job exists only if the caller's transaction commits, and the commit wakes wo
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
@@ -60,6 +62,14 @@ async def transaction(kind: str, postgres_url: str, **options: Any) -> AsyncIter
         finally:
             await conn.close()
         return
+    if kind == "asyncpg pool":  # what it hands out is a proxy, not a Connection
+        async with (
+            asyncpg.create_pool(pg_url(postgres_url), min_size=1, max_size=1) as pool,
+            pool.acquire() as proxy,
+            proxy.transaction(isolation=isolation),
+        ):
+            yield proxy
+        return
     engine = create_async_engine(_url(postgres_url, kind.split("+")[1]))
     if isolation is not None:
         engine = engine.execution_options(isolation_level=isolation.replace("_", " ").upper())
@@ -103,7 +113,7 @@ async def _ids(pg: PostgresBackend) -> list[int]:
     return sorted(int(j.id) for j in await pg.query(ExecutorEquals("ex")))
 
 
-@pytest.mark.parametrize("kind", ASYNC_DRIVERS)
+@pytest.mark.parametrize("kind", [*ASYNC_DRIVERS, "asyncpg pool"])
 async def test_rollback_leaves_nothing_and_commit_stores_and_wakes(
     pg: PostgresBackend, postgres_url: str, kind: str
 ) -> None:
@@ -274,3 +284,15 @@ async def test_the_sync_facade_joins_a_sqlalchemy_session(
         assert await heard(listener, 2) == ["marker", "ex"]
     assert await _ids(pg) == sorted(int(i) for i in [one, *(r.job_id for r in many)])
     assert (await pg.get_job(one)).tags == ["100% it's"]
+
+
+def test_the_package_never_imports_the_other_drivers() -> None:
+    check = (
+        "import sys, rexecutor.sync, rexecutor.backends.postgres.foreign; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('sqlalchemy', 'asyncpg', 'psycopg2')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
