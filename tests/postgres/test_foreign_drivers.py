@@ -296,3 +296,45 @@ def test_the_package_never_imports_the_other_drivers() -> None:
         [sys.executable, "-c", check], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("driver", ["asyncpg", "psycopg"])
+async def test_a_sqlalchemy_connection_commits_the_job_with_its_own_commit(
+    pg: PostgresBackend, postgres_url: str, driver: str
+) -> None:
+    # No transaction begun before the enqueue: the job begins it, as a statement would.
+    engine = create_async_engine(_url(postgres_url, driver))
+    try:
+        async with engine.connect() as conn:
+            await pg.enqueue(new_job(), connection=conn)
+            await conn.rollback()
+            assert await _ids(pg) == []
+            kept = await pg.enqueue(new_job(), connection=conn)
+            await conn.commit()
+    finally:
+        await engine.dispose()
+    sync_engine = create_engine(_url(postgres_url, "psycopg2" if driver == "asyncpg" else driver))
+    try:
+        with sync_engine.connect() as sync_conn:
+            also = sync.enqueue(Step.builder().with_data(1), pg, connection=sync_conn)
+            sync_conn.commit()
+    finally:
+        sync_engine.dispose()
+    assert await _ids(pg) == sorted([int(kept.job_id), int(also)])
+
+
+async def test_an_asyncpg_connection_outside_a_transaction_commits_at_once(
+    pg: PostgresBackend, postgres_url: str
+) -> None:
+    criteria = UniquenessCriteria.by_key("k")
+    conn = await asyncpg.connect(pg_url(postgres_url))
+    try:
+        plain = await pg.enqueue(new_job(), connection=conn)
+        # The unique path's locks and insert need one transaction: it opens its own.
+        unique = await pg.enqueue(new_job(uniqueness=criteria), connection=conn)
+        assert not conn.is_in_transaction()
+    finally:
+        await conn.close()
+    assert await _ids(pg) == sorted([int(plain.job_id), int(unique.job_id)])
+    again = await pg.enqueue(new_job(uniqueness=criteria))
+    assert (again.job_id, again.duplicate) == (unique.job_id, True)

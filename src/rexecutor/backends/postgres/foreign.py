@@ -94,6 +94,9 @@ async def joined(connection: object) -> Conn:
         if isinstance(connection, sa_async.AsyncSession):
             connection = await connection.connection()
         if isinstance(connection, sa_async.AsyncConnection):
+            if not connection.in_transaction():
+                # Begun as SQLAlchemy would begin it, so that its commit() commits the job.
+                await connection.begin()
             raw = await connection.get_raw_connection()
             driver = raw.driver_connection
             if isinstance(driver, psycopg.AsyncConnection):
@@ -104,7 +107,7 @@ async def joined(connection: object) -> Conn:
         connection, (asyncpg.Connection, asyncpg.pool.PoolConnectionProxy)
     ):
         return await _literal(_Asyncpg(connection, asyncpg))
-    if isinstance(connection, psycopg.Connection) or _sqlalchemy_sync(connection) is not None:
+    if isinstance(connection, (psycopg.Connection, *_sqlalchemy_sync_types())):
         raise ConfigurationError(
             f"this synchronous {type(connection).__name__} cannot be used from async code: call "
             "rexecutor.sync.enqueue(builder, connection=...) (or sync.enqueue_many) with it, or "
@@ -137,15 +140,27 @@ def synchronous(connection: object) -> object:
     return _SqlAlchemy(sa_conn, asynchronous=False)  # its awaits complete at once
 
 
-def _sqlalchemy_sync(connection: object) -> Any:
-    """The SQLAlchemy ``Connection`` of a sync ``Session`` or ``Connection``, else None."""
+def _sqlalchemy_sync_types() -> tuple[type, ...]:
+    """SQLAlchemy's sync ``Session`` and ``Connection``, those of them that are loaded."""
     orm = sys.modules.get("sqlalchemy.orm")
-    if orm is not None and isinstance(connection, orm.Session):
-        return connection.connection()
     engine = sys.modules.get("sqlalchemy.engine")
-    if engine is not None and isinstance(connection, engine.Connection):
-        return connection
-    return None
+    return (
+        *(() if orm is None else (orm.Session,)),
+        *(() if engine is None else (engine.Connection,)),
+    )
+
+
+def _sqlalchemy_sync(connection: object) -> Any:
+    """The SQLAlchemy ``Connection`` of a sync ``Session`` or ``Connection``, in a
+    transaction (begun as SQLAlchemy would begin it), else None."""
+    if not isinstance(connection, _sqlalchemy_sync_types()):
+        return None
+    orm = sys.modules.get("sqlalchemy.orm")
+    is_session = orm is not None and isinstance(connection, orm.Session)
+    conn: Any = connection.connection() if is_session else connection  # type: ignore[attr-defined]
+    if not conn.in_transaction():
+        conn.begin()
+    return conn
 
 
 def _asynchronous(connection: object) -> bool:
