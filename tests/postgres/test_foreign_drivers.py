@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from rexecutor import Executor, Job, Workflow, sync
 from rexecutor.backends.postgres import PostgresBackend
-from rexecutor.errors import ConfigurationError, ValidationError
+from rexecutor.errors import BackendError, ConfigurationError, ValidationError
 from rexecutor.query import ExecutorEquals
 from rexecutor.uniqueness import UniquenessCriteria
 from tests.support.postgres import pg_url
@@ -338,3 +338,22 @@ async def test_an_asyncpg_connection_outside_a_transaction_commits_at_once(
     assert await _ids(pg) == sorted([int(plain.job_id), int(unique.job_id)])
     again = await pg.enqueue(new_job(uniqueness=criteria))
     assert (again.job_id, again.duplicate) == (unique.job_id, True)
+
+
+@pytest.mark.parametrize("kind", [*ASYNC_DRIVERS, "psycopg2"])
+async def test_server_errors_are_reported_as_on_psycopg(
+    postgres_url: str,
+    admin: psycopg.AsyncConnection[Any],
+    new_schema: Callable[[str], str],
+    kind: str,
+) -> None:
+    schema = new_schema("bare")
+    await admin.execute(f"CREATE SCHEMA {schema}")  # never migrated: no rexecutor tables
+    bare = PostgresBackend(pg_url(postgres_url), schema=schema)
+    with pytest.raises(BackendError, match=r"tables are missing.*run `await backend\.migrate\(\)`"):
+        if kind == "psycopg2":
+            with sync_session(kind, postgres_url) as session:
+                sync.enqueue(Step.builder().with_data(1), bare, connection=session)
+        else:
+            async with transaction(kind, postgres_url) as conn:
+                await bare.enqueue(new_job(), connection=conn)
