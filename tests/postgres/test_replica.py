@@ -11,6 +11,10 @@ import asyncio
 import json
 import os
 import re
+import socket
+import subprocess
+import sys
+import time
 from typing import Any
 
 import httpx
@@ -26,6 +30,7 @@ from rexecutor.errors import RexecutorError
 from rexecutor.web import dashboard_app
 from tests.cli.seed import seed
 from tests.support.postgres import pg_url, reset_tables
+from tests.support.processes import ROOT
 from tests.support.replica import caught_up
 
 pytestmark = pytest.mark.postgres
@@ -134,3 +139,45 @@ async def test_dashboard_pages_read_the_replica_and_its_actions_reach_the_primar
             await caught_up(primary, replica_url)
             shown = await web.get(f"/api/jobs/{job_id}")
             assert shown.status_code == 200 and shown.json()["status"] == "cancelled"
+
+
+def test_read_only_dashboard_command_serves_the_replica_without_the_primary(
+    primary: str, replica_url: str
+) -> None:
+    job_id = asyncio.run(_enqueue(primary))
+    asyncio.run(caught_up(primary, replica_url))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    # The backend URL points at a port where nothing listens: only the replica can answer.
+    command = [
+        sys.executable,
+        "-m",
+        "rexecutor",
+        "--backend",
+        "postgresql://postgres@127.0.0.1:1/none",
+    ]
+    command += ["--read-url", replica_url, "--log-level", "WARNING", "dashboard", "--read-only"]
+    process = subprocess.Popen(
+        [*command, "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                shown = httpx.get(f"http://127.0.0.1:{port}/api/jobs/{job_id}", timeout=2)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.communicate()[0]
+                assert time.monotonic() < deadline, "the dashboard did not start in 30 s"
+                time.sleep(0.1)
+        assert shown.status_code == 200 and shown.json()["id"] == job_id
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0]
+    assert process.returncode == 0, output

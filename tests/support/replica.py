@@ -34,7 +34,7 @@ def replica_url(postgres_url: str) -> Iterator[str]:
     # enter pytest's private temporary directories.
     directory = f"/tmp/rexecutor-replica-{os.getpid()}-{secrets.token_hex(4)}"
     started = subprocess.run(
-        [str(SCRIPT), "start", directory], capture_output=True, text=True, timeout=120
+        [str(SCRIPT), "start", directory], capture_output=True, text=True, timeout=300
     )
     if started.returncode != 0:
         subprocess.run([str(SCRIPT), "stop", directory], capture_output=True, timeout=60)
@@ -49,7 +49,7 @@ def replica_url(postgres_url: str) -> Iterator[str]:
         subprocess.run([str(SCRIPT), "stop", directory], capture_output=True, timeout=60)
 
 
-async def caught_up(primary_url: str, replica_url: str, timeout: float = 30.0) -> None:
+async def caught_up(primary_url: str, replica_url: str, timeout: float = 120.0) -> None:
     """Wait until the replica has replayed the primary's WAL up to its current position."""
     async with await psycopg.AsyncConnection.connect(primary_url, autocommit=True) as primary:
         row = await (await primary.execute("SELECT pg_current_wal_lsn()::text")).fetchone()
