@@ -11,7 +11,7 @@ import pytest
 from rexecutor import _clock
 from rexecutor.backend import Backend
 
-pytest_plugins = ["tests.support.postgres"]
+pytest_plugins = ["tests.support.postgres", "tests.support.replica"]
 
 BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 BACKENDS.append(pytest.param("postgres_partitioned", marks=pytest.mark.postgres))

@@ -3,7 +3,11 @@
 ``rexecutor worker MODULE:ATTRIBUTE`` imports a :class:`~rexecutor.Rexecutor` (or a function
 that takes a backend and returns one) and runs it until SIGINT or SIGTERM, then shuts down
 gracefully; a second signal exits at once. The backend comes from ``--backend URL``, else
-``$REXECUTOR_BACKEND``, else ``sqlite:///rexecutor.db`` in the working directory.
+``$REXECUTOR_BACKEND``, else ``sqlite:///rexecutor.db`` in the working directory. The commands
+that only read (``jobs list|show``, ``stats``, ``nodes``, ``cron list``, ``executors [list]``,
+``workflows show``) and the dashboard's pages read from ``--read-url URL`` (else
+``$REXECUTOR_READ_URL``) when one is given, such as a streaming replica; actions always go to
+the backend.
 
 The other commands manage stored jobs through the backend protocol, so they work on every
 backend: ``jobs list|show|cancel|rerun|retry``, ``stats``, ``prune``, ``nodes``,
@@ -40,7 +44,7 @@ from collections.abc import Sequence
 from rexecutor._redact import mask_secrets
 from rexecutor.backends import ENV_VAR
 from rexecutor.cli import cron, executors, jobs, stats, workflows
-from rexecutor.cli.connect import Handler, with_backend
+from rexecutor.cli.connect import READ_ENV_VAR, Handler, with_backend
 from rexecutor.cli.dashboard import TOKEN_ENV_VAR, is_loopback, serve_dashboard
 from rexecutor.cli.errors import (
     EXIT_NOT_FOUND,
@@ -93,6 +97,20 @@ _HANDLERS: dict[str, Handler] = {
     "workflows show": workflows.workflows_show,
 }
 
+#: The commands that only read: with a read URL (``--read-url``) they read from it.
+_READS = frozenset(
+    {
+        "jobs list",
+        "jobs show",
+        "stats",
+        "nodes",
+        "cron list",
+        "executors",
+        "executors list",
+        "workflows show",
+    }
+)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (see the module docstring)."""
@@ -110,18 +128,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, _MaskSecrets) for f in handler.filters):
             handler.addFilter(_MaskSecrets())
-    previous = os.environ.get(ENV_VAR)
-    if args.backend:
-        # The worker's factories build their backend from the environment.
-        os.environ[ENV_VAR] = args.backend
+    # The worker's factories build their backend from the environment, so the options are
+    # copied into it; an in-process caller (a test) gets its environment back.
+    given = {ENV_VAR: args.backend, READ_ENV_VAR: args.read_url}
+    previous = {name: os.environ.get(name) for name, value in given.items() if value}
+    for name in previous:
+        os.environ[name] = given[name]
     try:
         return _run(args)
     finally:
-        if args.backend:  # an in-process caller (a test) gets its environment back
-            if previous is None:
-                os.environ.pop(ENV_VAR, None)
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
             else:
-                os.environ[ENV_VAR] = previous
+                os.environ[name] = value
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -136,8 +156,9 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "dashboard":
             return serve_dashboard(args)
         action = getattr(args, "action", None)
-        handler = _HANDLERS[args.command if action is None else f"{args.command} {action}"]
-        return asyncio.run(with_backend(handler, args, Output(bool(getattr(args, "json", False)))))
+        name = args.command if action is None else f"{args.command} {action}"
+        out = Output(bool(getattr(args, "json", False)))
+        return asyncio.run(with_backend(_HANDLERS[name], args, out, reads_only=name in _READS))
     except NothingDone as exc:
         return _fail(str(exc), EXIT_NOT_FOUND)
     except (JobNotFound, InvalidTransition) as exc:
