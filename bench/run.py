@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import ceiling, limits
+from bench import bigtable, ceiling, limits
 from bench.apps import BenchJob
 from bench.common import FULL, QUICK, Figure, Scratch, Sizes, fmt
 from bench.inproc import latencies
@@ -33,13 +33,14 @@ from bench.workers import ROOT, Workers, sql_process
 from rexecutor import enqueue_many
 from rexecutor.backend import Backend
 from rexecutor.backends import InMemoryBackend, backend_from_url
+from rexecutor.backends.postgres import PostgresBackend
 
 BACKENDS = ("memory", "sqlite", "postgres")
 RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
 #: The idle time of the sizes in use, for bench.inproc (set by main).
 IDLE = [1.0]
 #: Scenarios ``--only`` can run by themselves; their results have their own block in RESULTS.md.
-ONLY = ("limits",)
+ONLY = ("limits", "bigtable")
 
 
 def markers(only: str | None) -> tuple[str, str]:
@@ -72,6 +73,8 @@ class Report:
         if figure is None:
             figure = self.figures[key] = Figure(key, label, unit, rate=rate)
         figure.samples.append(float(value))
+        if self.only == "bigtable":  # a long scenario: show each figure as it comes
+            log(f"{label}: {fmt(float(value), unit)} {unit}")
 
     def median(self, key: str) -> float | None:
         figure = self.figures.get(key)
@@ -528,6 +531,141 @@ async def bench_limits(report: Report, scratch: Scratch, store: PgStore) -> None
         await backend.close()
 
 
+async def bench_bigtable(
+    report: Report, scratch: Scratch, store: PgStore, rows: int, layout: str | None
+) -> None:
+    """PostgreSQL with ``rows`` finished jobs (issue 16): processing and pick-up against the
+    empty table of the same run, then a steady load without and during a prune of them all
+    (see ``bench.bigtable``)."""
+    sizes = report.sizes
+    report.facts["layout"] = layout or "plain"
+    report.facts["big table"] = f"{rows:,} finished jobs over {bigtable.DAYS} days"
+    for run in range(report.runs):
+        log(f"bigtable: run {run + 1}/{report.runs}")
+        store.reset()
+        backend = backend_from_url(store.url)
+        if layout is not None:
+            backend = PostgresBackend(store.url, layout=layout)
+        await backend.connect()
+        try:
+            for big in (False, True):
+                if big:
+                    seconds = await bigtable.fill(store, rows)
+                    report.add(
+                        "postgres.bigtable_fill_s",
+                        f"fill {rows:,} jobs + VACUUM ANALYZE",
+                        "s",
+                        seconds,
+                    )
+                tag, what = ("big_", _rows("", rows)) if big else ("", ", empty table")
+                result = await guarded(
+                    report,
+                    f"bigtable process{tag}",
+                    lambda b=backend: sql_process(
+                        store,
+                        b,
+                        scratch,
+                        sizes,
+                        n=sizes.process,
+                        procs=1,
+                        concurrency=50,
+                        prepare=store.tidy,
+                    ),
+                )
+                if result is not None:
+                    add_process(
+                        report,
+                        f"postgres.bigtable_{tag}process_c50",
+                        f"process {sizes.process:,}, 1 process, concurrency 50{what}",
+                        result,
+                    )
+                result = await guarded(
+                    report,
+                    f"bigtable latency{tag}",
+                    lambda b=backend: sql_latency(store, b, scratch, sizes, store.tidy),
+                )
+                if result is not None:
+                    add_latency(
+                        report, f"postgres.bigtable_{tag}latency", f"pick-up latency{what}", result
+                    )
+            for pruning in (False, True):
+                load, pruned = await bigtable.steady(
+                    store,
+                    backend,
+                    scratch,
+                    bigtable.QUICK_SECONDS if sizes is QUICK else bigtable.SECONDS,
+                    bigtable.prune_all(store, backend) if pruning else None,
+                )
+                tag = "prune_" if pruning else "steady_"
+                what = "during the prune" if pruning else "without a prune"
+                report.add(
+                    f"postgres.bigtable_{tag}jobs_s",
+                    f"steady load, throughput {what}",
+                    "jobs/s",
+                    load.jobs_s,
+                    rate=True,
+                )
+                report.add(
+                    f"postgres.bigtable_{tag}pickup_p99",
+                    f"steady load, pick-up p99 {what}",
+                    "ms",
+                    load.pickup["p99"],
+                )
+                report.add(
+                    f"postgres.bigtable_{tag}pickup_max",
+                    f"steady load, worst pick-up {what}",
+                    "ms",
+                    load.pickup_max_ms,
+                )
+                report.add(
+                    f"postgres.bigtable_{tag}ack_max",
+                    f"steady load, worst start-to-stored-completion {what}",
+                    "ms",
+                    load.worst_ack_ms,
+                )
+                if pruned is not None:
+                    report.add(
+                        "postgres.bigtable_prune_rows", "jobs pruned", "jobs", pruned["pruned"]
+                    )
+                    report.add(
+                        "postgres.bigtable_prune_s",
+                        f"prune duration (batches of {bigtable.BATCH})",
+                        "s",
+                        pruned["seconds"],
+                    )
+                    report.add(
+                        "postgres.bigtable_prune_longest_ms",
+                        "longest prune transaction seen (sampled every 20 ms)",
+                        "ms",
+                        pruned["longest_ms"],
+                    )
+        finally:
+            await backend.close()
+
+
+def _rows(what: str, rows: int) -> str:
+    return f"{what}, {rows:,} finished jobs in the table"
+
+
+def bigtable_targets(report: Report) -> list[Target]:
+    """Issue 16: with the big table, throughput and pick-up within 20 % of the empty table's,
+    and the prune does not stall the workers (their throughput during it within 20 %)."""
+    m = report.median
+    out = []
+    for what, big, empty, higher in (
+        ("throughput", "big_process_c50", "process_c50", True),
+        ("pick-up p50", "big_latency_p50", "latency_p50", False),
+        ("pick-up p99", "big_latency_p99", "latency_p99", False),
+        ("steady throughput during the prune", "prune_jobs_s", "steady_jobs_s", True),
+    ):
+        b, e = m(f"postgres.bigtable_{big}"), m(f"postgres.bigtable_{empty}")
+        status, change = _within(b, e, higher)
+        unit = "jobs/s" if higher else "ms"
+        detail = f"{change} ({fmt(b, unit)} vs {fmt(e, unit)} {unit})"
+        out.append(Target(f"PostgreSQL big table: {what} within 20 %", status, detail))
+    return out
+
+
 # -- targets ------------------------------------------------------------------------------------
 
 
@@ -566,6 +704,8 @@ def targets(report: Report) -> list[Target]:
     def ratio(value: float | None) -> str:
         return f"{value / k1:.2f}× k=1" if value is not None and k1 else "—"
 
+    if report.only == "bigtable":
+        return bigtable_targets(report)
     if "postgres" in report.backends and report.only is None:
         one = m("postgres.process_c50")
         out.append(
@@ -842,7 +982,11 @@ async def run(opts: argparse.Namespace, report: Report) -> None:
                 if report.only is None:
                     await guarded(report, "ceiling", lambda: bench_ceiling(report, pg))
                     await bench_sql(report, scratch, pg)
-                await bench_limits(report, scratch, pg)
+                if report.only == "bigtable":
+                    rows = opts.rows or (bigtable.QUICK_ROWS if opts.quick else bigtable.ROWS)
+                    await bench_bigtable(report, scratch, pg, rows, opts.layout)
+                else:
+                    await bench_limits(report, scratch, pg)
             finally:
                 RECOVER.remove(pg.wait_until_up)
                 pg.drop()
@@ -872,13 +1016,20 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         or DEFAULT_PG_URL,
         help="maintenance database to create the rexecutor_bench_* database from",
     )
+    parser.add_argument(
+        "--rows", type=int, default=None, help="--only bigtable: finished jobs to fill"
+    )
+    parser.add_argument(
+        "--layout", choices=("partitioned",), default=None, help="--only bigtable: the layout"
+    )
     parser.add_argument("--output", default=RESULTS, help="where to write the results")
     parser.add_argument("--no-write", action="store_true", help="do not write the results file")
     parser.add_argument("--json", help="also write every figure as JSON to this file")
     parser.add_argument(
         "--only",
         choices=ONLY,
-        help="run one scenario (limits: PostgreSQL, 2 processes, with and without limits); "
+        help="run one scenario (limits: PostgreSQL, 2 processes, with and without limits; "
+        "bigtable: PostgreSQL with millions of finished jobs, and pruning them); "
         "its results go into their own block of the results file",
     )
     opts = parser.parse_args(argv)
@@ -887,9 +1038,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if unknown or not wanted:
         parser.error(f"unknown backends: {', '.join(sorted(unknown)) or '(none)'}")
     opts.backends = tuple(b for b in BACKENDS if b in wanted)
-    if opts.only == "limits":
+    if opts.only in ("limits", "bigtable"):
         if "postgres" not in opts.backends:
-            parser.error("--only limits runs on PostgreSQL: leave postgres in --backends")
+            parser.error(f"--only {opts.only} runs on PostgreSQL: leave postgres in --backends")
         opts.backends = ("postgres",)
     if opts.runs < 1:
         parser.error("--runs must be at least 1")
@@ -925,7 +1076,8 @@ def main(argv: list[str] | None = None) -> int:
     body = render(report)
     print(body)
     if not opts.no_write:
-        write_results(opts.output, body, opts.only)
+        block = opts.only if opts.layout is None else f"{opts.only}-{opts.layout}"
+        write_results(opts.output, body, block)
         log(f"wrote {opts.output}")
     if opts.json:
         with open(opts.json, "w") as f:

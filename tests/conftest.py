@@ -14,6 +14,7 @@ from rexecutor.backend import Backend
 pytest_plugins = ["tests.support.postgres", "tests.support.replica"]
 
 BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+BACKENDS.append(pytest.param("postgres_partitioned", marks=pytest.mark.postgres))
 
 
 @pytest.fixture(params=BACKENDS)

@@ -24,6 +24,7 @@ from rexecutor.backend import (
     completions_of,
 )
 from rexecutor.backends._common import storable_id, tally, validate_update
+from rexecutor.backends.postgres import partitions
 from rexecutor.backends.postgres.claims import _Claiming
 from rexecutor.backends.postgres.codec import (
     _db_now,
@@ -45,13 +46,22 @@ from rexecutor.backends.postgres.control import _Controlling
 from rexecutor.backends.postgres.dependencies import _Depending, transition_params
 from rexecutor.backends.postgres.enqueue import _Enqueuing
 from rexecutor.backends.postgres.query import _compile
-from rexecutor.backends.postgres.statements import _COLUMNS, _FINISHED_AT, _TERMINAL_SQL, _before
+from rexecutor.backends.postgres.statements import (
+    _COLUMNS,
+    _FINISHED_AT,
+    _NOW,
+    _TERMINAL_SQL,
+    _before,
+)
 from rexecutor.errors import ConfigurationError, JobNotFound, ValidationError
 from rexecutor.job import Job, JobProgress, JobStatus
 from rexecutor.lifecycle import Fence, Transition
 from rexecutor.query import IdIn, QueryNode
 
 __all__ = ["PostgresBackend"]
+
+#: How many times a prune tries to detach one day partition before leaving it for next time.
+_DETACH_TRIES = 5
 
 
 class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
@@ -66,6 +76,11 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
         poll_interval: seconds between polls for work no wake-up announced.
         migrate: apply pending migrations in ``connect()``; with False, ``connect()`` only
             checks that the schema is up to date.
+        layout: ``"partitioned"`` converts the jobs table (in ``connect()`` or
+            :meth:`migrate`) to the partitioned layout, finished jobs in daily partitions that
+            pruning drops whole (see :mod:`rexecutor.backends.postgres.partitions`), and
+            with ``migrate=False`` requires it; None (the default) uses whichever layout the
+            schema has.
 
     Example:
         >>> backend = PostgresBackend("postgresql://app@localhost/app", schema="jobs")
@@ -93,6 +108,7 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
         max_size: int = 10,
         poll_interval: float = 1.0,
         migrate: bool = True,
+        layout: str | None = None,
     ) -> None:
         if not isinstance(url, str) or not url.strip():
             raise ConfigurationError("a PostgreSQL connection URL is required")
@@ -109,7 +125,7 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
             raise ConfigurationError(
                 f"invalid PostgreSQL connection URL: {mask_secrets(str(exc))}"
             ) from None
-        self._setup(schema, poll_interval, migrate)
+        self._setup(schema, poll_interval, migrate, layout)
         self._conninfo = url
         self._kwargs = None
         self._min_size = min_size
@@ -125,6 +141,7 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
         schema: str = "public",
         poll_interval: float = 1.0,
         migrate: bool = True,
+        layout: str | None = None,
     ) -> PostgresBackend:
         """Use an existing ``psycopg_pool.AsyncConnectionPool``; ``close()`` leaves it open.
 
@@ -139,7 +156,7 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
         """
         backend = cls.__new__(cls)
         Backend.__init__(backend)
-        backend._setup(schema, poll_interval, migrate)
+        backend._setup(schema, poll_interval, migrate, layout)
         backend._conninfo = pool.conninfo
         backend._kwargs = pool.kwargs
         backend._min_size = pool.min_size
@@ -173,7 +190,7 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
         """
         clone = type(self).__new__(type(self))
         Backend.__init__(clone)
-        clone._setup(self._schema, self.poll_interval, migrate=False)
+        clone._setup(self._schema, self.poll_interval, migrate=False, layout=self._layout)
         clone._conninfo = self._conninfo
         clone._kwargs = self._kwargs
         clone._min_size = 1
@@ -438,6 +455,12 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
             "SELECT count(*) FROM gone"
         )
         boundary: Row | None = None
+        total = 0
+        if self._partitioned:
+            dropped = await self._drop_old_partitions(spec, selected, params)
+            if dropped is None:
+                return 0
+            total = dropped
 
         async def batch(conn: Conn) -> int | None:
             nonlocal boundary
@@ -453,7 +476,6 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
                 counted = await _fetchone(conn, delete, params)
                 return 0 if counted is None else int(counted[0])
 
-        total = 0
         while True:
             deleted = await self._run(batch)
             if deleted is None:
@@ -463,6 +485,60 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
             # it. Only a batch that deletes nothing ends the pass.
             if deleted == 0:
                 return total
+
+    async def _drop_old_partitions(
+        self, spec: PruneSpec, selected: str, params: dict[str, Any]
+    ) -> int | None:
+        """The partitioned layout's share of a prune: create the coming days' partitions,
+        then detach and drop each day partition that ended before ``spec``'s cutoff and holds
+        only jobs it selects. Returns the jobs dropped, or None when another node prunes.
+
+        Only an age spec for every executor can drop a day whole; what it leaves (a day that
+        also holds jobs kept longer, jobs in the live partition) the batched delete prunes.
+        """
+        schema, jobs = self._schema, self._identifiers["jobs"]
+        whole = spec.max_age is not None and spec.only is None and not spec.exclude
+        others = self._render(
+            f"SELECT EXISTS (SELECT 1 FROM {{jobs}} WHERE {partitions.KEY} >= %(start)s "
+            f"AND {partitions.KEY} < %(end)s AND NOT ({selected}))"
+        )
+
+        async def work(conn: Conn) -> int | None:
+            row = await _fetchone(
+                conn,
+                f"SELECT ({_NOW} AT TIME ZONE 'UTC')::date, {_before('age')}",
+                {"now": params["now"], "age": spec.max_age or timedelta(0)},
+            )
+            assert row is not None
+            today, cutoff = row
+            await partitions.ensure_ahead(conn, schema, jobs, today)
+            dropped = 0
+            for partition in await partitions.finished_partitions(conn, schema, jobs):
+                if not whole or partition.end > cutoff:
+                    break
+                bounds = {**params, "start": partition.start, "end": partition.end}
+                # Detaching locks the parent: a busy moment gives up after LOCK_TIMEOUT, and
+                # a few more tries usually find a gap between claims.
+                for _ in range(_DETACH_TRIES):
+                    count: int | None = 0
+                    async with _atomic(conn):
+                        row = await _fetchone(conn, self._q["try_lock"], {"key": params["lock"]})
+                        if not (row and row[0]):
+                            return None
+                        # Checked before the parent's lock is taken, so that workers never wait
+                        # on the scan; only a job stamped with a finished time in the past
+                        # (a test clock, a hand-written row) could enter the day meanwhile.
+                        row = await _fetchone(conn, others, bounds)
+                        if row is not None and not row[0]:
+                            count = await partitions.drop_partition(
+                                conn, schema, self._identifiers, partition
+                            )
+                    if count is not None:
+                        dropped += count
+                        break
+            return dropped
+
+        return await self._run(work)
 
     async def record_heartbeat(self, node: NodeInfo) -> None:
         """Record that ``node`` is alive now (inserting it on its first beat)."""

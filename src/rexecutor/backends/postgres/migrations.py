@@ -19,10 +19,19 @@ from typing import Final
 from psycopg import sql
 
 from rexecutor._json import stable_hash
+from rexecutor.backends.postgres import partitions
+from rexecutor.backends.postgres.codec import _db_now
 from rexecutor.backends.postgres.connection import Conn, _atomic, _execute, _fetchone
 from rexecutor.errors import BackendError, SchemaVersionError
 
-__all__ = ["SCHEMA_VERSION", "Migration", "check_version", "migrate_on", "migrations"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Migration",
+    "check_version",
+    "migrate_on",
+    "migrations",
+    "partition_on",
+]
 
 logger = logging.getLogger("rexecutor.backends.postgres")
 
@@ -95,14 +104,17 @@ async def check_version(
         raise _too_new(schema, dbname, version)
 
 
+def _lock(schema: str) -> int:
+    return stable_hash(["rexecutor", schema, "migrate"])
+
+
 async def migrate_on(
     conn: Conn, schema: str, identifiers: dict[str, sql.Identifier], dbname: str
 ) -> int:
     """Apply the pending migrations on ``conn``, atomically and under the advisory lock;
     returns the schema's version."""
-    lock = stable_hash(["rexecutor", schema, "migrate"])
     async with _atomic(conn):
-        await _execute(conn, "SELECT pg_advisory_xact_lock(%s)", [lock])
+        await _execute(conn, "SELECT pg_advisory_xact_lock(%s)", [_lock(schema)])
         row = await _fetchone(
             conn, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s)", [schema]
         )
@@ -139,3 +151,26 @@ async def migrate_on(
                 migration.description,
             )
         return max(version, SCHEMA_VERSION)
+
+
+async def partition_on(
+    conn: Conn, schema: str, identifiers: dict[str, sql.Identifier], dbname: str
+) -> bool:
+    """Convert an up-to-date schema's jobs table to the partitioned layout (see
+    :mod:`rexecutor.backends.postgres.partitions`), atomically and under the migrations'
+    advisory lock; returns False when it had the layout already.
+
+    Not a numbered version: a schema keeps its version either way, and later versions apply
+    to both layouts.
+    """
+    async with _atomic(conn):
+        await _execute(conn, "SELECT pg_advisory_xact_lock(%s)", [_lock(schema)])
+        await check_version(conn, schema, identifiers, dbname)
+        row = await _fetchone(
+            conn, "SELECT (COALESCE(%s::timestamptz, now()) AT TIME ZONE 'UTC')::date", [_db_now()]
+        )
+        assert row is not None
+        changed = await partitions.convert_on(conn, schema, identifiers, row[0])
+    if changed:
+        logger.info("rexecutor: schema %r now has the partitioned layout", schema)
+    return changed

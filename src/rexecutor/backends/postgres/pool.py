@@ -31,7 +31,8 @@ from rexecutor.backends.postgres.errors import (
     _translate,
 )
 from rexecutor.backends.postgres.listener import _Listening
-from rexecutor.backends.postgres.migrations import check_version, migrate_on
+from rexecutor.backends.postgres.migrations import check_version, migrate_on, partition_on
+from rexecutor.backends.postgres.partitions import is_partitioned
 from rexecutor.backends.postgres.statements import _STATEMENTS
 from rexecutor.errors import BackendError, ConfigurationError, RexecutorError, ValidationError
 
@@ -52,8 +53,17 @@ class _Pooled(_Listening):
     _owns_pool: bool
     _target: _Target
 
-    def _setup(self, schema: str, poll_interval: float, migrate: bool) -> None:
+    def _setup(
+        self, schema: str, poll_interval: float, migrate: bool, layout: str | None = None
+    ) -> None:
         self._schema = _validate_schema(schema)
+        if layout not in (None, "partitioned"):
+            raise ConfigurationError(
+                f"layout must be None (the schema's own) or 'partitioned', got {layout!r}"
+            )
+        self._layout = layout
+        #: Whether the jobs table has the partitioned layout (found out by ``connect()``).
+        self._partitioned = False
         if not poll_interval > 0:
             raise ConfigurationError(f"poll_interval must be positive, got {poll_interval}")
         self.poll_interval = float(poll_interval)
@@ -214,7 +224,8 @@ class _Pooled(_Listening):
         With ``retry`` (only for reads, and for writes that are idempotent or fenced), work
         that failed because its connection was lost runs again on another connection, until
         every connection the pool may hold has been tried: a caller's pool that does not
-        check its connections may hand out several dead ones in a row.
+        check its connections may hand out several dead ones in a row. A serialization
+        failure runs it again too (as often).
 
         Work that cannot be retried gets a connection that has just answered an empty query
         (``verify``, the default without ``retry``): the pool's own check costs no round trip
@@ -240,6 +251,13 @@ class _Pooled(_Listening):
                     await pool.putconn(conn)
             except (PoolTimeout, PoolClosed) as exc:
                 raise self._pool_error(exc) from exc
+            except psycopg.errors.SerializationFailure as exc:
+                # In the partitioned layout a concurrent finish can move the row a fenced
+                # write waits on to another partition: PostgreSQL fails the write instead
+                # of re-checking it, and running it again lets the fence answer.
+                if attempt + 1 < attempts:
+                    continue
+                raise self._translate(exc) from exc
             except psycopg.OperationalError as exc:
                 if attempt + 1 < attempts and _is_connection_loss(exc):
                     logger.warning(
@@ -306,7 +324,12 @@ class _Pooled(_Listening):
             await conn.close()
 
     async def _migrate_on(self, conn: Conn) -> int:
-        return await migrate_on(conn, self._schema, self._identifiers, self._target.dbname)
+        dbname = self._target.dbname
+        version = await migrate_on(conn, self._schema, self._identifiers, dbname)
+        if self._layout == "partitioned":
+            await partition_on(conn, self._schema, self._identifiers, dbname)
+            self._partitioned = True
+        return version
 
     async def _prepare_schema(self, conn: Conn) -> None:
         try:
@@ -314,5 +337,12 @@ class _Pooled(_Listening):
                 await self._migrate_on(conn)
             else:
                 await check_version(conn, self._schema, self._identifiers, self._target.dbname)
+            self._partitioned = await is_partitioned(conn, self._identifiers["jobs"])
         except psycopg.Error as exc:
             raise self._translate(exc) from exc
+        if self._layout == "partitioned" and not self._partitioned:
+            raise BackendError(
+                f"schema {self._schema!r} in database {self._target.dbname!r} does not have "
+                "the partitioned layout: connect once with migrate=True (or run "
+                "`await backend.migrate()`) to convert it"
+            )
