@@ -11,9 +11,15 @@ import pytest
 from rexecutor import _clock
 from rexecutor.backend import Backend
 
-pytest_plugins = ["tests.support.postgres"]
+pytest_plugins = ["tests.support.postgres", "tests.support.pgbouncer"]
 
-BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+BACKENDS = [
+    "memory",
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    # PostgreSQL through a real PgBouncer in transaction pooling mode (tests/support/pgbouncer.py).
+    pytest.param("pgbouncer", marks=pytest.mark.postgres),
+]
 
 
 @pytest.fixture(params=BACKENDS)
