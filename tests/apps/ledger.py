@@ -5,6 +5,7 @@ Every execution appends ``job_id attempt pid`` to the ledger file named by
 ``LedgerJob`` sleeps ``data`` ms without blocking; ``HogJob`` blocks the event loop for
 ``data`` ms, as careless user code would. With ``$CRON`` set, ``TickJob`` is scheduled by it.
 With ``$LIMITS`` set, three executors with cross-node limits run too (each sleeps ``data`` ms).
+``$POLL_MS`` sets how long an idle runner waits before it polls (default 200).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def node(backend: Backend) -> Rexecutor:
         backend,
         heartbeat_interval=_ms("HEARTBEAT_MS", "1000"),
         rescue_after=_ms("RESCUE_MS", "5000"),
-        poll_interval=0.2,
+        poll_interval=float(os.environ.get("POLL_MS", "200")) / 1000,
         cancel_check_interval=0.1,
     )
     rex.with_executor(LedgerJob).with_executor(HogJob)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 from rexecutor.backends.postgres import PostgresBackend
 from tests.support.postgres import admin_url, reset_tables
@@ -46,8 +46,11 @@ class Bouncer:
     log: Path
 
     def url(self, direct: str) -> str:
-        """``direct`` (a conninfo of the test server) rewritten to go through PgBouncer."""
-        return make_conninfo(direct, host=self.host, port=str(self.port))
+        """The database of ``direct`` (a conninfo of the test server) through PgBouncer, as
+        a ``postgresql://`` URL (what the command line takes)."""
+        params = conninfo_to_dict(direct)
+        user = params.get("user") or "postgres"
+        return f"postgresql://{user}@{self.host}:{self.port}/{params['dbname']}"
 
     def log_text(self) -> str:
         """What PgBouncer has logged so far (for a failing test's message)."""

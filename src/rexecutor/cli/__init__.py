@@ -3,7 +3,9 @@
 ``rexecutor worker MODULE:ATTRIBUTE`` imports a :class:`~rexecutor.Rexecutor` (or a function
 that takes a backend and returns one) and runs it until SIGINT or SIGTERM, then shuts down
 gracefully; a second signal exits at once. The backend comes from ``--backend URL``, else
-``$REXECUTOR_BACKEND``, else ``sqlite:///rexecutor.db`` in the working directory.
+``$REXECUTOR_BACKEND``, else ``sqlite:///rexecutor.db`` in the working directory; behind
+PgBouncer in transaction mode add ``--transaction-pooling`` and ``--listen-url DIRECT_URL``
+(or ``$REXECUTOR_TRANSACTION_POOLING``, ``$REXECUTOR_LISTEN_URL``), for every command.
 
 The other commands manage stored jobs through the backend protocol, so they work on every
 backend: ``jobs list|show|cancel|rerun|retry``, ``stats``, ``prune``, ``nodes``,
@@ -38,7 +40,7 @@ import sys
 from collections.abc import Sequence
 
 from rexecutor._redact import mask_secrets
-from rexecutor.backends import ENV_VAR
+from rexecutor.backends import ENV_VAR, LISTEN_URL_ENV_VAR, TRANSACTION_POOLING_ENV_VAR
 from rexecutor.cli import cron, executors, jobs, stats, workflows
 from rexecutor.cli.connect import Handler, with_backend
 from rexecutor.cli.dashboard import TOKEN_ENV_VAR, is_loopback, serve_dashboard
@@ -110,18 +112,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, _MaskSecrets) for f in handler.filters):
             handler.addFilter(_MaskSecrets())
-    previous = os.environ.get(ENV_VAR)
-    if args.backend:
-        # The worker's factories build their backend from the environment.
-        os.environ[ENV_VAR] = args.backend
+    # The worker's factories build their backend from the environment.
+    given = {
+        ENV_VAR: args.backend or None,
+        LISTEN_URL_ENV_VAR: args.listen_url or None,
+        TRANSACTION_POOLING_ENV_VAR: "1" if args.transaction_pooling else None,
+    }
+    previous = {name: os.environ.get(name) for name, value in given.items() if value}
+    for name in previous:
+        os.environ[name] = str(given[name])
     try:
         return _run(args)
     finally:
-        if args.backend:  # an in-process caller (a test) gets its environment back
-            if previous is None:
-                os.environ.pop(ENV_VAR, None)
+        for name, value in previous.items():  # an in-process caller (a test) gets it back
+            if value is None:
+                os.environ.pop(name, None)
             else:
-                os.environ[ENV_VAR] = previous
+                os.environ[name] = value
 
 
 def _run(args: argparse.Namespace) -> int:

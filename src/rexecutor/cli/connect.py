@@ -55,9 +55,7 @@ def existing_backend() -> Backend:
                 f"${ENV_VAR}, or create it with `rexecutor migrate`"
             )
         return SqliteBackend(path, migrate=False)
-    from rexecutor.backends.postgres import PostgresBackend
-
-    return PostgresBackend(url(), migrate=False)
+    return backend_from_url(migrate=False)
 
 
 async def connect(backend: Backend) -> None:

@@ -219,6 +219,7 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
         clone._owns_pool = True
         clone._target = self._target
         clone.max_payload_bytes = self.max_payload_bytes
+        clone._polling_announced = True
         return clone
 
     async def apply_transition(self, job_id: int, fence: Fence, transition: Transition) -> bool:

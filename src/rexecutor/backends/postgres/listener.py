@@ -16,8 +16,11 @@ subscribers); payloads are only ever compared as executor names or parsed as ids
 Both listeners need a session of their own, so they connect to ``listen_url`` when one is
 given (past a transaction pooler such as PgBouncer). Behind a transaction pooler without one
 (``transaction_pooling=True``, no ``listen_url``) nothing LISTENs: connecting logs one warning,
-runners find work from other processes by polling every ``poll_interval``, and waiters for
-finished jobs re-read their jobs at the same pace (:meth:`_Listening._poll_waiters`).
+runners find work from other processes when they poll (the node's ``poll_interval``), and
+waiters for finished jobs re-read their jobs every backend ``poll_interval``
+(:meth:`_Listening._poll_waiters`). A transaction pooler also hides which server session a
+pool connection is, so this backend's own notifications are not recognised as its own: they
+cost a redundant wake-up, never a missed one.
 """
 
 from __future__ import annotations
@@ -78,6 +81,9 @@ class _Listening(Backend):
         self._listener_loop: asyncio.AbstractEventLoop | None = None
         self._listener_pid: int | None = None
         self._listening = asyncio.Event()
+        #: Set once the warning that nothing LISTENs was logged (twins made by
+        #: ``for_thread`` start with it set: their original said it for the process).
+        self._polling_announced = False
 
     async def _open_connection(self, *, listener: bool = False) -> Conn:
         """A new connection outside the pool (see ``_Pooled``)."""
@@ -158,13 +164,15 @@ class _Listening(Backend):
         return self._transaction_pooling and self._listen_url is None
 
     def _announce_polling(self) -> None:
-        """Say, once per connect, that wake-ups from other processes come by polling."""
-        if self._polls_only:
+        """Say, once per backend, that wake-ups from other processes come by polling."""
+        if self._polls_only and not self._polling_announced:
+            self._polling_announced = True
             logger.warning(
                 "rexecutor: transaction_pooling is set and no listen_url is given, so schema "
-                "%r does not LISTEN: jobs enqueued or finished by other processes are seen "
-                "by polling every %s s; give a direct (session) URL as listen_url to get "
-                "them at once",
+                "%r does not LISTEN: jobs enqueued by other processes are found when runners "
+                "poll (the node's poll_interval), jobs finished by them when waiters poll "
+                "(every %s s); give listen_url a direct (session) URL of the server to be "
+                "woken at once",
                 self._schema,
                 self.poll_interval,
             )
