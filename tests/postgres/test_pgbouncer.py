@@ -40,7 +40,10 @@ async def test_transaction_pooling_refuses_a_given_pool_that_prepares_statements
 
 def test_a_bad_listen_url_is_refused_naming_it() -> None:
     with pytest.raises(ConfigurationError, match="listen_url"):
-        PostgresBackend("postgresql://app@localhost/app", listen_url="postgresql://app@db/app?rexecutor_listen=1")
+        PostgresBackend(
+            "postgresql://app@localhost/app",
+            listen_url="postgresql://app@db/app?rexecutor_listen=1",
+        )
     with pytest.raises(ConfigurationError, match="listen_url"):
         PostgresBackend("postgresql://app@localhost/app", listen_url=" ")
 
