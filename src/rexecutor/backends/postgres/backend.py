@@ -71,8 +71,9 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
         transaction_pooling: ``url`` goes through a transaction pooler (PgBouncer with
             ``pool_mode = transaction``): no server-side prepared statements and no
             session settings on the pool's connections. Without ``listen_url`` nothing
-            LISTENs, and work from other processes is found by polling every
-            ``poll_interval`` (one warning says so as the backend connects).
+            LISTENs: runners find work from other processes when they poll, waiters for
+            jobs finished elsewhere poll every ``poll_interval``, and one warning says so
+            as the backend connects.
 
     Example:
         >>> backend = PostgresBackend("postgresql://app@localhost/app", schema="jobs")
@@ -154,9 +155,7 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
             >>> backend = PostgresBackend.from_pool(pool, schema="jobs")
         """
         if transaction_pooling and not (
-            isinstance(pool.kwargs, dict)
-            and "prepare_threshold" in pool.kwargs
-            and pool.kwargs["prepare_threshold"] is None
+            isinstance(pool.kwargs, dict) and pool.kwargs.get("prepare_threshold", 5) is None
         ):
             raise ConfigurationError(
                 "transaction_pooling=True needs a pool that never prepares statements: make "
