@@ -133,6 +133,11 @@ def pgbouncer() -> Iterator[Bouncer]:
     try:
         _wait_listening(process, port, log)
         yield Bouncer("127.0.0.1", port, log)
+        if process.poll() is not None:
+            pytest.fail(
+                f"pgbouncer exited during the session (status {process.returncode}): "
+                f"{log.read_text(errors='replace')[-3000:]}"
+            )
     finally:
         process.terminate()
         try:
