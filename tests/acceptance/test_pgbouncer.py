@@ -28,7 +28,7 @@ pytestmark = pytest.mark.postgres
 POLLING = "does not LISTEN"
 JOBS = 300
 #: Each job sleeps this long, so that one worker cannot take them all before the other polls.
-SLEEP_MS = 50
+SLEEP_MS = 100
 
 
 @pytest.fixture
@@ -57,6 +57,14 @@ def listeners(direct: str) -> int:
     return int(row[0])
 
 
+def nodes(direct: str) -> int:
+    """Nodes that have registered (a worker registers its node as it starts)."""
+    with psycopg.connect(direct, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM rexecutor_nodes").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def enqueue_through(bounced: str, count: int) -> None:
     """Enqueue ``count`` jobs through PgBouncer: one at a time for a third of them (the same
     statement many times over, which psycopg would otherwise prepare), the rest in a batch."""
@@ -81,14 +89,21 @@ def workers() -> Iterator[list[object]]:
 
 
 def run_two_workers(
-    bounced: str, ledger: Path, started: list[object], wait_listening: str | None, **env: str
+    direct: str,
+    bounced: str,
+    ledger: Path,
+    started: list[object],
+    wait_listening: bool,
+    **env: str,
 ) -> list[str]:
     processes = [
         start_worker(bounced, ledger, **{TRANSACTION_POOLING_ENV_VAR: "1", **env}) for _ in range(2)
     ]
     started.extend(processes)
-    if wait_listening is not None:
-        wait_until(lambda: listeners(wait_listening) >= 2, timeout=30)
+    # Both workers up before the jobs come, so that both take a share.
+    wait_until(lambda: nodes(direct) >= 2, timeout=30)
+    if wait_listening:
+        wait_until(lambda: listeners(direct) >= 2, timeout=30)
     enqueue_through(bounced, JOBS)
     wait_until(lambda: sum(ledger_counts(ledger).values()) >= JOBS, timeout=30, interval=0.2)
     outputs = [stop(process) for process in processes]
@@ -112,7 +127,7 @@ def test_two_workers_through_pgbouncer_are_woken_through_the_listen_url(
     # Runners poll once a minute: jobs enqueued while they idle run within the 30 s the
     # test waits only because the enqueue's notification reached their listeners.
     outputs = run_two_workers(
-        bounced, ledger, workers, direct, **{LISTEN_URL_ENV_VAR: direct, "POLL_MS": "60000"}
+        direct, bounced, ledger, workers, True, **{LISTEN_URL_ENV_VAR: direct, "POLL_MS": "60000"}
     )
     assert not any(POLLING in out for out in outputs), outputs
     assert_each_ran_once(direct, ledger)
@@ -122,7 +137,7 @@ def test_two_workers_through_pgbouncer_without_listen_url_poll_and_say_so(
     direct: str, bounced: str, tmp_path: Path, workers: list[object]
 ) -> None:
     ledger = tmp_path / "ledger"
-    outputs = run_two_workers(bounced, ledger, workers, None)
+    outputs = run_two_workers(direct, bounced, ledger, workers, False)
     assert listeners(direct) == 0
     for out in outputs:
         assert out.count(POLLING) == 1, out
