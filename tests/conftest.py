@@ -11,7 +11,7 @@ from rexecutor import _clock
 from rexecutor.backend import Backend
 from tests.support.backends import BACKENDS, open_backend
 
-pytest_plugins = ["tests.support.postgres", "tests.support.pgbouncer"]
+pytest_plugins = ["tests.support.postgres", "tests.support.pgbouncer", "tests.support.replica"]
 
 
 @pytest.fixture(params=BACKENDS)

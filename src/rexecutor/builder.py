@@ -169,8 +169,9 @@ class JobBuilder(Generic[D, M]):
     async def enqueue_to_backend(self, backend: Backend, *, connection: Any = None) -> JobId:
         """Store the job on ``backend``; returns its id (the existing one if a duplicate).
 
-        With PostgreSQL, ``connection`` (a psycopg ``AsyncConnection``) makes the insert part
-        of the caller's open transaction: if the caller rolls back, no job exists.
+        With PostgreSQL, ``connection`` (a psycopg ``AsyncConnection``, a SQLAlchemy
+        ``AsyncSession`` or ``AsyncConnection``, or an asyncpg ``Connection``) makes the insert
+        part of the caller's open transaction: if the caller rolls back, no job exists.
         """
         return (await self.enqueue_with_result(backend, connection=connection)).job_id
 

@@ -12,9 +12,10 @@ backend is garbage-collected or :func:`close` is called. The in-memory and SQLit
 are used as they are (connected first if they are not). The PostgreSQL schema must already
 exist (``rexecutor migrate``, or any node's ``connect()``).
 
-With PostgreSQL, ``connection=`` takes the caller's own synchronous ``psycopg.Connection``:
-the insert runs on it, in the caller's thread, inside its open transaction (the job exists
-only if that transaction commits), through the backend's own enqueue code.
+With PostgreSQL, ``connection=`` takes the caller's own synchronous ``psycopg.Connection``, or
+a SQLAlchemy ``Session`` or ``Connection`` (on psycopg or psycopg2): the insert runs on it, in
+the caller's thread, inside its open transaction (the job exists only if that transaction
+commits), through the backend's own enqueue code.
 
 Example:
     >>> from rexecutor import sync
@@ -36,14 +37,12 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import timedelta
-from types import TracebackType
 from typing import Any, TypeVar
 
 from rexecutor import _global, admin
 from rexecutor.backend import Backend, EnqueueResult
 from rexecutor.builder import JobBuilder
 from rexecutor.builder import enqueue_many as _enqueue_many
-from rexecutor.errors import ConfigurationError
 from rexecutor.executor import Executor
 from rexecutor.job import Job, JobId
 from rexecutor.query import Where
@@ -237,8 +236,8 @@ def enqueue(
 ) -> JobId:
     """Store the job ``builder`` describes; returns its id (the existing one if a duplicate).
 
-    ``connection``: with PostgreSQL, the caller's ``psycopg.Connection``, whose open
-    transaction the insert joins.
+    ``connection``: with PostgreSQL, the caller's ``psycopg.Connection`` or SQLAlchemy
+    ``Session`` or ``Connection``, whose open transaction the insert joins.
     """
     return enqueue_with_result(builder, backend, connection=connection).job_id
 
@@ -337,18 +336,10 @@ def rerun_job(job_id: int, backend: Backend | None = None) -> None:
 def _on_connection(work: Callable[[Any], Coroutine[Any, Any, T]], connection: Any) -> T:
     """Run ``work`` in this thread on the caller's sync connection, seen as an async one."""
     try:
-        import psycopg
+        from rexecutor.backends.postgres import foreign
     except ImportError:  # no PostgreSQL here: the backend refuses the connection itself
         return _drive(work(connection))
-    if isinstance(connection, psycopg.AsyncConnection):
-        raise ConfigurationError(
-            "rexecutor.sync needs a synchronous psycopg.Connection; an AsyncConnection belongs "
-            "to its event loop: there, await builder.enqueue_to_backend(backend, "
-            "connection=conn) instead"
-        )
-    if isinstance(connection, psycopg.Connection):
-        return _drive(work(_AsyncView(connection)))
-    return _drive(work(connection))
+    return _drive(work(foreign.synchronous(connection)))
 
 
 def _drive(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -362,108 +353,3 @@ def _drive(coroutine: Coroutine[Any, Any, T]) -> T:
         "the backend waited for asynchronous I/O while enqueueing on a synchronous connection; "
         "this backend cannot enqueue through rexecutor.sync with connection="
     )
-
-
-class _AsyncCursor:
-    """A sync psycopg cursor behind the async cursor interface the backend awaits."""
-
-    def __init__(self, cursor: Any) -> None:
-        self._cursor = cursor
-
-    async def __aenter__(self) -> _AsyncCursor:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._cursor.close()
-
-    async def execute(self, query: Any, params: Any = None, **kwargs: Any) -> _AsyncCursor:
-        self._cursor.execute(query, params, **kwargs)
-        return self
-
-    async def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> None:
-        self._cursor.executemany(query, params_seq, **kwargs)
-
-    async def fetchone(self) -> Any:
-        return self._cursor.fetchone()
-
-    async def fetchmany(self, size: int = 0) -> list[Any]:
-        return list(self._cursor.fetchmany(size))
-
-    async def fetchall(self) -> list[Any]:
-        return list(self._cursor.fetchall())
-
-    async def close(self) -> None:
-        self._cursor.close()
-
-    @property
-    def rowcount(self) -> int:
-        return int(self._cursor.rowcount)
-
-    @property
-    def description(self) -> Any:
-        return self._cursor.description
-
-    @property
-    def statusmessage(self) -> str | None:
-        message = self._cursor.statusmessage
-        return None if message is None else str(message)
-
-
-class _AsyncTransaction:
-    """A sync ``conn.transaction()`` block behind ``async with``."""
-
-    def __init__(self, block: Any) -> None:
-        self._block = block
-
-    async def __aenter__(self) -> Any:
-        return self._block.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        return bool(self._block.__exit__(exc_type, exc, tb))
-
-
-class _AsyncView:
-    """The part of ``psycopg.AsyncConnection`` that the backend's enqueue uses, over a sync
-    ``psycopg.Connection``; every await completes at once, in the caller's thread."""
-
-    def __init__(self, connection: Any) -> None:
-        self._conn = connection
-
-    def cursor(self, *args: Any, **kwargs: Any) -> _AsyncCursor:
-        return _AsyncCursor(self._conn.cursor(*args, **kwargs))
-
-    async def execute(self, query: Any, params: Any = None, **kwargs: Any) -> _AsyncCursor:
-        return _AsyncCursor(self._conn.execute(query, params, **kwargs))
-
-    def transaction(self, *args: Any, **kwargs: Any) -> _AsyncTransaction:
-        return _AsyncTransaction(self._conn.transaction(*args, **kwargs))
-
-    @property
-    def autocommit(self) -> bool:
-        return bool(self._conn.autocommit)
-
-    @property
-    def isolation_level(self) -> Any:
-        return self._conn.isolation_level
-
-    @property
-    def info(self) -> Any:
-        return self._conn.info
-
-    @property
-    def closed(self) -> bool:
-        return bool(self._conn.closed)
-
-    @property
-    def pgconn(self) -> Any:
-        return self._conn.pgconn

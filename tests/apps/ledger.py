@@ -5,7 +5,7 @@ Every execution appends ``job_id attempt pid`` to the ledger file named by
 ``LedgerJob`` sleeps ``data`` ms without blocking; ``HogJob`` blocks the event loop for
 ``data`` ms, as careless user code would. With ``$CRON`` set, ``TickJob`` is scheduled by it.
 With ``$LIMITS`` set, three executors with cross-node limits run too (each sleeps ``data`` ms).
-``$POLL_MS`` sets how long an idle runner waits before it polls (default 200).
+``$POLL_MS`` sets the node's poll interval in ms (default 200).
 """
 
 from __future__ import annotations

@@ -3,9 +3,14 @@
 ``rexecutor worker MODULE:ATTRIBUTE`` imports a :class:`~rexecutor.Rexecutor` (or a function
 that takes a backend and returns one) and runs it until SIGINT or SIGTERM, then shuts down
 gracefully; a second signal exits at once. The backend comes from ``--backend URL``, else
-``$REXECUTOR_BACKEND``, else ``sqlite:///rexecutor.db`` in the working directory; behind
-PgBouncer in transaction mode add ``--transaction-pooling`` and ``--listen-url DIRECT_URL``
-(or ``$REXECUTOR_TRANSACTION_POOLING``, ``$REXECUTOR_LISTEN_URL``), for every command.
+``$REXECUTOR_BACKEND``, else ``sqlite:///rexecutor.db`` in the working directory. The commands
+that only read (``jobs list|show``, ``stats``, ``nodes``, ``cron list``, ``executors [list]``,
+``workflows show``) and the dashboard's pages read from ``--read-url URL`` (else
+``$REXECUTOR_READ_URL``) when one is given, such as a streaming replica; actions always go to
+the backend.
+Behind PgBouncer in transaction mode add ``--transaction-pooling`` and ``--listen-url
+DIRECT_URL`` (or ``$REXECUTOR_TRANSACTION_POOLING``, ``$REXECUTOR_LISTEN_URL``), for every
+command.
 
 The other commands manage stored jobs through the backend protocol, so they work on every
 backend: ``jobs list|show|cancel|rerun|retry``, ``stats``, ``prune``, ``nodes``,
@@ -42,7 +47,7 @@ from collections.abc import Sequence
 from rexecutor._redact import mask_secrets
 from rexecutor.backends import ENV_VAR, LISTEN_URL_ENV_VAR, TRANSACTION_POOLING_ENV_VAR
 from rexecutor.cli import cron, executors, jobs, stats, workflows
-from rexecutor.cli.connect import Handler, with_backend
+from rexecutor.cli.connect import READ_ENV_VAR, Handler, with_backend
 from rexecutor.cli.dashboard import TOKEN_ENV_VAR, is_loopback, serve_dashboard
 from rexecutor.cli.errors import (
     EXIT_NOT_FOUND,
@@ -95,6 +100,20 @@ _HANDLERS: dict[str, Handler] = {
     "workflows show": workflows.workflows_show,
 }
 
+#: The commands that only read: with a read URL (``--read-url``) they read from it.
+_READS = frozenset(
+    {
+        "jobs list",
+        "jobs show",
+        "stats",
+        "nodes",
+        "cron list",
+        "executors",
+        "executors list",
+        "workflows show",
+    }
+)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (see the module docstring)."""
@@ -112,9 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, _MaskSecrets) for f in handler.filters):
             handler.addFilter(_MaskSecrets())
-    # The worker's factories build their backend from the environment.
+    # The worker's factories build their backend from the environment, so the options are
+    # copied into it; an in-process caller (a test) gets its environment back.
     given = {
         ENV_VAR: args.backend or None,
+        READ_ENV_VAR: args.read_url or None,
         LISTEN_URL_ENV_VAR: args.listen_url or None,
         TRANSACTION_POOLING_ENV_VAR: "1" if args.transaction_pooling else None,
     }
@@ -124,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args)
     finally:
-        for name, value in previous.items():  # an in-process caller (a test) gets it back
+        for name, value in previous.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
@@ -143,8 +164,9 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "dashboard":
             return serve_dashboard(args)
         action = getattr(args, "action", None)
-        handler = _HANDLERS[args.command if action is None else f"{args.command} {action}"]
-        return asyncio.run(with_backend(handler, args, Output(bool(getattr(args, "json", False)))))
+        name = args.command if action is None else f"{args.command} {action}"
+        out = Output(bool(getattr(args, "json", False)))
+        return asyncio.run(with_backend(_HANDLERS[name], args, out, reads_only=name in _READS))
     except NothingDone as exc:
         return _fail(str(exc), EXIT_NOT_FOUND)
     except (JobNotFound, InvalidTransition) as exc:

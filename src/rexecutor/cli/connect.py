@@ -3,6 +3,11 @@
 Only ``rexecutor migrate`` (and a worker) creates or upgrades a schema: the commands here
 connect with ``migrate=False``, so pointing one at the wrong database is an error that names
 the database and says to run ``rexecutor migrate``, never new empty tables there.
+
+The read-only commands (and the dashboard's pages) may read from another database than the
+one actions go to: ``--read-url URL`` or ``$REXECUTOR_READ_URL``, typically a streaming
+replica of the primary. A backend on it only reads: it is never migrated, registers no node
+and starts no listener, so a hot standby (which refuses every write) serves it.
 """
 
 from __future__ import annotations
@@ -21,7 +26,18 @@ from rexecutor.errors import BackendError
 if TYPE_CHECKING:
     from rexecutor.cli.output import Output
 
-__all__ = ["Handler", "connect", "existing_backend", "url", "with_backend"]
+__all__ = [
+    "READ_ENV_VAR",
+    "Handler",
+    "connect",
+    "existing_backend",
+    "read_url",
+    "url",
+    "with_backend",
+]
+
+#: The environment variable naming the database the read-only commands read from.
+READ_ENV_VAR = "REXECUTOR_READ_URL"
 
 #: A management command: given the connected backend, its arguments and the output, the exit code.
 Handler = Callable[[Backend, argparse.Namespace, "Output"], Awaitable[int]]
@@ -32,14 +48,22 @@ def url() -> str:
     return os.environ.get(ENV_VAR) or DEFAULT_URL
 
 
-def existing_backend() -> Backend:
-    """The configured backend, set not to create or upgrade its schema.
+def read_url() -> str | None:
+    """The URL reads go to when it is not the backend's (``--read-url`` is copied into the
+    environment first), else None."""
+    return os.environ.get(READ_ENV_VAR) or None
+
+
+def existing_backend(target: str | None = None) -> Backend:
+    """The backend at ``target`` (default: the configured one), set not to create or upgrade
+    its schema.
 
     A SQLite file that does not exist yet is refused (a typo in the path would otherwise
     create an empty database and show nothing); :func:`connect` refuses a database without
     the schema.
     """
-    backend = backend_from_url()
+    target = target or url()
+    backend = backend_from_url(target)
     from rexecutor.backends import InMemoryBackend
 
     if isinstance(backend, InMemoryBackend):
@@ -55,12 +79,13 @@ def existing_backend() -> Backend:
                 f"${ENV_VAR}, or create it with `rexecutor migrate`"
             )
         return SqliteBackend(path, migrate=False)
-    return backend_from_url(migrate=False)
+    return backend_from_url(target, migrate=False)
 
 
-async def connect(backend: Backend) -> None:
-    """Connect ``backend`` (made by :func:`existing_backend`); a missing or old schema is a
-    ``CliError`` that names the database and says to run ``rexecutor migrate``."""
+async def connect(backend: Backend, target: str | None = None) -> None:
+    """Connect ``backend`` (made by :func:`existing_backend` for ``target``, default the
+    configured URL); a missing or old schema is a ``CliError`` that names the database and
+    says to run ``rexecutor migrate``."""
     try:
         await backend.connect()
     except BackendError as exc:
@@ -69,16 +94,22 @@ async def connect(backend: Backend) -> None:
         text = str(exc)
         if "migrate" not in text:
             raise
+        where = target or url()
+        option = "--read-url or $" + READ_ENV_VAR if where != url() else "--backend or $" + ENV_VAR
         raise CliError(
-            f"{mask_url(url())} holds no up-to-date rexecutor schema ({text.split(':')[0]}): "
-            "check --backend or $REXECUTOR_BACKEND, or create it with `rexecutor migrate`"
+            f"{mask_url(where)} holds no up-to-date rexecutor schema ({text.split(':')[0]}): "
+            f"check {option}, or create it with `rexecutor migrate` (on the primary)"
         ) from None
 
 
-async def with_backend(handler: Handler, args: argparse.Namespace, out: Output) -> int:
-    """Run ``handler`` on the configured backend, connected for it and closed afterwards."""
-    backend = existing_backend()
-    await connect(backend)
+async def with_backend(
+    handler: Handler, args: argparse.Namespace, out: Output, *, reads_only: bool = False
+) -> int:
+    """Run ``handler`` on the configured backend, connected for it and closed afterwards;
+    a handler that only reads (``reads_only``) gets the :func:`read_url`'s when one is set."""
+    target = (read_url() if reads_only else None) or url()
+    backend = existing_backend(target)
+    await connect(backend, target)
     try:
         return await handler(backend, args, out)
     finally:

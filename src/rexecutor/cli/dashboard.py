@@ -11,7 +11,8 @@ import asyncio
 import logging
 import os
 
-from rexecutor.cli.connect import connect, existing_backend
+from rexecutor._redact import mask_url
+from rexecutor.cli.connect import connect, existing_backend, read_url, url
 from rexecutor.cli.errors import EXIT_OK, CliError
 from rexecutor.web.ops import is_loopback
 
@@ -55,9 +56,15 @@ def serve_dashboard(args: argparse.Namespace) -> int:
             f"the dashboard needs the web extra ({exc.name or exc} is missing): "
             "pip install 'rexecutor[web]'"
         ) from None
-    backend = existing_backend()
+    # With a read URL the pages read there and the actions go to the backend; a read-only
+    # dashboard then needs no connection to the backend at all.
+    reads_at = read_url()
+    primary_at = reads_at if reads_at and args.read_only else url()
+    backend = existing_backend(primary_at)
+    reads = existing_backend(reads_at) if reads_at and not args.read_only else None
     app = dashboard_app(
         backend,
+        read_backend=reads,
         read_only=args.read_only,
         token=token,
         refresh_seconds=args.refresh,
@@ -74,18 +81,23 @@ def serve_dashboard(args: argparse.Namespace) -> int:
     server = uvicorn.Server(config)
     where = f"http://{args.host if ':' not in args.host else f'[{args.host}]'}:{args.port}/"
     log.info(
-        "dashboard on %s (%s%s)",
+        "dashboard on %s (%s%s%s)",
         where,
         "read-only" if args.read_only else "read-write",
+        f", reading from {mask_url(reads_at)}" if reads_at else "",
         ", token required" if token else "",
     )
 
     async def serve() -> None:
         try:
-            await connect(backend)
+            await connect(backend, primary_at)
+            if reads is not None:
+                await connect(reads, reads_at)
             await server.serve()
         finally:
             await backend.close()
+            if reads is not None:
+                await reads.close()
 
     try:
         asyncio.run(serve())

@@ -14,6 +14,7 @@ from rexecutor.backends import (
     LISTEN_URL_ENV_VAR,
     TRANSACTION_POOLING_ENV_VAR,
 )
+from rexecutor.cli.connect import READ_ENV_VAR
 from rexecutor.cli.dashboard import TOKEN_ENV_VAR
 from rexecutor.errors import ConfigurationError, ValidationError
 from rexecutor.job import JobStatus
@@ -135,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--backend",
         help=f"backend URL (default: ${ENV_VAR}, else {DEFAULT_URL})",
+    )
+    parser.add_argument(
+        "--read-url",
+        help=f"read-only commands and dashboard pages read here, e.g. a streaming replica "
+        f"(default: ${READ_ENV_VAR}, else the backend)",
     )
     parser.add_argument(
         "--listen-url",

@@ -40,6 +40,7 @@ def dashboard_app(
     secret: bytes | None = None,
     title: str = "rexecutor",
     allowed_hosts: Iterable[str] | None = None,
+    read_backend: Backend | None = None,
 ) -> Starlette:
     """Make the dashboard as an ASGI application on ``backend``.
 
@@ -60,6 +61,10 @@ def dashboard_app(
             ``auth``, only loopback names are answered (``localhost``, ``127.0.0.1``,
             ``[::1]``), which keeps web pages from reaching it through DNS rebinding; with a
             token or an auth hook, any name is.
+        read_backend: where the pages and the JSON API read from, when not ``backend``: a
+            backend on a streaming replica, made with ``migrate=False`` (it is only read, so
+            it needs no listener and registers no node). The actions still go to
+            ``backend``; the page shown after one may lag by the replica's replay delay.
 
     Raises ``ConfigurationError`` for an empty token or a malformed host name. Every action
     is a POST carrying a CSRF token tied to a per-browser cookie.
@@ -75,4 +80,5 @@ def dashboard_app(
         secret=secret,
         title=title,
         allowed_hosts=allowed_hosts,
+        read_backend=read_backend,
     )

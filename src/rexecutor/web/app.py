@@ -109,6 +109,7 @@ def build_app(
     secret: bytes | None,
     title: str,
     allowed_hosts: Iterable[str] | None = None,
+    read_backend: Backend | None = None,
 ) -> Starlette:
     """The Starlette application behind :func:`rexecutor.web.dashboard_app`."""
     if token is not None and not token.strip():
@@ -129,6 +130,7 @@ def build_app(
         secret=secret or secrets.token_bytes(32),
         title=mask_secrets(title),
         allowed_hosts=hosts,
+        reads=read_backend or backend,
     )
     return Starlette(routes=dashboard.routes())
 
@@ -160,8 +162,12 @@ class _Dashboard:
         secret: bytes,
         title: str,
         allowed_hosts: frozenset[str] | None,
+        reads: Backend,
     ) -> None:
+        # Actions go to ``backend``; pages and the JSON API read ``reads`` (a replica's, or
+        # the same backend).
         self.backend = backend
+        self.reads = reads
         self.allowed_hosts = allowed_hosts
         self.read_only = read_only
         self.auth = auth
@@ -268,6 +274,8 @@ class _Dashboard:
         async with self._connecting:
             if not self._connected:
                 await self.backend.connect()
+                if self.reads is not self.backend:
+                    await self.reads.connect()
                 self._connected = True
 
     def _ctx(self, request: Request, csrf_cookie: str) -> Ctx:
@@ -380,15 +388,15 @@ class _Dashboard:
         return _html(pages.layout(ctx, heading, live, before))
 
     async def overview_page(self, request: Request, ctx: Ctx) -> Response:
-        overview = await admin.stats(self.backend, 60)
-        nodes = await admin.nodes(self.backend)
+        overview = await admin.stats(self.reads, 60)
+        nodes = await admin.nodes(self.reads)
         paused = await self._paused()
         live = pages.overview_live(ctx, overview, nodes, paused)
         return self._respond(request, ctx, "Overview", live)
 
     async def _paused(self) -> list[str]:
         """The names of the paused executors, sorted."""
-        return sorted(s.name for s in await self.backend.executor_states(None) if s.paused)
+        return sorted(s.name for s in await self.reads.executor_states(None) if s.paused)
 
     async def _list_jobs(self, params: ListParams) -> AsyncIterator[Job[Any, Any]]:
         """The jobs of a list page, read :data:`LIST_BATCH` at a time, so that at most that
@@ -398,7 +406,7 @@ class _Dashboard:
         offset, remaining = params.offset, params.limit
         while remaining > 0:
             size = min(LIST_BATCH, remaining)
-            batch = await self.backend.query(node, limit=size, offset=offset, newest_first=True)
+            batch = await self.reads.query(node, limit=size, offset=offset, newest_first=True)
             for job in batch:
                 if int(job.id) not in seen:  # a job inserted meanwhile shifts the pages by one
                     seen.add(int(job.id))
@@ -414,26 +422,26 @@ class _Dashboard:
         live = pages.jobs_live(ctx, params, rows)
         if request.headers.get(FRAGMENT_HEADER) == "1":
             return _html(live)
-        executors = sorted({executor for executor, _ in await self.backend.count_jobs()})
+        executors = sorted({executor for executor, _ in await self.reads.count_jobs()})
         return self._respond(request, ctx, "Jobs", live, pages.jobs_filters(ctx, params, executors))
 
     async def job_page(self, request: Request, ctx: Ctx) -> Response:
-        job = await self.backend.get_job(_job_id(request))
+        job = await self.reads.get_job(_job_id(request))
         return self._respond(request, ctx, f"Job {int(job.id)}", pages.job_live(ctx, job))
 
     async def nodes_page(self, request: Request, ctx: Ctx) -> Response:
-        rows = await admin.nodes(self.backend)
+        rows = await admin.nodes(self.reads)
         return self._respond(request, ctx, "Nodes", pages.nodes_live(ctx, rows))
 
     async def executors_page(self, request: Request, ctx: Ctx) -> Response:
-        states = await control.controls(self.backend)
+        states = await control.controls(self.reads)
         return self._respond(request, ctx, "Executors", pages.executors_live(ctx, states))
 
     # -- workflows -------------------------------------------------------------------------
 
     async def _workflow(self, request: Request) -> WorkflowGraph:
         workflow_id = str(request.path_params["workflow_id"])
-        graph = await read_workflow(self.backend, workflow_id)
+        graph = await read_workflow(self.reads, workflow_id)
         if graph is None:
             raise _Refused(
                 404, f"No workflow {workflow_id[:200]!r}: no stored job has this workflow id."
@@ -536,9 +544,9 @@ class _Dashboard:
 
     async def overview_api(self, request: Request) -> Any:
         minutes = _int(request.query_params.get("minutes"), 60, 1, 24 * 60)
-        overview = await admin.stats(self.backend, minutes)
+        overview = await admin.stats(self.reads, minutes)
         value = overview.to_json()
-        value["nodes"] = [row.to_json() for row in await admin.nodes(self.backend)]
+        value["nodes"] = [row.to_json() for row in await admin.nodes(self.reads)]
         value["paused_executors"] = await self._paused()
         return value
 
@@ -570,14 +578,14 @@ class _Dashboard:
         return _json_text('{"jobs": [' + ", ".join(parts) + "], " + _views.dumps_json(tail)[1:])
 
     async def job_api(self, request: Request) -> Any:
-        job = await self.backend.get_job(_job_id(request))
+        job = await self.reads.get_job(_job_id(request))
         return _views.job_to_json(job, history=True)
 
     async def nodes_api(self, request: Request) -> Any:
-        return [row.to_json() for row in await admin.nodes(self.backend)]
+        return [row.to_json() for row in await admin.nodes(self.reads)]
 
     async def executors_api(self, request: Request) -> Any:
-        return [_views.control_to_json(state) for state in await control.controls(self.backend)]
+        return [_views.control_to_json(state) for state in await control.controls(self.reads)]
 
 
 async def _no_icon(request: Request) -> Response:

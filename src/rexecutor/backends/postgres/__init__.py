@@ -82,8 +82,8 @@ This needs READ COMMITTED (the default), whose statements see what committed bef
 Transactional enqueue
 ---------------------
 ``enqueue(job, connection=conn)`` and ``enqueue_many(jobs, connection=conn)`` run on the
-caller's psycopg connection inside its transaction: the job exists, and other nodes are
-notified, only if that transaction commits.
+caller's connection inside its transaction: the job exists, and other nodes are notified, only
+if that transaction commits. ``foreign`` accepts psycopg, SQLAlchemy and asyncpg connections.
 
 Errors
 ------

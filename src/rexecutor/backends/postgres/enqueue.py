@@ -17,6 +17,7 @@ from psycopg import sql
 
 from rexecutor import dependencies
 from rexecutor.backend import EnqueuableJob, EnqueueResult
+from rexecutor.backends.postgres import foreign
 from rexecutor.backends.postgres.codec import _TAGS_TEXT, _db_now, _Prepared
 from rexecutor.backends.postgres.connection import Conn, _atomic, _execute, _fetchall, _fetchone
 from rexecutor.backends.postgres.dependencies import _Depending
@@ -29,7 +30,7 @@ class _Enqueuing(_Depending):
     """The enqueue operations of ``PostgresBackend``."""
 
     async def enqueue(
-        self, job: EnqueuableJob, *, connection: psycopg.AsyncConnection[Any] | None = None
+        self, job: EnqueuableJob, *, connection: object | None = None
     ) -> EnqueueResult:
         """Store ``job``, or resolve its uniqueness conflict; atomic and concurrency-safe.
 
@@ -37,8 +38,11 @@ class _Enqueuing(_Depending):
             job: the job to store.
             connection: run the insert on this connection, inside its current transaction:
                 the job exists only if that transaction commits, and other nodes are woken
-                when it does. A connection in autocommit mode outside a transaction commits
-                at once. Unique jobs need READ COMMITTED (the default isolation level).
+                when it does. A psycopg ``AsyncConnection``, a SQLAlchemy ``AsyncSession`` or
+                ``AsyncConnection`` (its current transaction, begun if none is), or an
+                asyncpg ``Connection`` (see :mod:`rexecutor.backends.postgres.foreign`). A
+                connection in autocommit mode outside a transaction commits at once. Unique
+                jobs need READ COMMITTED (the default isolation level).
 
         Example:
             >>> async with await psycopg.AsyncConnection.connect(url) as conn:
@@ -55,7 +59,7 @@ class _Enqueuing(_Depending):
         self,
         jobs: Sequence[EnqueuableJob],
         *,
-        connection: psycopg.AsyncConnection[Any] | None = None,
+        connection: object | None = None,
     ) -> list[EnqueueResult]:
         """Store many jobs in one transaction; results come back in the order of ``jobs``.
 
@@ -66,7 +70,7 @@ class _Enqueuing(_Depending):
         return await self._enqueue_batch(jobs, connection)
 
     async def _enqueue_batch(
-        self, jobs: Sequence[EnqueuableJob], connection: Conn | None
+        self, jobs: Sequence[EnqueuableJob], connection: object | None
     ) -> list[EnqueueResult]:
         limit = self.max_payload_bytes
         prepared = [_Prepared.of(job, limit) for job in jobs]
@@ -82,7 +86,7 @@ class _Enqueuing(_Depending):
             self._wake(wakes)
             return results
         try:
-            results, _ = await work(connection)
+            results, _ = await work(await foreign.joined(connection))
         except psycopg.Error as exc:
             raise self._translate(exc) from exc
         except UnicodeError as exc:
