@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -10,18 +9,15 @@ import pytest
 
 from rexecutor import _clock
 from rexecutor.backend import Backend
+from tests.support.backends import BACKENDS, open_backend
 
-pytest_plugins = ["tests.support.postgres", "tests.support.replica"]
-
-BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-BACKENDS.append(pytest.param("postgres_partitioned", marks=pytest.mark.postgres))
+pytest_plugins = ["tests.support.postgres", "tests.support.pgbouncer", "tests.support.replica"]
 
 
 @pytest.fixture(params=BACKENDS)
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     """A fresh, connected backend of each kind; the suite in tests/backends runs on all."""
-    factory = importlib.import_module(f"tests.support.{request.param}")
-    async with factory.make_backend(request, tmp_path) as b:
+    async with open_backend(request, tmp_path) as b:
         yield b
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,12 +18,20 @@ from rexecutor.backend import Backend
 from rexecutor.errors import ConfigurationError
 from rexecutor.web import dashboard_app
 from tests.cli.seed import RESULT, Seeded, seed
+from tests.support.backends import WITH_PGBOUNCER, open_backend
 
 FRAGMENT = {"X-Rexecutor-Fragment": "1"}
 
 
 def client(app: Any, base: str = "http://127.0.0.1:8000") -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base)
+
+
+@pytest.fixture(params=WITH_PGBOUNCER)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """Every backend, PostgreSQL through PgBouncer included: the dashboard works through it."""
+    async with open_backend(request, tmp_path) as b:
+        yield b
 
 
 @pytest.fixture

@@ -8,6 +8,9 @@ that only read (``jobs list|show``, ``stats``, ``nodes``, ``cron list``, ``execu
 ``workflows show``) and the dashboard's pages read from ``--read-url URL`` (else
 ``$REXECUTOR_READ_URL``) when one is given, such as a streaming replica; actions always go to
 the backend.
+Behind PgBouncer in transaction mode add ``--transaction-pooling`` and ``--listen-url
+DIRECT_URL`` (or ``$REXECUTOR_TRANSACTION_POOLING``, ``$REXECUTOR_LISTEN_URL``), for every
+command.
 
 The other commands manage stored jobs through the backend protocol, so they work on every
 backend: ``jobs list|show|cancel|rerun|retry``, ``stats``, ``prune``, ``nodes``,
@@ -42,7 +45,7 @@ import sys
 from collections.abc import Sequence
 
 from rexecutor._redact import mask_secrets
-from rexecutor.backends import ENV_VAR
+from rexecutor.backends import ENV_VAR, LISTEN_URL_ENV_VAR, TRANSACTION_POOLING_ENV_VAR
 from rexecutor.cli import cron, executors, jobs, stats, workflows
 from rexecutor.cli.connect import READ_ENV_VAR, Handler, with_backend
 from rexecutor.cli.dashboard import TOKEN_ENV_VAR, is_loopback, serve_dashboard
@@ -130,10 +133,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             handler.addFilter(_MaskSecrets())
     # The worker's factories build their backend from the environment, so the options are
     # copied into it; an in-process caller (a test) gets its environment back.
-    given = {ENV_VAR: args.backend, READ_ENV_VAR: args.read_url}
+    given = {
+        ENV_VAR: args.backend or None,
+        READ_ENV_VAR: args.read_url or None,
+        LISTEN_URL_ENV_VAR: args.listen_url or None,
+        TRANSACTION_POOLING_ENV_VAR: "1" if args.transaction_pooling else None,
+    }
     previous = {name: os.environ.get(name) for name, value in given.items() if value}
     for name in previous:
-        os.environ[name] = given[name]
+        os.environ[name] = str(given[name])
     try:
         return _run(args)
     finally:

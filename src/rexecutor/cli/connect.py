@@ -79,9 +79,7 @@ def existing_backend(target: str | None = None) -> Backend:
                 f"${ENV_VAR}, or create it with `rexecutor migrate`"
             )
         return SqliteBackend(path, migrate=False)
-    from rexecutor.backends.postgres import PostgresBackend
-
-    return PostgresBackend(target, migrate=False)
+    return backend_from_url(target, migrate=False)
 
 
 async def connect(backend: Backend, target: str | None = None) -> None:

@@ -8,7 +8,12 @@ from datetime import timedelta
 
 from rexecutor import control
 from rexecutor.admin import Filters
-from rexecutor.backends import DEFAULT_URL, ENV_VAR
+from rexecutor.backends import (
+    DEFAULT_URL,
+    ENV_VAR,
+    LISTEN_URL_ENV_VAR,
+    TRANSACTION_POOLING_ENV_VAR,
+)
 from rexecutor.cli.connect import READ_ENV_VAR
 from rexecutor.cli.dashboard import TOKEN_ENV_VAR
 from rexecutor.errors import ConfigurationError, ValidationError
@@ -136,6 +141,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--read-url",
         help=f"read-only commands and dashboard pages read here, e.g. a streaming replica "
         f"(default: ${READ_ENV_VAR}, else the backend)",
+    )
+    parser.add_argument(
+        "--listen-url",
+        help=f"PostgreSQL: a direct server URL for the wake-up listeners, when --backend goes "
+        f"through PgBouncer (default: ${LISTEN_URL_ENV_VAR})",
+    )
+    parser.add_argument(
+        "--transaction-pooling",
+        action="store_true",
+        default=None,
+        help=f"PostgreSQL: --backend goes through a transaction pooler such as PgBouncer "
+        f"(default: ${TRANSACTION_POOLING_ENV_VAR})",
     )
     parser.add_argument(
         "--log-level",

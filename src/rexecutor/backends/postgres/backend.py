@@ -7,9 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
 from rexecutor import dependencies
@@ -45,6 +43,7 @@ from rexecutor.backends.postgres.connection import (
 from rexecutor.backends.postgres.control import _Controlling
 from rexecutor.backends.postgres.dependencies import _Depending, transition_params
 from rexecutor.backends.postgres.enqueue import _Enqueuing
+from rexecutor.backends.postgres.pool import _check_url
 from rexecutor.backends.postgres.query import _compile
 from rexecutor.backends.postgres.statements import (
     _COLUMNS,
@@ -81,6 +80,15 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
             pruning drops whole (see :mod:`rexecutor.backends.postgres.partitions`), and
             with ``migrate=False`` requires it; None (the default) uses whichever layout the
             schema has.
+        listen_url: where the wake-up listeners connect (they need a session of their
+            own), when ``url`` goes through a pooler that cannot keep one: a URL of the
+            server itself. Default: ``url``.
+        transaction_pooling: ``url`` goes through a transaction pooler (PgBouncer with
+            ``pool_mode = transaction``): no server-side prepared statements and no
+            session settings on the pool's connections. Without ``listen_url`` nothing
+            LISTENs: runners find work from other processes when they poll, waiters for
+            jobs finished elsewhere poll every ``poll_interval``, and one warning says so
+            as the backend connects.
 
     Example:
         >>> backend = PostgresBackend("postgresql://app@localhost/app", schema="jobs")
@@ -109,23 +117,23 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
         poll_interval: float = 1.0,
         migrate: bool = True,
         layout: str | None = None,
+        listen_url: str | None = None,
+        transaction_pooling: bool = False,
     ) -> None:
-        if not isinstance(url, str) or not url.strip():
-            raise ConfigurationError("a PostgreSQL connection URL is required")
+        _check_url(url)
         if min_size < 0 or max_size < max(min_size, 1):
             raise ConfigurationError(
                 f"pool sizes must satisfy 0 <= min_size <= max_size and max_size >= 1, got "
                 f"min_size={min_size}, max_size={max_size}"
             )
-        try:
-            conninfo_to_dict(url)
-        except psycopg.ProgrammingError as exc:
-            from rexecutor._redact import mask_secrets  # psycopg quotes the bad part
-
-            raise ConfigurationError(
-                f"invalid PostgreSQL connection URL: {mask_secrets(str(exc))}"
-            ) from None
-        self._setup(schema, poll_interval, migrate, layout)
+        self._setup(
+            schema,
+            poll_interval,
+            migrate,
+            listen_url=listen_url,
+            transaction_pooling=transaction_pooling,
+            layout=layout,
+        )
         self._conninfo = url
         self._kwargs = None
         self._min_size = min_size
@@ -142,21 +150,46 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
         poll_interval: float = 1.0,
         migrate: bool = True,
         layout: str | None = None,
+        listen_url: str | None = None,
+        transaction_pooling: bool = False,
     ) -> PostgresBackend:
         """Use an existing ``psycopg_pool.AsyncConnectionPool``; ``close()`` leaves it open.
 
         The pool's connections may be in autocommit or manual-commit mode and use any session
         time zone; ``connect()`` opens the pool if needed and migrates through it. The wake-up
         listener (and :meth:`for_thread`) open connections of their own with the pool's
-        conninfo and kwargs, without its ``configure`` callback.
+        conninfo and kwargs, without its ``configure`` callback; the listener connects to
+        ``listen_url`` instead when one is given. ``listen_url`` and ``transaction_pooling``
+        mean what they mean for the constructor; with ``transaction_pooling`` the pool must
+        be made with ``kwargs={"prepare_threshold": None}`` (its connections are the
+        caller's to configure).
+
+        Raises:
+            ConfigurationError: ``transaction_pooling`` with a pool whose kwargs let psycopg
+                prepare statements.
 
         Example:
             >>> pool = AsyncConnectionPool("postgresql://app@localhost/app", open=False)
             >>> backend = PostgresBackend.from_pool(pool, schema="jobs")
         """
+        if transaction_pooling and not (
+            isinstance(pool.kwargs, dict) and pool.kwargs.get("prepare_threshold", 5) is None
+        ):
+            raise ConfigurationError(
+                "transaction_pooling=True needs a pool that never prepares statements: make "
+                'it with kwargs={"prepare_threshold": None} (psycopg prepares a statement on '
+                "its fifth run, and a transaction pooler cannot keep it)"
+            )
         backend = cls.__new__(cls)
         Backend.__init__(backend)
-        backend._setup(schema, poll_interval, migrate, layout)
+        backend._setup(
+            schema,
+            poll_interval,
+            migrate,
+            listen_url=listen_url,
+            transaction_pooling=transaction_pooling,
+            layout=layout,
+        )
         backend._conninfo = pool.conninfo
         backend._kwargs = pool.kwargs
         backend._min_size = pool.min_size
@@ -190,7 +223,14 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
         """
         clone = type(self).__new__(type(self))
         Backend.__init__(clone)
-        clone._setup(self._schema, self.poll_interval, migrate=False, layout=self._layout)
+        clone._setup(
+            self._schema,
+            self.poll_interval,
+            migrate=False,
+            listen_url=self._listen_url,
+            transaction_pooling=self._transaction_pooling,
+            layout=self._layout,
+        )
         clone._conninfo = self._conninfo
         clone._kwargs = self._kwargs
         clone._min_size = 1
@@ -198,6 +238,7 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
         clone._owns_pool = True
         clone._target = self._target
         clone.max_payload_bytes = self.max_payload_bytes
+        clone._polling_announced = True
         return clone
 
     async def apply_transition(self, job_id: int, fence: Fence, transition: Transition) -> bool:

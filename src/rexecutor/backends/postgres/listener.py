@@ -12,6 +12,15 @@ ids there, in the same round trip (:meth:`_Listening._fetch_announcing`).
 
 Notifications sent by this backend's own pool connections are skipped (it already woke its
 subscribers); payloads are only ever compared as executor names or parsed as ids.
+
+Both listeners need a session of their own, so they connect to ``listen_url`` when one is
+given (past a transaction pooler such as PgBouncer). Behind a transaction pooler without one
+(``transaction_pooling=True``, no ``listen_url``) nothing LISTENs: connecting logs one warning,
+runners find work from other processes when they poll (the node's ``poll_interval``), and
+waiters for finished jobs re-read their jobs every backend ``poll_interval``
+(:meth:`_Listening._poll_waiters`). A transaction pooler also hides which server session a
+pool connection is, so this backend's own notifications are not recognised as its own: they
+cost a redundant wake-up, never a missed one.
 """
 
 from __future__ import annotations
@@ -54,6 +63,8 @@ class _Listening(Backend):
     _schema: str
     _connected: bool
     _q: dict[str, bytes]
+    _listen_url: str | None
+    _transaction_pooling: bool
 
     def _setup_listener(self) -> None:
         self.wakeups = Wakeups(
@@ -70,8 +81,11 @@ class _Listening(Backend):
         self._listener_loop: asyncio.AbstractEventLoop | None = None
         self._listener_pid: int | None = None
         self._listening = asyncio.Event()
+        #: Set once the warning that nothing LISTENs was logged (twins made by
+        #: ``for_thread`` start with it set: their original said it for the process).
+        self._polling_announced = False
 
-    async def _open_connection(self) -> Conn:
+    async def _open_connection(self, *, listener: bool = False) -> Conn:
         """A new connection outside the pool (see ``_Pooled``)."""
         raise NotImplementedError
 
@@ -144,8 +158,27 @@ class _Listening(Backend):
                 _first_line(exc),
             )
 
+    @property
+    def _polls_only(self) -> bool:
+        """Whether nothing may LISTEN: behind a transaction pooler, with no direct URL."""
+        return self._transaction_pooling and self._listen_url is None
+
+    def _announce_polling(self) -> None:
+        """Say, once per backend, that wake-ups from other processes come by polling."""
+        if self._polls_only and not self._polling_announced:
+            self._polling_announced = True
+            logger.warning(
+                "rexecutor: transaction_pooling is set and no listen_url is given, so schema "
+                "%r does not LISTEN: jobs enqueued by other processes are found when runners "
+                "poll (the node's poll_interval), jobs finished by them when waiters poll "
+                "(every %s s); give listen_url a direct (session) URL of the server to be "
+                "woken at once",
+                self._schema,
+                self.poll_interval,
+            )
+
     def _ensure_listener(self) -> None:
-        if not self._connected:
+        if not self._connected or self._polls_only:
             return
         loop = asyncio.get_running_loop()
         task = self._listener_task
@@ -194,7 +227,7 @@ class _Listening(Backend):
         while True:
             conn: Conn | None = None
             try:
-                conn = await self._open_connection()
+                conn = await self._open_connection(listener=True)
                 await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
                 await conn.execute(
                     sql.SQL("LISTEN {}").format(sql.Identifier(self._cancel_channel))
@@ -247,8 +280,9 @@ class _Listening(Backend):
                     _WAITERS_LINGER, self._end_waiters
                 )
         elif (task is None or task.done()) and self._connected:
+            serve = self._poll_waiters() if self._polls_only else self._serve_waiters()
             self._waiters_task = asyncio.get_running_loop().create_task(
-                self._serve_waiters(), name=f"rexecutor-waiters-{self._schema}"
+                serve, name=f"rexecutor-waiters-{self._schema}"
             )
 
     def _end_waiters(self) -> None:
@@ -272,7 +306,7 @@ class _Listening(Backend):
         while True:
             conn: Conn | None = None
             try:
-                conn = await self._open_connection()
+                conn = await self._open_connection(listener=True)
                 await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._done_channel)))
                 await conn.execute("SELECT pg_advisory_lock_shared(%s)", [self._waiters_key])
                 # What finished before the lock was held announced nothing: look again.
@@ -297,6 +331,13 @@ class _Listening(Backend):
                         await conn.close()
             await asyncio.sleep(delay)
             delay = min(delay * 2, _LISTEN_BACKOFF[1])
+
+    async def _poll_waiters(self) -> None:
+        """Without a listener: have the waiters re-read their jobs every ``poll_interval``
+        (a write in another process announces nothing that could reach them)."""
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            self.wakeups.notify_finished(None)
 
     @property
     def _waiters_key(self) -> int:

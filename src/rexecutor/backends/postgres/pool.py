@@ -54,9 +54,20 @@ class _Pooled(_Listening):
     _target: _Target
 
     def _setup(
-        self, schema: str, poll_interval: float, migrate: bool, layout: str | None = None
+        self,
+        schema: str,
+        poll_interval: float,
+        migrate: bool,
+        *,
+        listen_url: str | None = None,
+        transaction_pooling: bool = False,
+        layout: str | None = None,
     ) -> None:
         self._schema = _validate_schema(schema)
+        if listen_url is not None:
+            _check_url(listen_url, "listen_url")
+        self._listen_url = listen_url
+        self._transaction_pooling = bool(transaction_pooling)
         if layout not in (None, "partitioned"):
             raise ConfigurationError(
                 f"layout must be None (the schema's own) or 'partitioned', got {layout!r}"
@@ -107,14 +118,26 @@ class _Pooled(_Listening):
                 kwargs = await kwargs
         return str(conninfo or ""), dict(kwargs or {})
 
+    def _session_kwargs(self) -> dict[str, Any]:
+        """What every connection of this backend is opened with, over the caller's kwargs."""
+        if self._transaction_pooling:
+            # psycopg prepares a statement on its fifth run; a server-side prepared
+            # statement lives in one server session, which a transaction pooler
+            # (PgBouncer before 1.21) hands to other clients between transactions.
+            return {"autocommit": True, "prepare_threshold": None}
+        return {"autocommit": True}
+
     async def _pool_kwargs(self) -> dict[str, Any]:
         _, kwargs = await self._connect_params()
-        return {**kwargs, "autocommit": True}
+        return {**kwargs, **self._session_kwargs()}
 
-    async def _open_connection(self) -> Conn:
-        """A new connection outside the pool (migrations before the pool opens, the listener)."""
+    async def _open_connection(self, *, listener: bool = False) -> Conn:
+        """A new connection outside the pool: migrations before the pool opens, and (with
+        ``listener``) a LISTEN session, which goes to ``listen_url`` when one was given."""
         conninfo, kwargs = await self._connect_params()
-        params = {**kwargs, "autocommit": True}
+        if listener and self._listen_url is not None:
+            conninfo = self._listen_url
+        params = {**kwargs, **self._session_kwargs()}
         try:
             has_timeout = "connect_timeout" in conninfo_to_dict(conninfo)
         except psycopg.Error:
@@ -128,7 +151,10 @@ class _Pooled(_Listening):
             raise BackendError(_describe_connect_failure(exc, target)) from exc
 
     async def _configure(self, conn: Conn) -> None:
-        await conn.execute("SET TIME ZONE 'UTC'")
+        if not self._transaction_pooling:
+            # Only saves converting timestamps (the statements work in any time zone); a
+            # transaction pooler would carry the SET to whichever client gets the session.
+            await conn.execute("SET TIME ZONE 'UTC'")
         conn.adapters.register_loader("jsonb", _JsonbBinaryLoader)
 
     async def connect(self) -> None:
@@ -154,7 +180,7 @@ class _Pooled(_Listening):
                 kwargs: AsyncKwargsParam = (
                     self._pool_kwargs
                     if callable(self._kwargs)
-                    else {**(self._kwargs or {}), "autocommit": True}
+                    else {**(self._kwargs or {}), **self._session_kwargs()}
                 )
                 pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
                     self._conninfo,
@@ -192,6 +218,7 @@ class _Pooled(_Listening):
                         await conn.close()
                     raise
             self._connected = True
+            self._announce_polling()
             if self.wakeups.subscribed:
                 self._ensure_listener()
 
@@ -346,3 +373,19 @@ class _Pooled(_Listening):
                 "the partitioned layout: connect once with migrate=True (or run "
                 "`await backend.migrate()`) to convert it"
             )
+
+
+def _check_url(url: object, what: str | None = None) -> str:
+    """``url`` if libpq can parse it, else a ConfigurationError (naming ``what``)."""
+    where = f" for {what}" if what else ""
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigurationError(f"a PostgreSQL connection URL is required{where}")
+    try:
+        conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        from rexecutor._redact import mask_secrets  # psycopg quotes the bad part
+
+        raise ConfigurationError(
+            f"invalid PostgreSQL connection URL{where}: {mask_secrets(str(exc))}"
+        ) from None
+    return url
