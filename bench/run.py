@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import ceiling, limits
+from bench import ceiling, limits, scaling
 from bench.apps import BenchJob
 from bench.common import FULL, QUICK, Figure, Scratch, Sizes, fmt
 from bench.inproc import latencies
@@ -39,7 +39,7 @@ RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
 #: The idle time of the sizes in use, for bench.inproc (set by main).
 IDLE = [1.0]
 #: Scenarios ``--only`` can run by themselves; their results have their own block in RESULTS.md.
-ONLY = ("limits",)
+ONLY = ("limits", "scaling")
 
 
 def markers(only: str | None) -> tuple[str, str]:
@@ -528,6 +528,51 @@ async def bench_limits(report: Report, scratch: Scratch, store: PgStore) -> None
         await backend.close()
 
 
+async def bench_scaling(report: Report, scratch: Scratch, store: PgStore) -> None:
+    """PostgreSQL, 1 to 8 worker processes (``bench.scaling.SHAPES``), interleaved in every
+    run: jobs/s, the CPU shares of PostgreSQL and of the workers, and the double-run check."""
+    sizes = report.sizes
+    n = scaling.jobs_per_run(sizes)
+    backend = backend_from_url(store.url)
+    await backend.connect()
+    try:
+        for run in range(report.runs):
+            log(f"scaling: run {run + 1}/{report.runs}")
+            for procs, concurrency in scaling.SHAPES:
+                result = await guarded(
+                    report,
+                    f"scaling {procs}x c{concurrency}",
+                    lambda p=procs, c=concurrency: scaling.measure(
+                        store, backend, scratch, sizes, p, c
+                    ),
+                )
+                if result is None:
+                    continue
+                key = f"postgres.scaling_{procs}p_c{concurrency}"
+                shape = f"{procs} process{'es' if procs > 1 else ''} × concurrency {concurrency}"
+                report.add(key, f"process {n:,}, {shape}", "jobs/s", result["jobs_s"], rate=True)
+                for part, what in (
+                    ("pg_workers", "PostgreSQL CPU, the workers' backends"),
+                    ("pg_server", "PostgreSQL CPU, every server process"),
+                    ("workers", "worker processes' CPU"),
+                ):
+                    report.add(f"{key}_{part}", f"{shape}: {what}", "% of machine", result[part])
+                report.add(
+                    f"{key}_busiest",
+                    f"{shape}: busiest node's share of the jobs",
+                    "%",
+                    result["busiest"],
+                )
+                report.add(
+                    f"{key}_twice",
+                    f"{shape}: jobs run or claimed twice (ledger and rows)",
+                    "jobs",
+                    result["twice"],
+                )
+    finally:
+        await backend.close()
+
+
 # -- targets ------------------------------------------------------------------------------------
 
 
@@ -607,8 +652,10 @@ def targets(report: Report) -> list[Target]:
         out.append(
             Target("PostgreSQL pick-up p99 ≤ 3 ms", _at_most(p99, 3.0), f"{fmt(p99, 'ms')} ms")
         )
-    if "postgres" in report.backends:
+    if "postgres" in report.backends and report.only in (None, "limits"):
         out += limit_targets(report)
+    if report.only == "scaling":
+        out += scaling_targets(report)
     if report.only is not None:
         return out
     if "sqlite" in report.backends:
@@ -708,6 +755,22 @@ def limit_targets(report: Report) -> list[Target]:
     return out
 
 
+def scaling_targets(report: Report) -> list[Target]:
+    """Issue 16: no job runs twice with many nodes, in any run of any shape."""
+    twice = [
+        f for k, f in report.figures.items() if k.endswith("_twice") and k.startswith("postgres.")
+    ]
+    runs = sum(len(f.samples) for f in twice)
+    worst = max((f.high for f in twice if f.samples), default=None)
+    return [
+        Target(
+            "PostgreSQL, 1 to 8 nodes: no job run or claimed twice (ledger and rows, every run)",
+            _at_most(worst, 0),
+            f"{runs} runs checked, most double runs in one: {fmt(worst, 'jobs')}",
+        )
+    ]
+
+
 # -- output -------------------------------------------------------------------------------------
 
 
@@ -765,6 +828,11 @@ def machine_facts(report: Report) -> None:
     facts["load at start"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def jobs_per_run(report: Report) -> int:
+    """The jobs each processing run of a ``--only`` scenario handles."""
+    return scaling.jobs_per_run(report.sizes) if report.only == "scaling" else report.sizes.process
+
+
 def render(report: Report) -> str:
     s = report.sizes
     facts = "\n".join(f"- {k}: {v}" for k, v in report.facts.items())
@@ -780,7 +848,7 @@ def render(report: Report) -> str:
             "",
             facts,
             "",
-            f"Sizes: processing {s.process:,} jobs per run."
+            f"Sizes: processing {jobs_per_run(report):,} jobs per run."
             if report.only
             else f"Sizes: bulk {s.bulk:,}; one-by-one {s.one_by_one:,}; processing "
             f"{s.process:,}; latency {s.latency_jobs} jobs at {s.latency_rate:g}/s; big table "
@@ -842,7 +910,10 @@ async def run(opts: argparse.Namespace, report: Report) -> None:
                 if report.only is None:
                     await guarded(report, "ceiling", lambda: bench_ceiling(report, pg))
                     await bench_sql(report, scratch, pg)
-                await bench_limits(report, scratch, pg)
+                if report.only in (None, "limits"):
+                    await bench_limits(report, scratch, pg)
+                if report.only == "scaling":
+                    await bench_scaling(report, scratch, pg)
             finally:
                 RECOVER.remove(pg.wait_until_up)
                 pg.drop()
@@ -878,8 +949,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         choices=ONLY,
-        help="run one scenario (limits: PostgreSQL, 2 processes, with and without limits); "
-        "its results go into their own block of the results file",
+        help="run one scenario (limits: PostgreSQL, 2 processes, with and without limits; "
+        "scaling: PostgreSQL, 1 to 8 processes); its results go into their own block of the "
+        "results file",
     )
     opts = parser.parse_args(argv)
     wanted = tuple(b.strip() for b in opts.backends.split(",") if b.strip())
@@ -887,9 +959,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if unknown or not wanted:
         parser.error(f"unknown backends: {', '.join(sorted(unknown)) or '(none)'}")
     opts.backends = tuple(b for b in BACKENDS if b in wanted)
-    if opts.only == "limits":
+    if opts.only in ("limits", "scaling"):
         if "postgres" not in opts.backends:
-            parser.error("--only limits runs on PostgreSQL: leave postgres in --backends")
+            parser.error(f"--only {opts.only} runs on PostgreSQL: leave postgres in --backends")
         opts.backends = ("postgres",)
     if opts.runs < 1:
         parser.error("--runs must be at least 1")
