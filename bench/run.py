@@ -548,7 +548,7 @@ async def bench_scaling(report: Report, scratch: Scratch, store: PgStore) -> Non
                 )
                 if result is None:
                     continue
-                key = f"postgres.scaling_{procs}p_c{concurrency}"
+                key = scaling.key(procs, concurrency)
                 shape = f"{procs} process{'es' if procs > 1 else ''} × concurrency {concurrency}"
                 report.add(key, f"process {n:,}, {shape}", "jobs/s", result["jobs_s"], rate=True)
                 for part, what in (
@@ -856,6 +856,7 @@ def render(report: Report) -> str:
             "",
             "## Figures",
             "",
+            *([scaling.summary(report.figures), ""] if report.only == "scaling" else []),
             tables(report),
             "## Targets",
             "",

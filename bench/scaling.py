@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bench.apps import BenchJob
-from bench.common import Scratch, Sizes
+from bench.common import Figure, Scratch, Sizes, fmt
 from bench.stores import PgStore
 from bench.workers import Workers
 from rexecutor import enqueue_many
@@ -41,6 +41,33 @@ SHAPES = ((1, 10), (2, 10), (4, 10), (8, 5), (1, 50), (2, 50), (4, 50))
 APP_NAME = "rexecutor-bench-scaling"
 CORES = os.cpu_count() or 1
 _TICK = os.sysconf("SC_CLK_TCK")
+
+
+def key(procs: int, concurrency: int) -> str:
+    """The figure key of a shape's jobs/s (its other figures add a suffix)."""
+    return f"postgres.scaling_{procs}p_c{concurrency}"
+
+
+def summary(figures: Mapping[str, Figure]) -> str:
+    """The medians of every shape side by side, one row each, so that where PostgreSQL's share
+    stops growing with the workers reads down a column."""
+    columns = ("", "_pg_workers", "_pg_server", "_workers", "_busiest", "_twice")
+    lines = [
+        "| processes × concurrency | jobs/s | PostgreSQL, workers' backends | PostgreSQL, "
+        "whole server | workers | busiest node | run twice |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for procs, concurrency in SHAPES:
+        cells = []
+        for suffix in columns:
+            figure = figures.get(key(procs, concurrency) + suffix)
+            value = figure.median if figure is not None and figure.samples else None
+            unit = figure.unit if figure is not None else ""
+            percent = value is not None and unit.startswith("%")
+            cells.append(fmt(value, unit) + (" %" if percent else ""))
+        lines.append(f"| {procs} × {concurrency} | " + " | ".join(cells) + " |")
+    lines += ["", "Medians. CPU is a share of the whole machine (every core) over the run."]
+    return "\n".join(lines)
 
 
 def jobs_per_run(sizes: Sizes) -> int:
