@@ -5,6 +5,7 @@ Every execution appends ``job_id attempt pid`` to the ledger file named by
 ``LedgerJob`` sleeps ``data`` ms without blocking; ``HogJob`` blocks the event loop for
 ``data`` ms, as careless user code would. With ``$CRON`` set, ``TickJob`` is scheduled by it.
 With ``$LIMITS`` set, three executors with cross-node limits run too (each sleeps ``data`` ms).
+With ``$PRUNE`` set to an executor's name, its complete jobs are pruned every second.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import time
 from datetime import timedelta
 
-from rexecutor import Backend, Executor, Job, RateLimit, Rexecutor
+from rexecutor import Backend, Executor, Job, JobStatus, Pruner, PrunerConfig, RateLimit, Rexecutor
 
 
 def record(job: Job[int, None]) -> None:
@@ -104,4 +105,7 @@ def node(backend: Backend) -> Rexecutor:
         rex.with_executor(LimitedJob).with_executor(TenantJob).with_executor(RatedJob)
     if os.environ.get("CRON"):
         rex.with_cron_executor(TickJob, os.environ["CRON"], data=0)
+    if os.environ.get("PRUNE"):
+        done = Pruner.max_age(timedelta(0), JobStatus.COMPLETE).only(os.environ["PRUNE"])
+        rex.with_job_pruner(PrunerConfig("* * * * * *").with_pruner(done))
     return rex
