@@ -555,6 +555,7 @@ async def bench_scaling(report: Report, scratch: Scratch, store: PgStore) -> Non
                     ("pg_workers", "PostgreSQL CPU, the workers' backends"),
                     ("pg_server", "PostgreSQL CPU, every server process"),
                     ("workers", "worker processes' CPU"),
+                    ("machine", "whole machine busy (any load)"),
                 ):
                     report.add(f"{key}_{part}", f"{shape}: {what}", "% of machine", result[part])
                 report.add(

@@ -10,8 +10,10 @@ and again once every job is complete, and shown as a share of the whole machine
 (``os.cpu_count()`` cores × that wall time): for the PostgreSQL backends serving the workers
 (found by the ``application_name`` the workers' URL carries), for every ``postgres`` process
 on the server (which includes whatever else uses the server meanwhile, and the driver's
-completion poll), and for the worker processes. A server process that ends inside the window
-takes its time with it; the pools keep their connections, so the workers' backends do not.
+completion poll), for the worker processes, and for the whole machine (``/proc/stat``: what
+else ran meanwhile shows as the gap between it and the rest). A server process that ends
+inside the window takes its time with it; the pools keep their connections, so the workers'
+backends do not.
 
 Every run is also checked from what it left behind: each job ran exactly once by the jobs'
 own ledger (``bench.apps`` records every execution of data ``1``), and each row was claimed
@@ -51,11 +53,11 @@ def key(procs: int, concurrency: int) -> str:
 def summary(figures: Mapping[str, Figure]) -> str:
     """The medians of every shape side by side, one row each, so that where PostgreSQL's share
     stops growing with the workers reads down a column."""
-    columns = ("", "_pg_workers", "_pg_server", "_workers", "_busiest", "_twice")
+    columns = ("", "_pg_workers", "_pg_server", "_workers", "_machine", "_busiest", "_twice")
     lines = [
         "| processes × concurrency | jobs/s | PostgreSQL, workers' backends | PostgreSQL, "
-        "whole server | workers | busiest node | run twice |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "whole server | workers | whole machine | busiest node | run twice |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for procs, concurrency in SHAPES:
         cells = []
@@ -66,7 +68,11 @@ def summary(figures: Mapping[str, Figure]) -> str:
             percent = value is not None and unit.startswith("%")
             cells.append(fmt(value, unit) + (" %" if percent else ""))
         lines.append(f"| {procs} × {concurrency} | " + " | ".join(cells) + " |")
-    lines += ["", "Medians. CPU is a share of the whole machine (every core) over the run."]
+    lines += [
+        "",
+        "Medians. CPU is a share of the whole machine (every core) over the run; "
+        '"whole machine" is every process on it, this run\'s and any other load.',
+    ]
     return "\n".join(lines)
 
 
@@ -100,6 +106,15 @@ def postgres_pids() -> set[int]:
         except OSError:
             continue
     return pids
+
+
+def machine_ticks() -> tuple[int, int]:
+    """Clock ticks every core of the machine has spent busy, and in all (``/proc/stat``)."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    # idle and iowait are the only idle columns; guest time is already counted in user time.
+    total = sum(ticks[:8])
+    return total - ticks[3] - ticks[4], total
 
 
 def snapshot(pids: Iterable[int]) -> dict[int, float]:
@@ -199,6 +214,7 @@ async def measure(
         await enqueue_many([BenchJob.builder().with_data(1) for _ in range(n)], backend)
         began = time.monotonic()
         before = snapshot(postgres_pids() | worker_pids)
+        machine = machine_ticks()
         deadline = began + 600
         while store.count_complete(after) < n:
             workers.alive()
@@ -208,6 +224,7 @@ async def measure(
         server = postgres_pids()
         ours = worker_backends(store)
         end = snapshot(server | worker_pids)
+        busy, total = (b - a for a, b in zip(machine, machine_ticks(), strict=True))
         wall = time.monotonic() - began
     finally:
         workers.stop()
@@ -220,6 +237,7 @@ async def measure(
         "pg_workers": share(used(before, end, ours), wall),
         "pg_server": share(used(before, end, server), wall),
         "workers": share(used(before, end, worker_pids), wall),
+        "machine": 100.0 * busy / total if total else 0.0,
         "twice": float(rows["twice"]),
         "busiest": max(per_node.values()) / n * 100.0,
     }
