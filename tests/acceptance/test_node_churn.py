@@ -154,7 +154,11 @@ def test_eight_nodes_starting_and_stopping_at_random(pg: str, tmp_path: Path) ->
             step += 1
             peak_connections = max(peak_connections, connections())
             time.sleep(STEP_SECONDS)
-        killed = {n.process.pid: n.ended for n in nodes if n.signal == signal.SIGKILL}
+        killed = {
+            n.process.pid: n.ended
+            for n in nodes
+            if n.signal == signal.SIGKILL and n.ended is not None
+        }
         assert oldest_killed, "the oldest node was never killed"
 
         def settled() -> bool:
