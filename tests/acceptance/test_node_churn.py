@@ -120,6 +120,14 @@ def test_eight_nodes_starting_and_stopping_at_random(pg: str, tmp_path: Path) ->
         listed = {int(r[0]) for r in conn.execute("SELECT pid FROM rexecutor_nodes")}
         return [n for n in alive() if n.process.pid in listed]
 
+    def busy(node: Node) -> bool:
+        row = conn.execute(
+            "SELECT count(*) FROM rexecutor_jobs WHERE status = 'executing' "
+            "AND attempted_by LIKE %s",
+            (f"{node.process.pid}-%",),
+        ).fetchone()
+        return bool(row and row[0])
+
     def end(node: Node, sig: int) -> None:
         node.signal, node.ended = sig, time.time()
         node.process.send_signal(sig)
@@ -143,9 +151,11 @@ def test_eight_nodes_starting_and_stopping_at_random(pg: str, tmp_path: Path) ->
             live, up = alive(), running()
             # Stopping leaves a node running (a starting one does not count), and a random stop
             # leaves FEWEST - 1.
-            if step >= 6 and not oldest_killed and len(up) >= 2:
-                # The node that has run longest, whatever duty it held, dies without warning.
-                end(min(up, key=lambda n: n.started), signal.SIGKILL)
+            oldest = min(up, key=lambda n: n.started) if len(up) >= 2 else None
+            if oldest and not oldest_killed and (step >= 12 or (step >= 6 and busy(oldest))):
+                # The node that has run longest, whatever duty it held, dies without warning,
+                # while it runs jobs if that comes soon enough.
+                end(oldest, signal.SIGKILL)
                 oldest_killed = True
             elif len(live) < NODES and (len(up) < FEWEST or rng.random() < 0.5):
                 start()
