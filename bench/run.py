@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import bigtable, ceiling, limits
+from bench import bigtable, ceiling, limits, scaling
 from bench.apps import BenchJob
 from bench.common import FULL, QUICK, Figure, Scratch, Sizes, fmt
 from bench.inproc import latencies
@@ -40,7 +40,7 @@ RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
 #: The idle time of the sizes in use, for bench.inproc (set by main).
 IDLE = [1.0]
 #: Scenarios ``--only`` can run by themselves; their results have their own block in RESULTS.md.
-ONLY = ("limits", "bigtable")
+ONLY = ("limits", "bigtable", "scaling")
 
 
 def markers(only: str | None) -> tuple[str, str]:
@@ -666,6 +666,52 @@ def bigtable_targets(report: Report) -> list[Target]:
     return out
 
 
+async def bench_scaling(report: Report, scratch: Scratch, store: PgStore) -> None:
+    """PostgreSQL, 1 to 8 worker processes (``bench.scaling.SHAPES``), interleaved in every
+    run: jobs/s, the CPU shares of PostgreSQL and of the workers, and the double-run check."""
+    sizes = report.sizes
+    n = scaling.jobs_per_run(sizes)
+    backend = backend_from_url(store.url)
+    await backend.connect()
+    try:
+        for run in range(report.runs):
+            log(f"scaling: run {run + 1}/{report.runs}")
+            for procs, concurrency in scaling.SHAPES:
+                result = await guarded(
+                    report,
+                    f"scaling {procs}x c{concurrency}",
+                    lambda p=procs, c=concurrency: scaling.measure(
+                        store, backend, scratch, sizes, p, c
+                    ),
+                )
+                if result is None:
+                    continue
+                key = scaling.key(procs, concurrency)
+                shape = f"{procs} process{'es' if procs > 1 else ''} × concurrency {concurrency}"
+                report.add(key, f"process {n:,}, {shape}", "jobs/s", result["jobs_s"], rate=True)
+                for part, what in (
+                    ("pg_workers", "PostgreSQL CPU, the workers' backends"),
+                    ("pg_server", "PostgreSQL CPU, every server process"),
+                    ("workers", "worker processes' CPU"),
+                    ("machine", "whole machine busy (any load)"),
+                ):
+                    report.add(f"{key}_{part}", f"{shape}: {what}", "% of machine", result[part])
+                report.add(
+                    f"{key}_busiest",
+                    f"{shape}: busiest node's share of the jobs",
+                    "%",
+                    result["busiest"],
+                )
+                report.add(
+                    f"{key}_twice",
+                    f"{shape}: jobs run or claimed twice (ledger and rows)",
+                    "jobs",
+                    result["twice"],
+                )
+    finally:
+        await backend.close()
+
+
 # -- targets ------------------------------------------------------------------------------------
 
 
@@ -747,8 +793,10 @@ def targets(report: Report) -> list[Target]:
         out.append(
             Target("PostgreSQL pick-up p99 ≤ 3 ms", _at_most(p99, 3.0), f"{fmt(p99, 'ms')} ms")
         )
-    if "postgres" in report.backends:
+    if "postgres" in report.backends and report.only in (None, "limits"):
         out += limit_targets(report)
+    if report.only == "scaling":
+        out += scaling_targets(report)
     if report.only is not None:
         return out
     if "sqlite" in report.backends:
@@ -848,6 +896,22 @@ def limit_targets(report: Report) -> list[Target]:
     return out
 
 
+def scaling_targets(report: Report) -> list[Target]:
+    """Issue 16: no job runs twice with many nodes, in any run of any shape."""
+    twice = [
+        f for k, f in report.figures.items() if k.endswith("_twice") and k.startswith("postgres.")
+    ]
+    runs = sum(len(f.samples) for f in twice)
+    worst = max((f.high for f in twice if f.samples), default=None)
+    return [
+        Target(
+            "PostgreSQL, 1 to 8 nodes: no job run or claimed twice (ledger and rows, every run)",
+            _at_most(worst, 0),
+            f"{runs} runs checked, most double runs in one: {fmt(worst, 'jobs')}",
+        )
+    ]
+
+
 # -- output -------------------------------------------------------------------------------------
 
 
@@ -905,6 +969,11 @@ def machine_facts(report: Report) -> None:
     facts["load at start"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def jobs_per_run(report: Report) -> int:
+    """The jobs each processing run of a ``--only`` scenario handles."""
+    return scaling.jobs_per_run(report.sizes) if report.only == "scaling" else report.sizes.process
+
+
 def render(report: Report) -> str:
     s = report.sizes
     facts = "\n".join(f"- {k}: {v}" for k, v in report.facts.items())
@@ -920,7 +989,7 @@ def render(report: Report) -> str:
             "",
             facts,
             "",
-            f"Sizes: processing {s.process:,} jobs per run."
+            f"Sizes: processing {jobs_per_run(report):,} jobs per run."
             if report.only
             else f"Sizes: bulk {s.bulk:,}; one-by-one {s.one_by_one:,}; processing "
             f"{s.process:,}; latency {s.latency_jobs} jobs at {s.latency_rate:g}/s; big table "
@@ -928,6 +997,7 @@ def render(report: Report) -> str:
             "",
             "## Figures",
             "",
+            *([scaling.summary(report.figures), ""] if report.only == "scaling" else []),
             tables(report),
             "## Targets",
             "",
@@ -982,11 +1052,13 @@ async def run(opts: argparse.Namespace, report: Report) -> None:
                 if report.only is None:
                     await guarded(report, "ceiling", lambda: bench_ceiling(report, pg))
                     await bench_sql(report, scratch, pg)
+                if report.only in (None, "limits"):
+                    await bench_limits(report, scratch, pg)
                 if report.only == "bigtable":
                     rows = opts.rows or (bigtable.QUICK_ROWS if opts.quick else bigtable.ROWS)
                     await bench_bigtable(report, scratch, pg, rows, opts.layout)
-                else:
-                    await bench_limits(report, scratch, pg)
+                if report.only == "scaling":
+                    await bench_scaling(report, scratch, pg)
             finally:
                 RECOVER.remove(pg.wait_until_up)
                 pg.drop()
@@ -1029,8 +1101,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--only",
         choices=ONLY,
         help="run one scenario (limits: PostgreSQL, 2 processes, with and without limits; "
-        "bigtable: PostgreSQL with millions of finished jobs, and pruning them); "
-        "its results go into their own block of the results file",
+        "bigtable: PostgreSQL with millions of finished jobs, and pruning them; "
+        "scaling: PostgreSQL, 1 to 8 processes); its results go into their own block of the "
+        "results file",
     )
     opts = parser.parse_args(argv)
     wanted = tuple(b.strip() for b in opts.backends.split(",") if b.strip())
@@ -1038,7 +1111,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if unknown or not wanted:
         parser.error(f"unknown backends: {', '.join(sorted(unknown)) or '(none)'}")
     opts.backends = tuple(b for b in BACKENDS if b in wanted)
-    if opts.only in ("limits", "bigtable"):
+    if opts.only in ("limits", "bigtable", "scaling"):
         if "postgres" not in opts.backends:
             parser.error(f"--only {opts.only} runs on PostgreSQL: leave postgres in --backends")
         opts.backends = ("postgres",)

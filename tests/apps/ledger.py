@@ -6,6 +6,7 @@ Every execution appends ``job_id attempt pid`` to the ledger file named by
 ``data`` ms, as careless user code would. With ``$CRON`` set, ``TickJob`` is scheduled by it.
 With ``$LIMITS`` set, three executors with cross-node limits run too (each sleeps ``data`` ms).
 ``$POLL_MS`` sets the node's poll interval in ms (default 200).
+With ``$PRUNE`` set to an executor's name, its complete jobs are pruned every second.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 import time
 from datetime import timedelta
 
-from rexecutor import Backend, Executor, Job, RateLimit, Rexecutor
+from rexecutor import Backend, Executor, Job, JobStatus, Pruner, PrunerConfig, RateLimit, Rexecutor
 
 
 def record(job: Job[int, None]) -> None:
@@ -105,4 +106,7 @@ def node(backend: Backend) -> Rexecutor:
         rex.with_executor(LimitedJob).with_executor(TenantJob).with_executor(RatedJob)
     if os.environ.get("CRON"):
         rex.with_cron_executor(TickJob, os.environ["CRON"], data=0)
+    if os.environ.get("PRUNE"):
+        done = Pruner.max_age(timedelta(0), JobStatus.COMPLETE).only(os.environ["PRUNE"])
+        rex.with_job_pruner(PrunerConfig("* * * * * *").with_pruner(done))
     return rex
