@@ -115,9 +115,9 @@ def check_values(
             )
     data_text = _encode_field(data, "data", name)
     metadata_text = _encode_field(metadata, "metadata", name)
-    tags_text = _encode_field(list(tags), "tags", name)
+    tags_text = _encode_field(list(tags), "tags", name) if tags else "[]"
     try:
-        size = len(data_text.encode()) + len(metadata_text.encode()) + len(tags_text.encode())
+        size = _utf8_size(data_text) + _utf8_size(metadata_text) + _utf8_size(tags_text)
     except UnicodeEncodeError:
         for field, text in (("data", data_text), ("metadata", metadata_text), ("tags", tags_text)):
             _refuse_surrogates(text, field, name, tags if field == "tags" else None)
@@ -227,6 +227,13 @@ def _whose(name: str | None) -> str:
 
 
 def _check_executor(executor: object) -> str:
+    if (
+        type(executor) is str
+        and executor.isascii()  # then no lone surrogate, and one byte per character
+        and 0 < len(executor) <= MAX_EXECUTOR_NAME
+        and "\x00" not in executor
+    ):
+        return executor
     if not isinstance(executor, str) or not executor:
         raise ValidationError(
             f"a job's executor must be a non-empty string (the executor's name), got {executor!r}"
@@ -255,7 +262,18 @@ _PLAIN_JSON: Final = (
 )
 
 
+def _utf8_size(text: str) -> int:
+    """The UTF-8 length of ``text``; UnicodeEncodeError for a lone surrogate."""
+    # isascii() reads a flag of the string: ASCII text (the common case) is not encoded.
+    return len(text) if text.isascii() else len(text.encode())
+
+
 def _encode_field(value: Any, field: str, name: str | None, advice: str = _PLAIN_JSON) -> str:
+    # The commonest values take no trip through the encoder: the text is the same.
+    if value is None:
+        return "null"
+    if type(value) is int:
+        return int.__repr__(value)
     try:
         text = _encode(value)
     except ValueError as exc:  # NaN or Infinity (allow_nan=False), or a circular reference

@@ -153,7 +153,8 @@ class JobBuilder(Generic[D, M]):
         return EnqueuableJob(
             executor=executor.name,
             data=data,
-            metadata=executor.encode_metadata(self._metadata),
+            # Metadata is Optional[...]: None validates and dumps as itself, so it skips pydantic.
+            metadata=None if self._metadata is None else executor.encode_metadata(self._metadata),
             max_attempts=self._max_attempts or executor.max_attempts,
             scheduled_at=self._scheduled_at,
             tags=self._tags,

@@ -30,7 +30,7 @@ from rexecutor.backoff import DEFAULT_BACKOFF
 from rexecutor.builder import JobBuilder
 from rexecutor.control import ExecutorControl
 from rexecutor.errors import ConfigurationError, ValidationError
-from rexecutor.job import Job, JobId
+from rexecutor.job import Job, JobId, with_payload
 from rexecutor.limits import ClaimLimits, RateLimit
 from rexecutor.query import And, ExecutorEquals, Where
 from rexecutor.result import ExecutionResult
@@ -277,7 +277,7 @@ class Executor(Generic[D, M]):
                 # An unusable result_type is reported where results are stored (the
                 # attempt's error); reading stays possible.
                 result = job.result
-        return replace(job, data=data, metadata=metadata, result=result)
+        return with_payload(job, data, metadata, result)
 
     # -- the class-level API ----------------------------------------------------------------
 

@@ -6,7 +6,8 @@ Pure data: nothing here does I/O.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+import operator
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -203,3 +204,18 @@ class Job(Generic[D, M]):
     def is_final_attempt(self) -> bool:
         """Whether a failure of the current attempt discards the job."""
         return self.attempt >= self.max_attempts
+
+
+#: Job's fields in the order of its constructor (every field is an init argument).
+_JOB_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Job))
+_job_values = operator.attrgetter(*_JOB_FIELDS)
+_DATA, _METADATA, _RESULT = (_JOB_FIELDS.index(n) for n in ("data", "metadata", "result"))
+
+
+def with_payload(job: Job[Any, Any], data: Any, metadata: Any, result: Any) -> Job[Any, Any]:
+    """A copy of ``job`` with other data, metadata and result: what
+    ``dataclasses.replace(job, data=..., metadata=..., result=...)`` gives, several times
+    faster (one per job run)."""
+    values = list(_job_values(job))
+    values[_DATA], values[_METADATA], values[_RESULT] = data, metadata, result
+    return Job(*values)

@@ -146,14 +146,22 @@ def report_progress(percent: float, message: str | None = None) -> Awaitable[Non
     return _DONE
 
 
-@contextlib.contextmanager
-def installed(sink: _Sink) -> Generator[None, None, None]:
-    """Make ``sink`` receive the reports of the code run inside the ``with`` block."""
-    token = _current.set(sink)
-    try:
-        yield
-    finally:
-        _current.reset(token)
+class installed:  # lower case: it is used as a function, ``with installed(sink):``
+    """Make ``sink`` receive the reports of the code run inside the ``with`` block.
+
+    A class rather than a generator context manager: it is entered once per job run.
+    """
+
+    __slots__ = ("_sink", "_token")
+
+    def __init__(self, sink: _Sink) -> None:
+        self._sink = sink
+
+    def __enter__(self) -> None:
+        self._token = _current.set(self._sink)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _current.reset(self._token)
 
 
 def current() -> _Sink | None:
@@ -305,6 +313,8 @@ class ProgressReporter:
         waiting at most :data:`FINAL_WRITE_TIMEOUT` in all, before the outcome is written."""
         waiting = self.abandon()
         writer = self._writer
+        if writer is None and waiting is None:
+            return  # nothing was reported (most attempts): nothing to wait for
         loop = asyncio.get_running_loop()
         deadline = loop.time() + FINAL_WRITE_TIMEOUT
         if isinstance(writer, asyncio.Task) and not writer.done():

@@ -325,12 +325,15 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
             params["results"] = results_of
         statement = self._q[name]
 
+        params["channel"] = self._done_channel
+        params["waiters"] = self._waiters_key
+
         async def work(conn: Conn) -> Row | None:
-            return await self._fetch_announcing(conn, statement, params, params["ids"])
+            return await _fetchone(conn, statement, params)
 
         row = await self._run(work, retry=True)
         assert row is not None
-        missing, done, with_dependents = row
+        missing, done, with_dependents, _ = row
         if with_dependents:
             await self._walk(dependencies.propagate([int(i) for i in with_dependents]))
         done_set = set(done or ())

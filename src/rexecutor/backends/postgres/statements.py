@@ -101,10 +101,16 @@ def _stamp(column: str, status: str) -> str:
     )
 
 
+#: Ids per "jobs finished" payload written by SQL: a bigint has at most 19 digits, so this
+#: many (with their commas) stay within ``_MAX_FINISHED_PAYLOAD``.
+_IDS_PER_NOTICE: Final = _MAX_FINISHED_PAYLOAD // 20
+
+
 def _complete_many(*, one_node: bool, with_result: bool) -> str:
     """Fenced completions of many jobs in one statement; an id that does not exist stops the
     batch there, as completing one by one would (the items before it still complete). The
-    caller sends each (id, node, attempt) once.
+    caller sends each (id, node, attempt) once. The completed ids are announced to the
+    waiters of other processes as ``notify_finished`` does (parameters channel, waiters).
 
     ``one_node``: every item holds a lease of one node (a node's own batches), bound once as
     ``%(node)s``. ``with_result``: items carry their results' JSON texts (``%(results)s``,
@@ -135,9 +141,19 @@ def _complete_many(*, one_node: bool, with_result: bool) -> str:
             WHERE j.id = i.id AND j.status = 'executing' AND j.attempted_by = {node}
               AND j.attempt = i.attempt AND (m.ord IS NULL OR i.ord < m.ord)
             RETURNING i.ord, j.id, j.has_dependents
+        ),
+        announced AS (
+            -- notify_finished folded in (no second statement, no pipeline): the completed
+            -- ids, {_IDS_PER_NOTICE} per payload, only while a waiting process holds the lock
+            SELECT pg_notify(%(channel)s::text, string_agg(d.id::text, ',')) FROM (
+                SELECT id, (row_number() OVER () - 1) / {_IDS_PER_NOTICE} AS chunk FROM done
+            ) AS d
+            WHERE NOT (SELECT pg_try_advisory_xact_lock(%(waiters)s::bigint))
+            GROUP BY d.chunk
         )
         SELECT (SELECT ord FROM missing), ARRAY(SELECT ord FROM done),
-               ARRAY(SELECT id FROM done WHERE has_dependents)
+               ARRAY(SELECT id FROM done WHERE has_dependents),
+               (SELECT count(*) FROM announced)
     """
 
 
