@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from rexecutor._redact import mask_url
@@ -37,8 +38,9 @@ DEFAULT_URL = "sqlite:///rexecutor.db"
 def backend_from_url(url: str | None = None) -> Backend:
     """Make a backend from a URL, else ``$REXECUTOR_BACKEND``, else ``sqlite:///rexecutor.db``.
 
-    Schemes: ``memory://``, ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``,
-    ``postgresql://...`` (or ``postgres://``).
+    Schemes: ``memory://``, ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``
+    (``?synchronous=normal`` trades the last commits on power loss for speed, see
+    :class:`SqliteBackend`), ``postgresql://...`` (or ``postgres://``).
 
     Example:
         >>> backend_from_url("memory://")  # doctest: +ELLIPSIS
@@ -60,7 +62,8 @@ def backend_from_url(url: str | None = None) -> Backend:
             )
         from rexecutor.backends.sqlite import SqliteBackend
 
-        return SqliteBackend(rest[1:])
+        path, _, query = rest[1:].partition("?")
+        return SqliteBackend(path, synchronous=_sqlite_synchronous(target, query))
     if scheme in ("postgresql", "postgres"):
         from rexecutor.backends.postgres import PostgresBackend
 
@@ -69,6 +72,19 @@ def backend_from_url(url: str | None = None) -> Backend:
         f"unknown backend scheme {scheme!r} in {mask_url(target)!r}: "
         "use sqlite, postgresql or memory"
     )
+
+
+def _sqlite_synchronous(target: str, query: str) -> str:
+    """The ``synchronous`` level a SQLite URL's query string gives (its only option)."""
+    level = "full"
+    for name, values in urllib.parse.parse_qs(query, keep_blank_values=True).items():
+        if name != "synchronous" or len(values) != 1:
+            raise ConfigurationError(
+                f"SQLite URL {mask_url(target)!r}: unknown or repeated option {name!r}; the "
+                "only one is synchronous=full|normal (sqlite:///jobs.db?synchronous=normal)"
+            )
+        level = values[0]
+    return level
 
 
 def __getattr__(name: str) -> Any:

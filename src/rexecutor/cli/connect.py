@@ -54,7 +54,7 @@ def existing_backend() -> Backend:
                 f"no SQLite database at {os.path.abspath(path)}: check --backend or "
                 f"${ENV_VAR}, or create it with `rexecutor migrate`"
             )
-        return SqliteBackend(path, migrate=False)
+        return SqliteBackend(path, migrate=False, synchronous=backend.synchronous)
     from rexecutor.backends.postgres import PostgresBackend
 
     return PostgresBackend(url(), migrate=False)

@@ -53,6 +53,7 @@ from rexecutor.backends.sqlite.codec import (
 )
 from rexecutor.backends.sqlite.connection import (
     DbThread,
+    check_synchronous,
     open_connection,
     pragma,
     read,
@@ -108,6 +109,13 @@ class SqliteBackend(Backend):
             fails with :class:`~rexecutor.errors.BackendError`.
         migrate: create or upgrade the schema on ``connect()``; with ``False`` a file whose
             schema is not current is refused instead.
+        synchronous: ``"full"`` (the default): every commit is on disk before the call that
+            made it returns, so a power loss or an OS crash loses nothing that was committed.
+            ``"normal"``: commits reach the disk at the next WAL checkpoint instead of each
+            fsync; several times faster for small writes (one-by-one enqueue, acks). A
+            killed process still loses nothing, and in WAL mode the file is never corrupted,
+            but a power loss or OS crash can undo the last commits (enqueued jobs vanish,
+            finished jobs run again). Also ``sqlite:///jobs.db?synchronous=normal``.
 
     Example:
         >>> backend = SqliteBackend("jobs.db")
@@ -134,7 +142,9 @@ class SqliteBackend(Backend):
         poll_interval: float = 0.05,
         busy_timeout: timedelta = timedelta(seconds=30),
         migrate: bool = True,
+        synchronous: str = "full",
     ) -> None:
+        self.synchronous = check_synchronous(synchronous)
         if poll_interval <= 0:
             raise ConfigurationError(f"poll_interval must be positive, got {poll_interval}")
         if busy_timeout < timedelta(0):
@@ -249,7 +259,7 @@ class SqliteBackend(Backend):
                     f"cannot switch {self._path} to WAL mode (SQLite answered {mode!r}); "
                     "SqliteBackend needs a file on a local filesystem"
                 )
-            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
             if version < SCHEMA_VERSION:
                 self._transaction(conn, apply_migrations, self._path)
             # Both baselines before connect() returns, the watcher's first: a commit between the

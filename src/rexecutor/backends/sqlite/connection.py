@@ -10,9 +10,10 @@ waiting out another process's write lock.
   ``ThreadPoolExecutor``, which adds a ``concurrent.futures.Future``, ``wrap_future`` and a
   semaphore to every call. A whole ``get_job`` costs about 140 µs on a quiet machine; an
   ``enqueue``, which waits for its fsync, about 1 ms.
-* **Durable and multi-process.** WAL journal, ``synchronous=FULL`` (a commit is on disk before
-  ``enqueue`` returns) and ``BEGIN IMMEDIATE`` for every write transaction, so writers queue on the
-  file's write lock instead of failing when they upgrade a read. ``SQLITE_BUSY`` is retried until
+* **Durable and multi-process.** WAL journal, ``synchronous=FULL`` by default (a commit is on
+  disk before ``enqueue`` returns; ``NORMAL`` on request, see ``SqliteBackend``) and
+  ``BEGIN IMMEDIATE`` for every write transaction, so writers queue on the file's write lock
+  instead of failing when they upgrade a read. ``SQLITE_BUSY`` is retried until
   ``busy_timeout`` has passed, then reported as a :class:`~rexecutor.errors.BackendError`.
 """
 
@@ -32,12 +33,16 @@ from typing import Any, Final, TypeVar
 
 from rexecutor.backends.sqlite.codec import lenient_text, leniently
 from rexecutor.backends.sqlite.errors import is_busy, is_undecodable, stayed_locked, translate
-from rexecutor.errors import BackendError
+from rexecutor.errors import BackendError, ConfigurationError
 
 T = TypeVar("T")
 
 # RETURNING needs 3.35.
 _MIN_SQLITE: Final = (3, 35, 0)
+
+#: The ``PRAGMA synchronous`` levels a backend may ask for. OFF is not offered: with it a
+#: power loss can corrupt the file, not only lose its last commits.
+SYNCHRONOUS: Final = ("full", "normal")
 
 _BUSY_FIRST_SLEEP: Final = 0.0005
 _BUSY_MAX_SLEEP: Final = 0.005
@@ -52,6 +57,18 @@ class _Busy:
         self.limit = limit
         self.deadline = time.monotonic() + limit
         self.retries = 0
+
+
+def check_synchronous(value: object) -> str:
+    """``value`` as a ``PRAGMA synchronous`` level (lower case), or a clear error."""
+    level = value.lower() if isinstance(value, str) else value
+    if level not in SYNCHRONOUS:
+        raise ConfigurationError(
+            f"synchronous must be 'full' (the default: every commit is on disk when the call "
+            f"returns) or 'normal' (faster; a power loss can undo the last commits), "
+            f"got {value!r}"
+        )
+    return str(level)
 
 
 def open_connection(path: str) -> sqlite3.Connection:
