@@ -53,11 +53,14 @@ from rexecutor.backends.sqlite.codec import (
 )
 from rexecutor.backends.sqlite.connection import (
     DbThread,
+    Outcome,
+    Write,
     check_synchronous,
     open_connection,
     pragma,
     read,
     transaction,
+    transactions,
 )
 from rexecutor.backends.sqlite.errors import not_connected
 from rexecutor.backends.sqlite.migrations import SCHEMA_VERSION, apply_migrations
@@ -177,7 +180,7 @@ class SqliteBackend(Backend):
         """Open the file, create or migrate its schema, and start the watcher; idempotent."""
         if self._db is not None:
             return
-        db = DbThread(f"rexecutor-sqlite:{self._path}")
+        db = DbThread(f"rexecutor-sqlite:{self._path}", self._writes)
         # Set before awaiting so a concurrent connect() returns at once; its calls queue behind
         # the open on the same thread.
         self._db = db
@@ -311,7 +314,7 @@ class SqliteBackend(Backend):
         db = self._db
         if db is None:
             raise self._not_connected()
-        return await db.call(lambda: self._transaction(self._connection(), fn, *args))
+        return await db.call_write(lambda conn: fn(conn, *args))
 
     async def _call_read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(connection, *args)`` on the database thread, outside any transaction."""
@@ -319,6 +322,10 @@ class SqliteBackend(Backend):
         if db is None:
             raise self._not_connected()
         return await db.call(lambda: self._read(self._connection(), fn, *args))
+
+    def _writes(self, work: list[Write]) -> list[Outcome]:
+        """Commit writes queued together on the database thread (``connection.transactions``)."""
+        return transactions(self._connection(), self._path, self.busy_timeout.total_seconds(), work)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -387,10 +394,8 @@ class SqliteBackend(Backend):
         if db is None:
             raise self._not_connected()
         aside: list[int] = []  # jobs the claim set aside (discarded): finished for waiters
-        claim = db.call(
-            lambda: self._transaction(
-                self._connection(), claim_tx, executor, limit, node_id, limits, report, aside
-            )
+        claim = db.call_write(
+            lambda conn: claim_tx(conn, executor, limit, node_id, limits, report, aside)
         )
         try:
             # Shielded: a cancelled caller must not lose the result of a claim that commits
