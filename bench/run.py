@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -136,6 +137,43 @@ async def one_by_one(backend: Backend, n: int) -> float:
     for builder in builders:
         await builder.enqueue_to_backend(backend)
     return n / (time.perf_counter() - began)
+
+
+async def one_by_one_tasks(backend: Backend, n: int, tasks: int = 20) -> float:
+    """``tasks`` coroutines at once, each enqueueing its share one job at a time (awaited)."""
+    per = n // tasks
+
+    async def share() -> None:
+        for builder in [BenchJob.builder().with_data(0) for _ in range(per)]:
+            await builder.enqueue_to_backend(backend)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(share() for _ in range(tasks)))
+    return per * tasks / (time.perf_counter() - began)
+
+
+async def sqlite_enqueue_figures(report: Report, store: SqliteStore) -> None:
+    """SQLite's one-by-one enqueue with ``synchronous=normal``, and from 20 tasks at once (their
+    writes share commits, see ``backends/sqlite/connection``)."""
+    n = report.sizes.one_by_one
+    for what, url, call, label in (
+        (
+            "one_by_one_normal",
+            store.url + "?synchronous=normal",
+            one_by_one,
+            f"one-by-one enqueue, {n:,}, synchronous=normal",
+        ),
+        ("one_by_one_tasks", store.url, one_by_one_tasks, f"one-by-one enqueue, {n:,}, 20 tasks"),
+    ):
+        store.reset()
+        backend = backend_from_url(url)
+        await backend.connect()
+        try:
+            value = await call(backend, n)
+        finally:
+            await backend.close()
+        report.add(f"sqlite.{what}", label, "jobs/s", value, rate=True)
+    store.reset()
 
 
 async def enqueue_figures(
@@ -358,6 +396,9 @@ async def bench_sql(report: Report, scratch: Scratch, store: PgStore | SqliteSto
             await guarded(
                 report, f"{name} enqueue", lambda: enqueue_figures(report, name, make, store.reset)
             )
+            if isinstance(store, SqliteStore):
+                options = functools.partial(sqlite_enqueue_figures, report, store)
+                await guarded(report, "sqlite enqueue options", options)
             for procs, concurrency in ((1, 10), (1, 50), (2, 50)):
                 result = await guarded(
                     report,

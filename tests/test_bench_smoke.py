@@ -40,6 +40,8 @@ EXPECTED = {
     *(f"{name}.big_local_latency_{p}" for name in ("memory", "sqlite") for p in LATENCY),
     "postgres.ceiling_k1",
     "postgres.ceiling_k100",
+    "sqlite.one_by_one_normal",
+    "sqlite.one_by_one_tasks",
     "sqlite.roundtrip_us",
     "sqlite.noop_direct_us",
     "sqlite.get_job_thread_us",

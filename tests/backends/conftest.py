@@ -1,5 +1,6 @@
 """The conformance suite runs on every backend, PostgreSQL through PgBouncer and in the
-partitioned layout included, and moves time with a test clock, which every backend follows, instead of sleeping."""
+partitioned layout included, and moves time with a test clock, which every backend follows,
+instead of sleeping."""
 
 from __future__ import annotations
 

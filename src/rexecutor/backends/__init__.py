@@ -11,6 +11,7 @@ URL parameters, so they cannot ride in the URL).
 from __future__ import annotations
 
 import os
+import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from rexecutor._redact import mask_url
@@ -55,11 +56,13 @@ def backend_from_url(
 ) -> Backend:
     """Make a backend from a URL, else ``$REXECUTOR_BACKEND``, else ``sqlite:///rexecutor.db``.
 
-    Schemes: ``memory://``, ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``,
-    ``postgresql://...`` (or ``postgres://``). ``migrate`` is the SQL backends' own option.
-    ``listen_url`` (default ``$REXECUTOR_LISTEN_URL``) and ``transaction_pooling`` (default
-    ``$REXECUTOR_TRANSACTION_POOLING``: 1/true/yes/on or 0/false/no/off) are
-    ``PostgresBackend``'s; set for another backend they are a ``ConfigurationError``.
+    Schemes: ``memory://``, ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``
+    (``?synchronous=normal`` trades the last commits on power loss for speed, see
+    :class:`SqliteBackend`), ``postgresql://...`` (or ``postgres://``). ``migrate`` is the SQL
+    backends' own option. ``listen_url`` (default ``$REXECUTOR_LISTEN_URL``) and
+    ``transaction_pooling`` (default ``$REXECUTOR_TRANSACTION_POOLING``: 1/true/yes/on or
+    0/false/no/off) are ``PostgresBackend``'s; set for another backend they are a
+    ``ConfigurationError``.
 
     Example:
         >>> backend_from_url("memory://")  # doctest: +ELLIPSIS
@@ -100,7 +103,8 @@ def backend_from_url(
             )
         from rexecutor.backends.sqlite import SqliteBackend
 
-        return SqliteBackend(rest[1:], migrate=migrate)
+        path, _, query = rest[1:].partition("?")
+        return SqliteBackend(path, migrate=migrate, synchronous=_sqlite_synchronous(target, query))
     raise ConfigurationError(
         f"unknown backend scheme {scheme!r} in {mask_url(target)!r}: "
         "use sqlite, postgresql or memory"
@@ -116,6 +120,19 @@ def _flag(name: str) -> bool:
     raise ConfigurationError(
         f"${name} is {os.environ[name]!r}: use 1, true, yes or on (or 0, false, no, off)"
     )
+
+
+def _sqlite_synchronous(target: str, query: str) -> str:
+    """The ``synchronous`` level a SQLite URL's query string gives (its only option)."""
+    level = "full"
+    for name, values in urllib.parse.parse_qs(query, keep_blank_values=True).items():
+        if name != "synchronous" or len(values) != 1:
+            raise ConfigurationError(
+                f"SQLite URL {mask_url(target)!r}: unknown or repeated option {name!r}; the "
+                "only one is synchronous=full|normal (sqlite:///jobs.db?synchronous=normal)"
+            )
+        level = values[0]
+    return level
 
 
 def __getattr__(name: str) -> Any:

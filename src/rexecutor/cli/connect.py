@@ -78,7 +78,6 @@ def existing_backend(target: str | None = None) -> Backend:
                 f"no SQLite database at {os.path.abspath(path)}: check --backend or "
                 f"${ENV_VAR}, or create it with `rexecutor migrate`"
             )
-        return SqliteBackend(path, migrate=False)
     return backend_from_url(target, migrate=False)
 
 

@@ -53,10 +53,14 @@ from rexecutor.backends.sqlite.codec import (
 )
 from rexecutor.backends.sqlite.connection import (
     DbThread,
+    Outcome,
+    Write,
+    check_synchronous,
     open_connection,
     pragma,
     read,
     transaction,
+    transactions,
 )
 from rexecutor.backends.sqlite.errors import not_connected
 from rexecutor.backends.sqlite.migrations import SCHEMA_VERSION, apply_migrations
@@ -108,6 +112,13 @@ class SqliteBackend(Backend):
             fails with :class:`~rexecutor.errors.BackendError`.
         migrate: create or upgrade the schema on ``connect()``; with ``False`` a file whose
             schema is not current is refused instead.
+        synchronous: ``"full"`` (the default): every commit is on disk before the call that
+            made it returns, so a power loss or an OS crash loses nothing that was committed.
+            ``"normal"``: commits reach the disk at the next WAL checkpoint instead of each
+            fsync; several times faster for small writes (one-by-one enqueue, acks). A
+            killed process still loses nothing, and in WAL mode the file is never corrupted,
+            but a power loss or OS crash can undo the last commits (enqueued jobs vanish,
+            finished jobs run again). Also ``sqlite:///jobs.db?synchronous=normal``.
 
     Example:
         >>> backend = SqliteBackend("jobs.db")
@@ -134,7 +145,9 @@ class SqliteBackend(Backend):
         poll_interval: float = 0.05,
         busy_timeout: timedelta = timedelta(seconds=30),
         migrate: bool = True,
+        synchronous: str = "full",
     ) -> None:
+        self.synchronous = check_synchronous(synchronous)
         if poll_interval <= 0:
             raise ConfigurationError(f"poll_interval must be positive, got {poll_interval}")
         if busy_timeout < timedelta(0):
@@ -167,7 +180,7 @@ class SqliteBackend(Backend):
         """Open the file, create or migrate its schema, and start the watcher; idempotent."""
         if self._db is not None:
             return
-        db = DbThread(f"rexecutor-sqlite:{self._path}")
+        db = DbThread(f"rexecutor-sqlite:{self._path}", self._writes)
         # Set before awaiting so a concurrent connect() returns at once; its calls queue behind
         # the open on the same thread.
         self._db = db
@@ -249,7 +262,7 @@ class SqliteBackend(Backend):
                     f"cannot switch {self._path} to WAL mode (SQLite answered {mode!r}); "
                     "SqliteBackend needs a file on a local filesystem"
                 )
-            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
             if version < SCHEMA_VERSION:
                 self._transaction(conn, apply_migrations, self._path)
             # Both baselines before connect() returns, the watcher's first: a commit between the
@@ -301,7 +314,7 @@ class SqliteBackend(Backend):
         db = self._db
         if db is None:
             raise self._not_connected()
-        return await db.call(lambda: self._transaction(self._connection(), fn, *args))
+        return await db.call_write(lambda conn: fn(conn, *args))
 
     async def _call_read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(connection, *args)`` on the database thread, outside any transaction."""
@@ -309,6 +322,10 @@ class SqliteBackend(Backend):
         if db is None:
             raise self._not_connected()
         return await db.call(lambda: self._read(self._connection(), fn, *args))
+
+    def _writes(self, work: list[Write]) -> list[Outcome]:
+        """Commit writes queued together on the database thread (``connection.transactions``)."""
+        return transactions(self._connection(), self._path, self.busy_timeout.total_seconds(), work)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -377,10 +394,8 @@ class SqliteBackend(Backend):
         if db is None:
             raise self._not_connected()
         aside: list[int] = []  # jobs the claim set aside (discarded): finished for waiters
-        claim = db.call(
-            lambda: self._transaction(
-                self._connection(), claim_tx, executor, limit, node_id, limits, report, aside
-            )
+        claim = db.call_write(
+            lambda conn: claim_tx(conn, executor, limit, node_id, limits, report, aside)
         )
         try:
             # Shielded: a cancelled caller must not lose the result of a claim that commits

@@ -10,9 +10,14 @@ waiting out another process's write lock.
   ``ThreadPoolExecutor``, which adds a ``concurrent.futures.Future``, ``wrap_future`` and a
   semaphore to every call. A whole ``get_job`` costs about 140 µs on a quiet machine; an
   ``enqueue``, which waits for its fsync, about 1 ms.
-* **Durable and multi-process.** WAL journal, ``synchronous=FULL`` (a commit is on disk before
-  ``enqueue`` returns) and ``BEGIN IMMEDIATE`` for every write transaction, so writers queue on the
-  file's write lock instead of failing when they upgrade a read. ``SQLITE_BUSY`` is retried until
+* **Group commit.** Write transactions queued together (concurrent enqueues, a claim beside an
+  ack) run in one ``BEGIN IMMEDIATE`` ... ``COMMIT``, each in its own savepoint, so one fsync
+  serves them all and one wake-up of the event loop answers them all; a caller is answered
+  only once its write is committed, and a write that fails is undone alone.
+* **Durable and multi-process.** WAL journal, ``synchronous=FULL`` by default (a commit is on
+  disk before ``enqueue`` returns; ``NORMAL`` on request, see ``SqliteBackend``) and
+  ``BEGIN IMMEDIATE`` for every write transaction, so writers queue on the file's write lock
+  instead of failing when they upgrade a read. ``SQLITE_BUSY`` is retried until
   ``busy_timeout`` has passed, then reported as a :class:`~rexecutor.errors.BackendError`.
 """
 
@@ -32,12 +37,16 @@ from typing import Any, Final, TypeVar
 
 from rexecutor.backends.sqlite.codec import lenient_text, leniently
 from rexecutor.backends.sqlite.errors import is_busy, is_undecodable, stayed_locked, translate
-from rexecutor.errors import BackendError
+from rexecutor.errors import BackendError, ConfigurationError
 
 T = TypeVar("T")
 
 # RETURNING needs 3.35.
 _MIN_SQLITE: Final = (3, 35, 0)
+
+#: The ``PRAGMA synchronous`` levels a backend may ask for. OFF is not offered: with it a
+#: power loss can corrupt the file, not only lose its last commits.
+SYNCHRONOUS: Final = ("full", "normal")
 
 _BUSY_FIRST_SLEEP: Final = 0.0005
 _BUSY_MAX_SLEEP: Final = 0.005
@@ -52,6 +61,18 @@ class _Busy:
         self.limit = limit
         self.deadline = time.monotonic() + limit
         self.retries = 0
+
+
+def check_synchronous(value: object) -> str:
+    """``value`` as a ``PRAGMA synchronous`` level (lower case), or a clear error."""
+    level = value.lower() if isinstance(value, str) else value
+    if level not in SYNCHRONOUS:
+        raise ConfigurationError(
+            f"synchronous must be 'full' (the default: every commit is on disk when the call "
+            f"returns) or 'normal' (faster; a power loss can undo the last commits), "
+            f"got {value!r}"
+        )
+    return str(level)
 
 
 def open_connection(path: str) -> sqlite3.Connection:
@@ -187,28 +208,92 @@ def _wait_busy(busy: _Busy, exc: sqlite3.Error, path: str) -> None:
     time.sleep(min(remaining, delay * random.uniform(0.5, 1.5)))
 
 
-# An asyncio future with its loop, or a concurrent future (loop None) for a blocking caller.
-_Call = tuple[
-    Callable[[], Any],
-    "asyncio.Future[Any] | concurrent.futures.Future[Any]",
-    asyncio.AbstractEventLoop | None,
-]
+#: A closure's outcome: its result, or the error it raised.
+Outcome = tuple[Any, BaseException | None]
+#: A write: the body of one transaction, given the connection.
+Write = Callable[[sqlite3.Connection], Any]
+
+# At most this many queued writes share one commit, so that a long queue cannot hold the
+# file's write lock for long while other processes wait for it.
+_MAX_GROUP: Final = 64
 
 
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():  # the caller was cancelled; the work has happened regardless
-        return
-    if error is None:
-        future.set_result(result)
-    else:
-        future.set_exception(error)
+def transactions(
+    conn: sqlite3.Connection, path: str, busy_timeout: float, work: list[Write]
+) -> list[Outcome]:
+    """The writes of ``work`` committed together (one fsync for all), in order.
+
+    Each runs in its own savepoint: one that raises is undone alone, its error returned in its
+    place, while the others commit. A busy file or a failed commit fails them all, as it would
+    have failed each. A single write runs as a plain :func:`transaction`.
+    """
+    if len(work) == 1:
+        try:
+            return [(transaction(conn, path, busy_timeout, work[0]), None)]
+        except Exception as exc:
+            return [(None, exc)]
+    return transaction(conn, path, busy_timeout, lambda c: [_savepoint(c, path, w) for w in work])
+
+
+def _savepoint(conn: sqlite3.Connection, path: str, write: Write) -> Outcome:
+    """``write(conn)`` in a savepoint of the group's transaction (see :func:`transactions`)."""
+    conn.execute("SAVEPOINT one_write")
+    try:
+        result = write(conn)
+    except Exception as exc:
+        if isinstance(exc, sqlite3.Error) and is_busy(exc):
+            raise  # the whole group is rolled back and retried by transaction()
+        conn.execute("ROLLBACK TO one_write")
+        conn.execute("RELEASE one_write")
+        if not isinstance(exc, sqlite3.Error):
+            return None, exc
+        if is_undecodable(exc) and conn.text_factory is not lenient_text:
+            return leniently(conn, lambda: _savepoint(conn, path, write))
+        return None, translate(exc, path)
+    conn.execute("RELEASE one_write")
+    return result, None
+
+
+class _Call:
+    """A queued closure: a plain call (``fn()``), or a write (``fn(conn)``) that may share its
+    commit with the writes queued beside it."""
+
+    __slots__ = ("fn", "future", "loop", "write")
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        future: asyncio.Future[Any] | concurrent.futures.Future[Any],
+        loop: asyncio.AbstractEventLoop | None,
+        write: bool,
+    ) -> None:
+        self.fn = fn
+        self.future = future
+        self.loop = loop  # None: a concurrent future, for a caller that is a plain thread
+        self.write = write
+
+
+def _settle(settled: list[tuple[asyncio.Future[Any], Outcome]]) -> None:
+    for future, (result, error) in settled:
+        if future.done():  # the caller was cancelled; the work has happened regardless
+            continue
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
 
 
 class DbThread:
-    """A thread that runs closures one at a time and hands the results back to their callers."""
+    """A thread that runs closures one at a time and hands the results back to their callers.
 
-    def __init__(self, name: str) -> None:
+    Writes queued together are committed together (``writes`` runs them, see
+    :func:`transactions`): with concurrent callers (acks, claims, enqueues from many tasks)
+    one fsync then serves them all, and each caller is answered only after that commit.
+    """
+
+    def __init__(self, name: str, writes: Callable[[list[Write]], list[Outcome]]) -> None:
         self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._writes = writes
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -216,13 +301,20 @@ class DbThread:
         """Queue ``fn``; the returned future (of the running loop) resolves with its outcome."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((fn, future, loop))
+        self._queue.put(_Call(fn, future, loop, write=False))
+        return future
+
+    def call_write(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue the write transaction ``fn(conn)``; the future resolves once it is committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Call(fn, future, loop, write=True))
         return future
 
     def call_blocking(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
         """Queue ``fn`` for a caller that is a plain thread, not a coroutine."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._queue.put((fn, future, None))
+        self._queue.put(_Call(fn, future, None, write=False))
         return future
 
     def stop(self) -> None:
@@ -230,27 +322,53 @@ class DbThread:
         self._queue.put(None)
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            fn, future, loop = item
-            result: Any = None
-            error: BaseException | None = None
-            try:
-                result = fn()
-            except BaseException as exc:  # handed to the caller, never lost
-                error = exc
-            if loop is None:
-                assert isinstance(future, concurrent.futures.Future)
-                if error is None:
-                    future.set_result(result)
-                else:
-                    future.set_exception(error)
-            else:
-                assert isinstance(future, asyncio.Future)
+        held: list[_Call | None] = []  # taken from the queue while gathering writes, not run yet
+        while True:
+            item = held.pop() if held else self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while item.write and len(batch) < _MAX_GROUP:
                 try:
-                    loop.call_soon_threadsafe(_settle, future, result, error)
-                except RuntimeError:  # the caller's loop has closed: nobody is waiting
-                    pass
-            del fn, future, loop, item, result, error
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None or not more.write:
+                    held.append(more)
+                    break
+                batch.append(more)
+            self._answer(batch)
+            # Nothing of these calls is kept alive while the thread waits for the next.
+            del item, batch
+
+    def _answer(self, batch: list[_Call]) -> None:
+        """Run ``batch`` (one plain call, or writes) and hand each caller its outcome."""
+        outcomes: list[Outcome]
+        try:
+            if batch[0].write:
+                outcomes = self._writes([call.fn for call in batch])
+            else:
+                outcomes = [(batch[0].fn(), None)]
+        except BaseException as exc:  # handed to the callers, never lost
+            outcomes = [(None, exc)] * len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Outcome]]] = {}
+        for call, outcome in zip(batch, outcomes, strict=True):
+            if call.loop is None:
+                assert isinstance(call.future, concurrent.futures.Future)
+                result, error = outcome
+                if error is None:
+                    call.future.set_result(result)
+                else:
+                    call.future.set_exception(error)
+            else:
+                assert isinstance(call.future, asyncio.Future)
+                by_loop.setdefault(call.loop, []).append((call.future, outcome))
+        for loop, settled in by_loop.items():
+            try:
+                # One wake-up of the loop answers all of its callers.
+                loop.call_soon_threadsafe(_settle, settled)
+            except RuntimeError:  # the caller's loop has closed: nobody is waiting
+                pass
 
 
 def pragma(conn: sqlite3.Connection, name: str) -> Any:
