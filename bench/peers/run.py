@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import version
 from typing import Any
 
 from bench.common import FULL, QUICK, Figure, Scratch, Sizes, fmt
@@ -92,6 +93,7 @@ class PeerWorkers(Workers):
         return [self.spec.python, "-m", "bench.peers.driver", self.spec.name, "worker", args]
 
     async def wait_peer_ready(self, timeout: float = 120.0) -> None:
+        """Until every worker printed READY (its worker loop is running)."""
         deadline = time.monotonic() + timeout
         while True:
             self.alive()
@@ -140,6 +142,7 @@ class PeerRun:
         return store
 
     def enqueue(self, role: str, n: int) -> float:
+        """jobs/s of one ``bulk`` or ``one`` enqueue of ``n`` jobs into an empty database."""
         store = self._fresh()
         try:
             return n / float(drive(self.spec, role, {"url": store.url, "n": n})["seconds"])
@@ -147,6 +150,7 @@ class PeerRun:
             store.drop()
 
     async def process(self, procs: int, concurrency: int) -> float:
+        """jobs/s of ``procs`` idle workers at ``concurrency`` each, fed one bulk enqueue."""
         n, store = self.sizes.process, self._fresh()
         ledger = self.scratch.ledger()
         workers = PeerWorkers(self.spec, store.url, procs, concurrency, ledger, self.scratch.path)
@@ -166,6 +170,7 @@ class PeerRun:
         return n / (max(moments) - min(moments))
 
     async def latency(self) -> dict[str, Any]:
+        """Enqueue -> start latency percentiles to one idle worker in another process."""
         sizes, store = self.sizes, self._fresh()
         ledger = self.scratch.ledger()
         workers = PeerWorkers(
@@ -403,6 +408,7 @@ def render(
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, checked (unknown peers and --runs below 1 are refused)."""
     parser = argparse.ArgumentParser(
         prog="python -m bench.peers", description=__doc__.split("\n")[0]
     )
@@ -454,6 +460,8 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Install the peers if needed, run everything, print and write the tables. Exits 1 when
+    a peer could not run (it is named in the output), 0 otherwise."""
     opts = parse(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     args = sys.argv[1:] if argv is None else argv
@@ -465,8 +473,6 @@ def main(argv: list[str] | None = None) -> int:
         only=ONLY,
     )
     machine_facts(report)
-    from importlib.metadata import version
-
     versions = {"rexecutor": version("rexecutor")}
     peers: list[PeerSpec] = []
     unavailable: dict[str, str] = {}
