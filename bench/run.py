@@ -44,11 +44,12 @@ IDLE = [1.0]
 ONLY = ("limits", "bigtable", "scaling")
 
 
-def markers(only: str | None) -> tuple[str, str]:
-    """The markers around the block a run writes (the whole suite's, or one scenario's)."""
+def markers(only: str | None, writer: str = "python -m bench.run") -> tuple[str, str]:
+    """The markers around the block a run writes (the whole suite's, or one scenario's, or
+    another command's such as bench.peers)."""
     name = "results" if only is None else f"results:{only}"
     return (
-        f"<!-- {name}:begin (written by python -m bench.run; edit outside these markers) -->",
+        f"<!-- {name}:begin (written by {writer}; edit outside these markers) -->",
         f"<!-- {name}:end -->",
     )
 
@@ -1053,8 +1054,10 @@ def render(report: Report) -> str:
     )
 
 
-def write_results(path: str, body: str, only: str | None = None) -> None:
-    begin, end = markers(only)
+def write_results(
+    path: str, body: str, only: str | None = None, writer: str = "python -m bench.run"
+) -> None:
+    begin, end = markers(only, writer)
     block = f"{begin}\n{body}\n{end}"
     if os.path.exists(path):
         with open(path) as f:

@@ -45,7 +45,8 @@ class Workers:
         self.ledger = ledger
         self.logdir = logdir
         self.procs: list[subprocess.Popen[bytes]] = []
-        self._logs: list[str] = []
+        #: Each worker's output file, in the order of ``procs``.
+        self.logs: list[str] = []
 
     def start(self) -> None:
         env = dict(os.environ)
@@ -53,7 +54,20 @@ class Workers:
         env["BENCH_LEDGER"] = self.ledger
         env.update(self.env)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
-        command = [
+        command = self.command()
+        for _ in range(self.count):
+            log = os.path.join(self.logdir, f"worker-{len(self.logs)}-{time.monotonic_ns()}.log")
+            self.logs.append(log)
+            with open(log, "wb") as out:
+                self.procs.append(
+                    subprocess.Popen(
+                        command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+                    )
+                )
+
+    def command(self) -> list[str]:
+        """The command line of one worker (bench.peers runs its peers' workers instead)."""
+        return [
             sys.executable,
             "-m",
             "rexecutor",
@@ -64,18 +78,9 @@ class Workers:
             "worker",
             "bench.apps:node",
         ]
-        for _ in range(self.count):
-            log = os.path.join(self.logdir, f"worker-{len(self._logs)}-{time.monotonic_ns()}.log")
-            self._logs.append(log)
-            with open(log, "wb") as out:
-                self.procs.append(
-                    subprocess.Popen(
-                        command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-                    )
-                )
 
     def _check_alive(self) -> None:
-        for proc, log in zip(self.procs, self._logs, strict=True):
+        for proc, log in zip(self.procs, self.logs, strict=True):
             if proc.poll() is not None:
                 with open(log, errors="replace") as f:
                     tail = f.read()[-3000:]
