@@ -157,6 +157,15 @@ async def _pool_pids(admin: Admin, exclude: set[int]) -> list[int]:
     return [pid for (pid,) in await cur.fetchall() if pid not in exclude]
 
 
+async def _ended(admin: Admin, pids: list[int]) -> None:
+    """Return once none of ``pids`` is a server process any more (bounded: 5 s)."""
+    for _ in range(500):
+        if not set(pids) & set(await _pool_pids(admin, set())):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"server processes {pids} did not end")
+
+
 async def test_killed_pool_connections_lose_nothing(pg: PostgresBackend, admin: Admin) -> None:
     for i in range(20):
         await enqueue(pg, data={"i": i})
@@ -177,10 +186,14 @@ async def test_killed_pool_connections_lose_nothing(pg: PostgresBackend, admin: 
     )
     for job in claimed[10:]:
         assert await mark_complete(pg, job.id, Lease("node-1", job.attempt))
+    before = await _pool_pids(admin, set())
     await admin.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
         "WHERE datname = current_database() AND pid <> pg_backend_pid()"
     )
+    # pg_terminate_backend only signals: let the killed connections end while idle in the
+    # pool, as a restart or a kill does, before work that cannot be retried takes one.
+    await _ended(admin, before)
     await enqueue(pg, data={"after": True})
     done = await pg.query(StatusIn((JobStatus.COMPLETE,)))
     assert len(done) == 20
