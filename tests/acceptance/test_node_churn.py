@@ -240,7 +240,9 @@ def test_eight_nodes_starting_and_stopping_at_random(pg: str, tmp_path: Path) ->
     said = [line for out in outputs.values() for line in out.splitlines() if "cron" in line]
     assert not gaps, f"cron ticks missing: {gaps}; the nodes said: {said}"
     zone = ticks[0].tzinfo
-    assert ticks[0] < datetime.fromtimestamp(min(killed.values()), zone)
+    # The ticks straddle the last kill (a loaded machine may start the first node's cron
+    # after the first kill): another node carried on with the schedule.
+    assert ticks[0] < datetime.fromtimestamp(max(killed.values()), zone)
     assert ticks[-1] > datetime.fromtimestamp(max(killed.values()), zone)
     print(
         f"{len(nodes)} nodes started, {len(killed)} killed, "

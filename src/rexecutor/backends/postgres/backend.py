@@ -490,15 +490,28 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
             params["age"] = spec.max_age
             boundary_query = None
             condition = f"{_FINISHED_AT} < {_before('age')}"
-        # The dependency rows of pruned dependents go with them.
-        delete = self._render(
-            f"WITH gone AS (DELETE FROM {{jobs}} WHERE id IN ("
-            f"SELECT id FROM {{jobs}} WHERE {selected} AND {condition} "
-            f"ORDER BY {_FINISHED_AT}, id LIMIT %(batch)s) AND {selected} RETURNING id), "
-            "edges AS (DELETE FROM {dependencies} WHERE job_id IN (SELECT id FROM gone)) "
-            "SELECT count(*) FROM gone"
-        )
+
+        # Each batch starts after the last row the previous one looked at: the index entries
+        # of rows already deleted stay until a vacuum, and a scan from the oldest end would
+        # walk all of them again on every batch. The dependency rows of pruned dependents go
+        # with them.
+        def delete_after(cursor: str) -> bytes:
+            return self._render(
+                f"WITH picked AS (SELECT id, {_FINISHED_AT} AS at FROM {{jobs}} "
+                f"WHERE {selected} AND {condition}{cursor} "
+                f"ORDER BY {_FINISHED_AT}, id LIMIT %(batch)s), "
+                f"gone AS (DELETE FROM {{jobs}} WHERE id IN (SELECT id FROM picked) "
+                f"AND {selected} RETURNING id), "
+                "edges AS (DELETE FROM {dependencies} WHERE job_id IN (SELECT id FROM gone)), "
+                "last AS (SELECT at, id FROM picked ORDER BY at DESC, id DESC LIMIT 1) "
+                "SELECT (SELECT count(*) FROM gone), last.at, last.id "
+                "FROM (SELECT 1) AS one LEFT JOIN last ON true"
+            )
+
+        first = delete_after("")
+        after = delete_after(f" AND ({_FINISHED_AT}, id) > (%(after_at)s, %(after_id)s)")
         boundary: Row | None = None
+        resume: tuple[Any, Any] | None = None
         total = 0
         if self._partitioned:
             dropped = await self._drop_old_partitions(spec, selected, params)
@@ -507,7 +520,7 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
             total = dropped
 
         async def batch(conn: Conn) -> int | None:
-            nonlocal boundary
+            nonlocal boundary, resume
             async with _atomic(conn):
                 row = await _fetchone(conn, self._q["try_lock"], {"key": params["lock"]})
                 if not (row and row[0]):
@@ -517,17 +530,23 @@ class PostgresBackend(_Enqueuing, _Claiming, _Controlling, _Depending):
                     if boundary is None:
                         return 0
                     params["b_at"], params["b_id"] = boundary
-                counted = await _fetchone(conn, delete, params)
-                return 0 if counted is None else int(counted[0])
+                if resume is not None:
+                    params["after_at"], params["after_id"] = resume
+                counted = await _fetchone(conn, first if resume is None else after, params)
+                if counted is None or counted[2] is None:
+                    return 0  # nothing left to look at
+                resume = (counted[1], counted[2])
+                # A batch whose rows a concurrent rerun moved on deletes fewer (even none)
+                # but still moves on: only a batch that looks at nothing ends the pass.
+                return int(counted[0])
 
         while True:
+            before = resume
             deleted = await self._run(batch)
             if deleted is None:
                 return total
             total += deleted
-            # A short batch is not the end: rows a concurrent rerun moved on are left out of
-            # it. Only a batch that deletes nothing ends the pass.
-            if deleted == 0:
+            if resume is None or resume == before:
                 return total
 
     async def _drop_old_partitions(
