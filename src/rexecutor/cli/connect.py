@@ -62,8 +62,7 @@ def existing_backend(target: str | None = None) -> Backend:
     create an empty database and show nothing); :func:`connect` refuses a database without
     the schema.
     """
-    target = target or url()
-    backend = backend_from_url(target)
+    backend = backend_from_url(target or url(), migrate=False)
     from rexecutor.backends import InMemoryBackend
 
     if isinstance(backend, InMemoryBackend):
@@ -71,14 +70,12 @@ def existing_backend(target: str | None = None) -> Backend:
     # Imported here: a command that never opens SQLite does not load its driver module.
     from rexecutor.backends.sqlite import SqliteBackend
 
-    if isinstance(backend, SqliteBackend):
-        path = backend.path
-        if not os.path.exists(path):
-            raise CliError(
-                f"no SQLite database at {os.path.abspath(path)}: check --backend or "
-                f"${ENV_VAR}, or create it with `rexecutor migrate`"
-            )
-    return backend_from_url(target, migrate=False)
+    if isinstance(backend, SqliteBackend) and not os.path.exists(backend.path):
+        raise CliError(
+            f"no SQLite database at {os.path.abspath(backend.path)}: check --backend or "
+            f"${ENV_VAR}, or create it with `rexecutor migrate`"
+        )
+    return backend
 
 
 async def connect(backend: Backend, target: str | None = None) -> None:

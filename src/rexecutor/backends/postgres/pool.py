@@ -255,7 +255,7 @@ class _Pooled(_Listening):
         check its connections may hand out several dead ones in a row. A serialization
         failure runs it again too (as often).
 
-        Work that cannot be retried gets a connection that has just answered an empty query
+        Work that cannot be retried gets a connection checked by :meth:`_verified`
         (``verify``, the default without ``retry``): the pool's own check costs no round trip
         and can miss a connection the server closed a moment ago. The claim opts out: a dead
         connection cannot have claimed anything, and the runner claims again.
