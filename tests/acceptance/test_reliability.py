@@ -31,6 +31,20 @@ def ledger_pids(ledger: Path) -> dict[int, list[str]]:
     return runs
 
 
+def holders(url: str) -> set[int]:
+    """The pids of the worker processes that hold executing jobs."""
+
+    async def nodes(backend: Backend) -> list[NodeInfo]:
+        return await backend.list_nodes()
+
+    by_node = {node.node_id: node.pid for node in with_backend(url, nodes)}
+    return {
+        int(by_node[job.attempted_by])
+        for job in jobs(url)
+        if job.status is JobStatus.EXECUTING and job.attempted_by in by_node
+    }
+
+
 def all_final(url: str, count: int) -> bool:
     counts = statuses(url)
     return counts[JobStatus.COMPLETE] + counts[JobStatus.DISCARDED] == count
@@ -42,7 +56,12 @@ def test_sigkill_one_of_four_workers_loses_nothing(url: str, tmp_path: Path) -> 
     workers = [start_worker(url, ledger, **FAST) for _ in range(4)]
     try:
         wait_until(lambda: ledger.exists() or statuses(url)[JobStatus.EXECUTING] >= 60, 30)
-        victim = workers[0]
+        # The victim is a worker that holds jobs right now: three quick workers may have
+        # claimed every job before the fourth claimed any.
+        pids = {w.pid for w in workers}
+        held: set[int] = set()
+        wait_until(lambda: bool(held.update(holders(url) & pids) or held), 30)
+        victim = next(w for w in workers if w.pid in held)
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
         killed_at = time.monotonic()
