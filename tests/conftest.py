@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import faulthandler
+import os
+import threading
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -12,6 +16,40 @@ from rexecutor.backend import Backend
 from tests.support.backends import BACKENDS, open_backend
 
 pytest_plugins = ["tests.support.postgres", "tests.support.pgbouncer", "tests.support.replica"]
+
+#: Seconds one test may take, set-up and teardown included, before the whole run is ended
+#: with every thread's stack on stderr. pytest-timeout (120 s) fails a slow test by raising
+#: in the main thread; this is the backstop for a hang it cannot break (a teardown that blocks
+#: after its timeout fired, a join in C): a CI run then fails in minutes, saying where it
+#: hung, instead of running into CI's own limit with nothing to read.
+HANG_LIMIT = float(os.environ.get("REXECUTOR_TEST_HANG_LIMIT", "300"))
+_hang_report: IO[str] | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _hang_report
+    # A copy of the real stderr, made before any test's capture replaces it.
+    _hang_report = os.fdopen(os.dup(2), "w")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
+    report = _hang_report
+    assert report is not None
+    # Named from Python a little early (the dump itself comes from faulthandler's own thread,
+    # which needs no GIL, and names no test).
+    name = threading.Timer(
+        HANG_LIMIT - 2,
+        lambda: print(f"\n{item.nodeid} hung: ending the run", file=report, flush=True),
+    )
+    name.daemon = True
+    name.start()
+    faulthandler.dump_traceback_later(HANG_LIMIT, exit=True, file=report)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        name.cancel()
 
 
 @pytest.fixture(params=BACKENDS)
