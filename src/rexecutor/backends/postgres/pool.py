@@ -33,7 +33,7 @@ from rexecutor.backends.postgres.errors import (
 )
 from rexecutor.backends.postgres.listener import _Listening
 from rexecutor.backends.postgres.migrations import check_version, migrate_on, partition_on
-from rexecutor.backends.postgres.partitions import is_partitioned
+from rexecutor.backends.postgres.partitions import KEY, is_partitioned
 from rexecutor.backends.postgres.statements import _STATEMENTS
 from rexecutor.errors import BackendError, ConfigurationError, RexecutorError, ValidationError
 
@@ -96,11 +96,17 @@ class _Pooled(_Listening):
             "notify_fn": sql.Identifier(self._schema, "rexecutor_jobs_notify"),
         }
         self._identifiers = identifiers
+        self._live = sql.SQL("")
+        self._render_statements()
+
+    def _render_statements(self) -> None:
+        """Render every statement for this schema and the layout found (see ``{live}`` in
+        :mod:`~rexecutor.backends.postgres.statements`)."""
         self._q = {name: self._render(text) for name, text in _STATEMENTS.items()}
         self._unique_cache: dict[tuple[Any, ...], bytes] = {}
 
     def _render(self, template: str) -> bytes:
-        return sql.SQL(template).format(**self._identifiers).as_bytes(None)
+        return sql.SQL(template).format(**self._identifiers, live=self._live).as_bytes(None)
 
     def _lock_key(self, *parts: str) -> int:
         return stable_hash(["rexecutor", self._schema, *parts])
@@ -364,8 +370,14 @@ class _Pooled(_Listening):
         version = await migrate_on(conn, self._schema, self._identifiers, dbname)
         if self._layout == "partitioned":
             await partition_on(conn, self._schema, self._identifiers, dbname)
-            self._partitioned = True
+            self._use_layout(True)
         return version
+
+    def _use_layout(self, partitioned: bool) -> None:
+        if partitioned != self._partitioned:
+            self._partitioned = partitioned
+            self._live = sql.SQL(f" AND {KEY} IS NULL" if partitioned else "")
+            self._render_statements()
 
     async def _prepare_schema(self, conn: Conn) -> None:
         try:
@@ -373,7 +385,7 @@ class _Pooled(_Listening):
                 await self._migrate_on(conn)
             else:
                 await check_version(conn, self._schema, self._identifiers, self._target.dbname)
-            self._partitioned = await is_partitioned(conn, self._identifiers["jobs"])
+            self._use_layout(await is_partitioned(conn, self._identifiers["jobs"]))
         except psycopg.Error as exc:
             raise self._translate(exc) from exc
         if self._layout == "partitioned" and not self._partitioned:

@@ -1,9 +1,11 @@
 """The SQL of every operation, as templates rendered once per backend.
 
-Placeholders in braces are identifiers (``{jobs}``, ``{nodes}``), filled in per schema;
-``%(name)s`` are parameters. Every statement that needs the time takes it from the ``now``
-parameter (``_NOW``): the test clock's time while one is installed, else NULL, which reads as
-the database's ``now()`` (one value per transaction).
+Placeholders in braces are identifiers (``{jobs}``, ``{nodes}``), filled in per schema, and
+``{live}``: in the partitioned layout, a condition that every live job meets (its partition
+key is NULL), which lets PostgreSQL look in the live partition alone instead of probing every
+day's; empty otherwise. ``%(name)s`` are parameters. Every statement that needs the time
+takes it from the ``now`` parameter (``_NOW``): the test clock's time while one is installed,
+else NULL, which reads as the database's ``now()`` (one value per transaction).
 """
 
 from __future__ import annotations
@@ -131,15 +133,19 @@ def _complete_many(*, one_node: bool, with_result: bool) -> str:
                 WITH ORDINALITY AS i({", ".join(columns)}, ord)
         ),
         missing AS (
-            -- one primary-key probe per item (a correlated subquery, never a scan)
+            -- one primary-key probe per item (a correlated subquery, never a scan); in the
+            -- partitioned layout the live partition first, every partition only for an id
+            -- not there
             SELECT min(i.ord) AS ord FROM input AS i
-            WHERE (SELECT j.id FROM {{jobs}} AS j WHERE j.id = i.id) IS NULL
+            WHERE CASE WHEN EXISTS (SELECT FROM {{jobs}} AS j WHERE j.id = i.id{{live}})
+                       THEN false
+                       ELSE NOT EXISTS (SELECT FROM {{jobs}} AS j WHERE j.id = i.id) END
         ),
         done AS (
             UPDATE {{jobs}} AS j SET status = 'complete', completed_at = {_NOW}{stored}
             FROM input AS i, missing AS m
             WHERE j.id = i.id AND j.status = 'executing' AND j.attempted_by = {node}
-              AND j.attempt = i.attempt AND (m.ord IS NULL OR i.ord < m.ord)
+              AND j.attempt = i.attempt AND (m.ord IS NULL OR i.ord < m.ord){{live}}
             RETURNING i.ord, j.id, j.has_dependents
         ),
         announced AS (
@@ -205,7 +211,7 @@ _STATEMENTS: Final[dict[str, str]] = {
         WITH picked AS MATERIALIZED (
             SELECT id FROM {{jobs}}
             WHERE executor = %(executor)s
-              AND status IN {_READY_SQL} AND NOT blocked
+              AND status IN {_READY_SQL} AND NOT blocked{{live}}
               -- Rows scheduled beyond what enqueue accepts cannot have been written by it:
               -- they are claimed so that they are set aside instead of lying in wait.
               AND (scheduled_at <= {_NOW} OR scheduled_at > {_ACCEPTED[1]}::timestamptz)
@@ -219,7 +225,7 @@ _STATEMENTS: Final[dict[str, str]] = {
         SET status = 'executing', attempt = j.attempt + 1, attempted_at = {_NOW},
             attempted_by = %(node)s
         FROM picked
-        WHERE j.id = picked.id
+        WHERE j.id = picked.id{{live}}
         RETURNING {_J_COLUMNS}
     """,
     "next_scheduled_at": f"""
@@ -412,7 +418,7 @@ _STATEMENTS: Final[dict[str, str]] = {
                    row_number() OVER (PARTITION BY partition_key
                                       ORDER BY priority, scheduled_at, id) AS n
             FROM {{jobs}}
-            WHERE executor = %(executor)s AND status IN {_READY_SQL} AND NOT blocked
+            WHERE executor = %(executor)s AND status IN {_READY_SQL} AND NOT blocked{{live}}
               AND (scheduled_at <= {_NOW} OR scheduled_at > {_ACCEPTED[1]}::timestamptz)
               AND COALESCE(partition_key, '') <> ALL(%(exclude)s::text[])
         ) AS c
@@ -424,7 +430,7 @@ _STATEMENTS: Final[dict[str, str]] = {
         UPDATE {{jobs}} AS j
         SET status = 'executing', attempt = j.attempt + 1, attempted_at = {_NOW},
             attempted_by = %(node)s
-        WHERE j.id = ANY(%(ids)s::bigint[]) AND j.status IN {_READY_SQL} AND NOT j.blocked
+        WHERE j.id = ANY(%(ids)s::bigint[]) AND j.status IN {_READY_SQL} AND NOT j.blocked{{live}}
         RETURNING {_J_COLUMNS}
     """,
     "record_starts": f"""
