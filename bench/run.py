@@ -576,42 +576,52 @@ async def bench_limits(report: Report, scratch: Scratch, store: PgStore) -> None
 async def bench_bigtable(
     report: Report, scratch: Scratch, store: PgStore, rows: int, layout: str | None
 ) -> None:
-    """PostgreSQL with ``rows`` finished jobs (issue 16): processing and pick-up against the
-    empty table of the same run, then a steady load without and during a prune of them all
-    (see ``bench.bigtable``)."""
+    """PostgreSQL with ``rows`` finished jobs (issue 16): processing and pick-up against an
+    empty table, then a steady load without and during a prune of them all (see
+    ``bench.bigtable``).
+
+    The empty table is a twin database measured alternately with the big one in every run
+    (empty first in even runs, big first in odd ones), so that both see the same machine:
+    measured one after the other, the second figure also carried the fill's checkpoints and
+    whatever else the machine did meanwhile. The fill is done once; each figure's jobs are
+    deleted after it, so every run starts from the same tables. The prune, which empties the
+    big table, comes last, once.
+    """
     sizes = report.sizes
     report.facts["layout"] = layout or "plain"
     report.facts["big table"] = f"{rows:,} finished jobs over {bigtable.DAYS} days"
-    for run in range(report.runs):
-        log(f"bigtable: run {run + 1}/{report.runs}")
-        store.reset()
-        backend = backend_from_url(store.url)
-        if layout is not None:
-            backend = PostgresBackend(store.url, layout=layout)
-        await backend.connect()
-        try:
-            for big in (False, True):
-                if big:
-                    seconds = await bigtable.fill(store, rows)
-                    report.add(
-                        "postgres.bigtable_fill_s",
-                        f"fill {rows:,} jobs + VACUUM ANALYZE",
-                        "s",
-                        seconds,
-                    )
+    twin = PgStore(store.admin_url)
+    twin.create()
+    opened: list[Backend] = []
+    try:
+        for each in (store, twin):
+            backend = backend_from_url(each.url)
+            if layout is not None:
+                backend = PostgresBackend(each.url, layout=layout)
+            await backend.connect()
+            opened.append(backend)
+        backend, twin_backend = opened
+        seconds = await bigtable.fill(store, rows)
+        report.add("postgres.bigtable_fill_s", f"fill {rows:,} jobs + VACUUM ANALYZE", "s", seconds)
+        for run in range(report.runs):
+            log(f"bigtable: run {run + 1}/{report.runs}")
+            order = (False, True) if run % 2 == 0 else (True, False)
+            for big in order:
+                on, b = (store, backend) if big else (twin, twin_backend)
                 tag, what = ("big_", _rows("", rows)) if big else ("", ", empty table")
+                base = on.max_id()
                 result = await guarded(
                     report,
                     f"bigtable process{tag}",
-                    lambda b=backend: sql_process(
-                        store,
+                    lambda on=on, b=b: sql_process(
+                        on,
                         b,
                         scratch,
                         sizes,
                         n=sizes.process,
                         procs=1,
                         concurrency=50,
-                        prepare=store.tidy,
+                        prepare=on.tidy,
                     ),
                 )
                 if result is not None:
@@ -624,65 +634,66 @@ async def bench_bigtable(
                 result = await guarded(
                     report,
                     f"bigtable latency{tag}",
-                    lambda b=backend: sql_latency(store, b, scratch, sizes, store.tidy),
+                    lambda on=on, b=b: sql_latency(on, b, scratch, sizes, on.tidy),
                 )
                 if result is not None:
                     add_latency(
                         report, f"postgres.bigtable_{tag}latency", f"pick-up latency{what}", result
                     )
-            for pruning in (False, True):
-                load, pruned = await bigtable.steady(
-                    store,
-                    backend,
-                    scratch,
-                    bigtable.QUICK_SECONDS if sizes is QUICK else bigtable.SECONDS,
-                    bigtable.prune_all(store, backend) if pruning else None,
-                )
-                tag = "prune_" if pruning else "steady_"
-                what = "during the prune" if pruning else "without a prune"
+                on.delete_after(base)
+        for pruning in (False, True):
+            load, pruned = await bigtable.steady(
+                store,
+                backend,
+                scratch,
+                bigtable.QUICK_SECONDS if sizes is QUICK else bigtable.SECONDS,
+                bigtable.prune_all(store, backend) if pruning else None,
+            )
+            tag = "prune_" if pruning else "steady_"
+            what = "during the prune" if pruning else "without a prune"
+            report.add(
+                f"postgres.bigtable_{tag}jobs_s",
+                f"steady load, throughput {what}",
+                "jobs/s",
+                load.jobs_s,
+                rate=True,
+            )
+            report.add(
+                f"postgres.bigtable_{tag}pickup_p99",
+                f"steady load, pick-up p99 {what}",
+                "ms",
+                load.pickup["p99"],
+            )
+            report.add(
+                f"postgres.bigtable_{tag}pickup_max",
+                f"steady load, worst pick-up {what}",
+                "ms",
+                load.pickup_max_ms,
+            )
+            report.add(
+                f"postgres.bigtable_{tag}ack_max",
+                f"steady load, worst start-to-stored-completion {what}",
+                "ms",
+                load.worst_ack_ms,
+            )
+            if pruned is not None:
+                report.add("postgres.bigtable_prune_rows", "jobs pruned", "jobs", pruned["pruned"])
                 report.add(
-                    f"postgres.bigtable_{tag}jobs_s",
-                    f"steady load, throughput {what}",
-                    "jobs/s",
-                    load.jobs_s,
-                    rate=True,
+                    "postgres.bigtable_prune_s",
+                    f"prune duration (batches of {bigtable.BATCH})",
+                    "s",
+                    pruned["seconds"],
                 )
                 report.add(
-                    f"postgres.bigtable_{tag}pickup_p99",
-                    f"steady load, pick-up p99 {what}",
+                    "postgres.bigtable_prune_longest_ms",
+                    "longest prune transaction seen (sampled every 20 ms)",
                     "ms",
-                    load.pickup["p99"],
+                    pruned["longest_ms"],
                 )
-                report.add(
-                    f"postgres.bigtable_{tag}pickup_max",
-                    f"steady load, worst pick-up {what}",
-                    "ms",
-                    load.pickup_max_ms,
-                )
-                report.add(
-                    f"postgres.bigtable_{tag}ack_max",
-                    f"steady load, worst start-to-stored-completion {what}",
-                    "ms",
-                    load.worst_ack_ms,
-                )
-                if pruned is not None:
-                    report.add(
-                        "postgres.bigtable_prune_rows", "jobs pruned", "jobs", pruned["pruned"]
-                    )
-                    report.add(
-                        "postgres.bigtable_prune_s",
-                        f"prune duration (batches of {bigtable.BATCH})",
-                        "s",
-                        pruned["seconds"],
-                    )
-                    report.add(
-                        "postgres.bigtable_prune_longest_ms",
-                        "longest prune transaction seen (sampled every 20 ms)",
-                        "ms",
-                        pruned["longest_ms"],
-                    )
-        finally:
-            await backend.close()
+    finally:
+        for opened_backend in opened:
+            await opened_backend.close()
+        twin.drop()
 
 
 def _rows(what: str, rows: int) -> str:

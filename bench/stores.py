@@ -107,6 +107,10 @@ class PgStore:
         self.conn.execute("VACUUM ANALYZE rexecutor_jobs")
         self.conn.execute("CHECKPOINT")
 
+    def delete_after(self, after_id: int) -> None:
+        """Delete the jobs above ``after_id`` (one figure's), leaving the table as it was."""
+        self.conn.execute("DELETE FROM rexecutor_jobs WHERE id > %s", (after_id,))
+
     def node_pids(self) -> set[int]:
         return {int(r[0]) for r in self.conn.execute("SELECT pid FROM rexecutor_nodes")}
 
