@@ -234,7 +234,7 @@ _STATEMENTS: Final[dict[str, str]] = {
         CROSS JOIN (VALUES ('scheduled'), ('retryable')) AS s(status)
         CROSS JOIN LATERAL (
             SELECT j.scheduled_at FROM {{jobs}} AS j
-            WHERE j.executor = e.executor AND j.status = s.status AND NOT j.blocked
+            WHERE j.executor = e.executor AND j.status = s.status AND NOT j.blocked{{live}}
             ORDER BY j.scheduled_at
             LIMIT 1
         ) AS first
@@ -440,7 +440,7 @@ _STATEMENTS: Final[dict[str, str]] = {
     "waiting": f"""
         SELECT count(*) FROM (
             SELECT 1 FROM {{jobs}}
-            WHERE executor = %(executor)s AND status IN {_READY_SQL} AND NOT blocked
+            WHERE executor = %(executor)s AND status IN {_READY_SQL} AND NOT blocked{{live}}
               AND scheduled_at <= {_NOW}
             LIMIT %(cap)s
         ) AS w
