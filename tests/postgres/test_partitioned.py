@@ -186,3 +186,45 @@ async def test_a_write_racing_a_finish_that_moved_the_row_is_fenced_not_failed(
             await other.commit()
         assert await cancel is False
         assert (await part.get_job(job.id)).status is JobStatus.COMPLETE
+
+
+async def test_the_hot_statements_read_the_live_partition_alone(
+    postgres_url: str, new_schema: Callable[[str], str], admin: Admin
+) -> None:
+    """The claim, the completion of a batch and the next scheduled time are planned on
+    ``rexecutor_jobs_live`` only: without the live condition each probe by id visits every
+    day partition's index, which a month of history makes 30 probes a job."""
+    schema = new_schema("part")
+    with FakeClock(START):
+        async with PostgresBackend(postgres_url, schema=schema, layout="partitioned") as part:
+            await finished(part, JobStatus.COMPLETE)  # a day partition holds a job
+            params = {
+                "executor": "ex",
+                "executors": ["ex"],
+                "limit": 10,
+                "node": "n",
+                "now": None,
+                "ids": [1, 2],
+                "attempts": [1, 1],
+                "channel": "c",
+                "waiters": 1,
+                "cap": 10,
+            }
+            for name in ("claim", "complete_many_one_node", "next_scheduled_at", "waiting"):
+                cur = await admin.execute(b"EXPLAIN " + part._q[name], params)
+                plan = "\n".join(row[0] for row in await cur.fetchall())
+                assert "rexecutor_jobs_live" in plan, (name, plan)
+                if name.startswith("complete"):
+                    # The update; the existence probe of an id that is not live may look in
+                    # every partition.
+                    updated = [line for line in plan.split("\n") if "Update on " in line]
+                    assert updated and not any("_f2031" in line for line in updated), plan
+                else:
+                    assert "rexecutor_jobs_f2031" not in plan, (name, plan)
+            # What the condition saves: a lookup by id alone visits the day partitions.
+            cur = await admin.execute(
+                psycopg.sql.SQL("EXPLAIN SELECT * FROM {} WHERE id = 1").format(
+                    psycopg.sql.Identifier(schema, "rexecutor_jobs")
+                )
+            )
+            assert "rexecutor_jobs_f2031" in "\n".join(row[0] for row in await cur.fetchall())
