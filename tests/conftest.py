@@ -32,6 +32,13 @@ def pytest_configure(config: pytest.Config) -> None:
     _hang_report = os.fdopen(os.dup(2), "w")
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _hang_report
+    if _hang_report is not None:
+        _hang_report.close()
+        _hang_report = None
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
     report = _hang_report
