@@ -5,6 +5,8 @@ file written by the jobs themselves, independent of the queue."""
 from __future__ import annotations
 
 import signal
+import sqlite3
+import subprocess
 import time
 from collections import Counter
 from datetime import timedelta
@@ -80,12 +82,38 @@ def test_sigkill_one_of_four_workers_loses_nothing(url: str, tmp_path: Path) -> 
     print(f"recovered in {recovery:.1f}s; rescued {len(rescued)}; duplicates {len(duplicated)}")
 
 
+def pause_outside_writes(process: subprocess.Popen[bytes], url: str) -> None:
+    """SIGSTOP ``process`` at a moment it holds no SQLite write lock.
+
+    A process paused inside a write transaction (a heartbeat, say) keeps the file's write
+    lock, and no other process can write until it runs again: that is SQLite's locking, not
+    the fence this test is about. So, on SQLite, a pause that finds the database locked is
+    undone and tried again a moment later.
+    """
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:") else None
+    for _ in range(100):
+        process.send_signal(signal.SIGSTOP)
+        if path is None:
+            return
+        conn = sqlite3.connect(path, timeout=0.5, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:
+            process.send_signal(signal.SIGCONT)
+            time.sleep(0.05)
+        finally:
+            conn.close()
+    raise AssertionError("the worker held the SQLite write lock at every one of 100 pauses")
+
+
 def test_a_stopped_worker_cannot_overwrite_rescued_jobs(url: str, tmp_path: Path) -> None:
     ledger = tmp_path / "ledger"
     seed(url, "ledger", 10, data=2000)
     zombie = start_worker(url, ledger, **FAST)
     wait_until(lambda: statuses(url)[JobStatus.EXECUTING] == 10, 30)
-    zombie.send_signal(signal.SIGSTOP)
+    pause_outside_writes(zombie, url)
     helper = start_worker(url, ledger, **FAST)
     try:
         wait_until(lambda: statuses(url)[JobStatus.COMPLETE] == 10, timeout=60)
@@ -94,6 +122,7 @@ def test_a_stopped_worker_cannot_overwrite_rescued_jobs(url: str, tmp_path: Path
         time.sleep(3)  # the zombie's jobs finish sleeping and try to record their outcome
         after = {j.id: (j.status, j.completed_at, j.attempt) for j in jobs(url)}
     finally:
+        zombie.send_signal(signal.SIGCONT)  # a stopped process ignores SIGTERM until then
         zombie_out = stop(zombie)
         stop(helper)
     assert after == before, "a zombie's late write changed a job"
