@@ -595,9 +595,9 @@ async def bench_bigtable(
     opened: list[Backend] = []
     try:
         for each in (store, twin):
-            backend = backend_from_url(each.url)
-            if layout is not None:
-                backend = PostgresBackend(each.url, layout=layout)
+            backend = (
+                PostgresBackend(each.url, layout=layout) if layout else backend_from_url(each.url)
+            )
             await backend.connect()
             opened.append(backend)
         backend, twin_backend = opened

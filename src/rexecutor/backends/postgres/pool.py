@@ -96,7 +96,6 @@ class _Pooled(_Listening):
             "notify_fn": sql.Identifier(self._schema, "rexecutor_jobs_notify"),
         }
         self._identifiers = identifiers
-        self._live = sql.SQL("")
         self._render_statements()
 
     def _render_statements(self) -> None:
@@ -106,7 +105,8 @@ class _Pooled(_Listening):
         self._unique_cache: dict[tuple[Any, ...], bytes] = {}
 
     def _render(self, template: str) -> bytes:
-        return sql.SQL(template).format(**self._identifiers, live=self._live).as_bytes(None)
+        live = sql.SQL(f" AND {KEY} IS NULL" if self._partitioned else "")
+        return sql.SQL(template).format(**self._identifiers, live=live).as_bytes(None)
 
     def _lock_key(self, *parts: str) -> int:
         return stable_hash(["rexecutor", self._schema, *parts])
@@ -376,7 +376,6 @@ class _Pooled(_Listening):
     def _use_layout(self, partitioned: bool) -> None:
         if partitioned != self._partitioned:
             self._partitioned = partitioned
-            self._live = sql.SQL(f" AND {KEY} IS NULL" if partitioned else "")
             self._render_statements()
 
     async def _prepare_schema(self, conn: Conn) -> None:
