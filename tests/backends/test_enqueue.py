@@ -10,6 +10,7 @@ from rexecutor.backend import Backend
 from rexecutor.errors import ValidationError
 from rexecutor.job import JobStatus
 from rexecutor.query import Where
+from rexecutor.testing import FakeClock
 
 from ._helpers import assert_between, assert_utc, enqueue, find, new_job, utcnow
 
@@ -195,6 +196,70 @@ async def test_enqueue_many_returns_one_result_per_job_in_order(backend: Backend
         assert stored.priority == job.priority
         assert stored.status is JobStatus.SCHEDULED
     assert sorted(await find(backend, Where.everything())) == sorted(r.job_id for r in results)
+
+
+#: Bigger than the batches PostgreSQL stores by COPY (``COPY_AT_LEAST``).
+LARGE_BATCH = 1_100
+
+
+async def test_a_large_batch_stores_every_field_of_every_job_in_order(backend: Backend) -> None:
+    # Texts that COPY's formats must escape, and every optional field, set on some jobs only.
+    awkward = ["tab\there", "line\nbreak", "back\\slash", '{"brace", quote}', "NULL", "ü€😀", ""]
+    later = utcnow() + timedelta(hours=1)
+    jobs = [
+        new_job(
+            f"ex {awkward[i % 6]}",
+            {"i": i, "text": awkward[i % len(awkward)], "nested": [None, 1.5, {"k": "\\N"}]},
+            metadata={"m": awkward[i % 7]} if i % 2 else None,
+            tags=tuple(awkward[(i + k) % len(awkward)] for k in range(i % 3)),
+            priority=i % 4,
+            max_attempts=1 + i % 7,
+            scheduled_at=later + timedelta(microseconds=i) if i % 5 == 0 else None,
+            partition_key=awkward[i % 6] if i % 3 == 0 else None,
+        )
+        for i in range(LARGE_BATCH)
+    ]
+    before = utcnow()
+    results = await backend.enqueue_many(jobs)
+    after = utcnow()
+    ids = [r.job_id for r in results]
+    assert ids == sorted(ids) and len(set(ids)) == LARGE_BATCH
+    assert not any(r.duplicate for r in results)
+    everything = {j.id: j for j in await backend.query(Where.everything().node)}
+    for job_id, job in zip(ids, jobs, strict=True):
+        stored = everything[job_id]
+        assert (stored.executor, stored.data, stored.metadata) == (
+            job.executor,
+            job.data,
+            job.metadata,
+        )
+        assert tuple(stored.tags) == job.tags
+        assert (stored.priority, stored.max_attempts) == (job.priority, job.max_attempts)
+        assert stored.partition_key == job.partition_key
+        assert stored.status is JobStatus.SCHEDULED and stored.attempt == 0
+        assert_between(stored.inserted_at, before, after)
+        if job.scheduled_at is None:
+            assert stored.scheduled_at == stored.inserted_at
+        else:
+            assert stored.scheduled_at == job.scheduled_at
+    due = await backend.claim_ready_jobs(jobs[1].executor, LARGE_BATCH, "node-1")
+    assert {j.id for j in due} == {
+        i
+        for i, job in zip(ids, jobs, strict=True)
+        if job.executor == jobs[1].executor and job.scheduled_at is None
+    }
+
+
+async def test_a_large_batch_under_the_test_clock_is_stamped_with_its_time(
+    backend: Backend,
+) -> None:
+    start = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    with FakeClock(start):
+        results = await backend.enqueue_many([new_job(data={"i": i}) for i in range(LARGE_BATCH)])
+        for result in results[:: LARGE_BATCH // 5]:
+            stored = await backend.get_job(result.job_id)
+            assert stored.inserted_at == start
+            assert stored.scheduled_at == start
 
 
 async def test_enqueue_many_of_nothing_stores_nothing(backend: Backend) -> None:

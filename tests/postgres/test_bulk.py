@@ -12,11 +12,12 @@ import pytest
 
 from rexecutor.backend import Lease
 from rexecutor.backends.postgres import PostgresBackend
+from rexecutor.backends.postgres.enqueue import COPY_AT_LEAST
 from rexecutor.job import JobStatus
-from rexecutor.query import StatusIn
+from rexecutor.query import StatusIn, Where
 from rexecutor.uniqueness import UniquenessCriteria
 
-from ..backends._helpers import new_job, utcnow
+from ..backends._helpers import find, new_job, utcnow
 
 pytestmark = pytest.mark.postgres
 
@@ -60,6 +61,26 @@ async def test_enqueue_many_of_ten_thousand_jobs(pg: PostgresBackend, capsys: An
             assert row.scheduled_at == job.scheduled_at
     with capsys.disabled():
         print(f"\nenqueue_many: {N} jobs in {elapsed:.3f} s ({N / elapsed:,.0f} jobs/s)")
+
+
+async def test_a_batch_stored_by_copy_joins_the_callers_transaction_and_wakes_on_commit(
+    pg: PostgresBackend, postgres_url: str, admin: psycopg.AsyncConnection[Any]
+) -> None:
+    size = COPY_AT_LEAST + 20
+    await admin.execute('LISTEN "public_rexecutor_jobs"')
+    async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+        async with conn.transaction(force_rollback=True):
+            await pg.enqueue_many([new_job("copied") for _ in range(size)], connection=conn)
+            assert await find(pg, Where.everything()) == []  # not committed
+        assert await find(pg, Where.everything()) == []  # rolled back
+        async with conn.transaction():
+            results = await pg.enqueue_many(
+                [new_job("copied", {"i": i}) for i in range(size)], connection=conn
+            )
+    stored = await find(pg, Where.everything())
+    assert sorted(stored) == [r.job_id for r in results]
+    notes = [n.payload async for n in admin.notifies(timeout=10, stop_after=1)]
+    assert notes == ["copied"]  # one notification for the whole batch, at its commit
 
 
 async def test_enqueue_many_mixing_unique_and_plain_jobs(pg: PostgresBackend) -> None:

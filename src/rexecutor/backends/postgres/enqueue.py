@@ -10,10 +10,12 @@ every enqueue that could conflict with it waits for its commit. This needs READ 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, Final
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import set_json_dumps
 
 from rexecutor import dependencies
 from rexecutor.backend import EnqueuableJob, EnqueueResult
@@ -24,6 +26,22 @@ from rexecutor.backends.postgres.dependencies import _Depending
 from rexecutor.backends.postgres.statements import _NOW, _after, _before
 from rexecutor.errors import ConfigurationError, ValidationError
 from rexecutor.job import JobId, JobStatus
+
+#: Batches of plain jobs from this size go in by COPY (two round trips, but the fastest
+#: ingest); smaller ones by one INSERT.
+COPY_AT_LEAST: Final = 1000
+_COPY_TYPES: Final = (
+    "int8",
+    "text",
+    "jsonb",
+    "jsonb",
+    "int4",
+    "int4",
+    "text[]",
+    "timestamptz",
+    "timestamptz",
+    "text",
+)
 
 
 class _Enqueuing(_Depending):
@@ -219,6 +237,8 @@ class _Enqueuing(_Depending):
             row = await _fetchone(conn, self._q["insert"], single)
             assert row is not None
             return [int(row[0])]
+        if len(prepared) >= COPY_AT_LEAST and isinstance(conn, psycopg.AsyncConnection):
+            return await self._copy_plain(conn, prepared, now)
         params: dict[str, Any] = {
             "executor": [p.job.executor for p in prepared],
             "data": [p.data for p in prepared],
@@ -238,6 +258,42 @@ class _Enqueuing(_Depending):
         # Identities are drawn in the order of the SELECT (ordered by position), so sorting the
         # ids restores the order of the batch.
         return sorted(int(r[0]) for r in rows)
+
+    async def _copy_plain(
+        self, conn: psycopg.AsyncConnection[Any], prepared: list[_Prepared], now: datetime | None
+    ) -> list[int]:
+        """Store a large batch with COPY, the server's fastest way in (about twice an INSERT
+        of the same rows). COPY returns nothing, so the identities are drawn first; if the
+        COPY fails they are skipped, as a failed INSERT skips its own."""
+        table = self._identifiers["jobs"].as_string(None)
+        row = await _fetchone(
+            conn, self._q["reserve_ids"], {"jobs": table, "n": len(prepared), "now": now}
+        )
+        assert row is not None
+        ids: list[int] = sorted(row[0])
+        at: datetime = row[1]
+        async with conn.cursor() as cur:
+            # The data and metadata are JSON texts already: dumped as they are.
+            set_json_dumps(str, cur)
+            async with cur.copy(self._q["copy_jobs"]) as copy:
+                copy.set_types(_COPY_TYPES)
+                for job_id, p in zip(ids, prepared, strict=True):
+                    job = p.job
+                    await copy.write_row(
+                        (
+                            job_id,
+                            job.executor,
+                            p.data,
+                            p.metadata,
+                            job.max_attempts,
+                            job.priority,
+                            p.tags,
+                            at,
+                            at if p.scheduled_at is None else p.scheduled_at,
+                            job.partition_key,
+                        )
+                    )
+        return ids
 
     @staticmethod
     def _refuse_repeatable_read(conn: Conn, prepared: list[_Prepared]) -> None:

@@ -207,6 +207,17 @@ _STATEMENTS: Final[dict[str, str]] = {
         ORDER BY u.ord
         RETURNING id
     """,
+    # Bulk enqueue by COPY: the identities are drawn first (COPY cannot return them), in one
+    # statement that also reads "now" for the rows' inserted_at and default scheduled_at.
+    "reserve_ids": f"""
+        WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence(%(jobs)s, 'id')::regclass AS seq)
+        SELECT array_agg(nextval(s.seq)), {_NOW} FROM s, generate_series(1, %(n)s)
+    """,
+    "copy_jobs": """
+        COPY {jobs} (id, executor, data, metadata, max_attempts, priority, tags, inserted_at,
+                     scheduled_at, partition_key)
+        FROM STDIN (FORMAT BINARY)
+    """,
     "claim": f"""
         WITH picked AS MATERIALIZED (
             SELECT id FROM {{jobs}}
