@@ -80,7 +80,7 @@ class _Claiming(_Pooled):
                     report.paused = paused is not None and bool(paused[0])
                 return rows
 
-            claim = asyncio.ensure_future(self._run(work, verify=False))
+            claim = asyncio.ensure_future(self._run(work))
             try:
                 rows = await asyncio.shield(claim)
             except asyncio.CancelledError:

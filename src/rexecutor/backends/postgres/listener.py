@@ -94,7 +94,6 @@ class _Listening(Backend):
         work: Callable[[Conn], Awaitable[T]],
         *,
         retry: bool = False,
-        verify: bool | None = None,
     ) -> T:
         """Run ``work`` on a pool connection (see ``_Pooled``)."""
         raise NotImplementedError

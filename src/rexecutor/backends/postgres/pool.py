@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import select
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
@@ -251,7 +250,6 @@ class _Pooled(_Listening):
         work: Callable[[Conn], Awaitable[T]],
         *,
         retry: bool = False,
-        verify: bool | None = None,
     ) -> T:
         """Run ``work`` on a pool connection; errors become rexecutor errors.
 
@@ -261,22 +259,18 @@ class _Pooled(_Listening):
         check its connections may hand out several dead ones in a row. A serialization
         failure runs it again too (as often).
 
-        Work that cannot be retried gets a connection checked by :meth:`_verified`
-        (``verify``, the default without ``retry``): the pool's own check costs no round trip
-        and can miss a connection the server closed a moment ago. The claim opts out: a dead
-        connection cannot have claimed anything, and the runner claims again.
+        Our own pool checks every connection it hands out (``_check_connection``: a round
+        trip only when the socket has something to read, that is when the server ended it).
         """
         pool = self._pool
         if pool is None:
             pool = self._require_pool()
         attempts = (pool.max_size + 1) if retry else 1
-        if verify is None:
-            verify = not retry
         for attempt in range(attempts):
             try:
                 # pool.connection(), without its context-manager machinery (a hot path):
                 # commit or roll back as the block ends, then hand the connection back.
-                conn = await (self._verified(pool) if verify else pool.getconn())
+                conn = await pool.getconn()
                 try:
                     self._own_conns.add(conn)
                     async with conn:
@@ -305,28 +299,6 @@ class _Pooled(_Listening):
             except UnicodeError as exc:
                 raise ValidationError(f"a value cannot be encoded for PostgreSQL: {exc}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _verified(self, pool: AsyncConnectionPool[Any]) -> Conn:
-        """A pool connection that is alive as far as the client can tell (on our own pool).
-
-        An idle connection has nothing to read: a server that ended it (a restart,
-        ``pg_terminate_backend``, an idle timeout) sent its farewell and closed the socket,
-        which makes it readable. So only a readable connection is probed with an empty
-        query, and the common case costs one ``select`` instead of a round trip.
-        """
-        conn: Conn = await pool.getconn()
-        if not self._owns_pool:
-            return conn  # a caller's pool checks connections as its owner configured it
-        for _ in range(pool.max_size + 1):
-            if not _has_input(conn):
-                return conn
-            try:
-                await AsyncConnectionPool.check_connection(conn)
-                return conn
-            except psycopg.Error:
-                await pool.putconn(conn)  # broken: the pool discards it
-                conn = await pool.getconn()
-        return conn
 
     def _pool_error(self, exc: Exception) -> BackendError:
         if isinstance(exc, PoolClosed):
@@ -393,15 +365,6 @@ class _Pooled(_Listening):
                 "the partitioned layout: connect once with migrate=True (or run "
                 "`await backend.migrate()`) to convert it"
             )
-
-
-def _has_input(conn: Conn) -> bool:
-    """Whether an idle connection's socket has something to read (or is gone)."""
-    try:
-        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
-    except (OSError, ValueError, psycopg.Error):
-        return True
-    return bool(readable)
 
 
 def _check_url(url: object, what: str | None = None) -> str:
