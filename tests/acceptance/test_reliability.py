@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from rexecutor import Backend, ErrorType, JobStatus
@@ -45,6 +46,17 @@ def holders(url: str) -> set[int]:
         for job in jobs(url)
         if job.status is JobStatus.EXECUTING and job.attempted_by in by_node
     }
+
+
+def sessions(url: str) -> list[tuple[object, ...]]:
+    """What each session of a PostgreSQL test database is doing ([] on SQLite)."""
+    if not url.startswith("postgres"):
+        return []
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT pid, state, wait_event_type, wait_event, left(query, 120) "
+            "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
 
 
 def all_final(url: str, count: int) -> bool:
@@ -116,7 +128,15 @@ def test_a_stopped_worker_cannot_overwrite_rescued_jobs(url: str, tmp_path: Path
     pause_outside_writes(zombie, url)
     helper = start_worker(url, ledger, **FAST)
     try:
-        wait_until(lambda: statuses(url)[JobStatus.COMPLETE] == 10, timeout=60)
+        try:
+            wait_until(lambda: statuses(url)[JobStatus.COMPLETE] == 10, timeout=60)
+        except AssertionError:
+            # CI saw this wait fail once on PostgreSQL and it never failed here since: say
+            # what was stuck, so that the next failure can be understood.
+            raise AssertionError(
+                f"the helper did not finish the rescued jobs: {dict(statuses(url))}, "
+                f"sessions: {sessions(url)}, helper output: {stop(helper)[-3000:]}"
+            ) from None
         before = {j.id: (j.status, j.completed_at, j.attempt) for j in jobs(url)}
         zombie.send_signal(signal.SIGCONT)
         time.sleep(3)  # the zombie's jobs finish sleeping and try to record their outcome
