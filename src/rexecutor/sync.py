@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import contextlib
 import os
 import threading
@@ -74,19 +75,21 @@ class _Facade:
     """A private event loop in a daemon thread, and the per-loop twins of backends."""
 
     def __init__(self) -> None:
-        # Reentrant: the finalizer of a collected backend (``_forget``) takes it, and garbage
-        # collection can run it on this thread while the lock is held (a plain Lock deadlocks).
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._twins: dict[int, tuple[weakref.ref[Backend], Backend]] = {}
+        # Twins whose originals were collected, dropped from _twins under the lock later: the
+        # finalizer that reports them (``_forget``) must never wait for the lock.
+        self._forgotten: collections.deque[tuple[int, Backend]] = collections.deque()
         self._exit_hook = False
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._pid != os.getpid():  # forked: the thread did not come along
                 self._loop, self._thread, self._twins = None, None, {}
+                self._forgotten.clear()
                 self._pid = os.getpid()
             if self._loop is None:
                 loop = asyncio.new_event_loop()
@@ -100,8 +103,17 @@ class _Facade:
                     self._exit_hook = True
             return self._loop
 
+    def _purge(self) -> None:
+        """Drop the twins of collected originals (the caller holds the lock)."""
+        while self._forgotten:
+            key, twin = self._forgotten.popleft()
+            entry = self._twins.get(key)
+            if entry is not None and entry[1] is twin:
+                del self._twins[key]
+
     def _twin(self, original: Backend) -> Backend:
         with self._lock:
+            self._purge()
             entry = self._twins.get(id(original))
             if entry is not None and entry[0]() is original:
                 return entry[1]
@@ -117,11 +129,12 @@ class _Facade:
         return twin
 
     def _forget(self, key: int, twin: Backend) -> None:
-        with self._lock:
-            entry = self._twins.get(key)
-            if entry is not None and entry[1] is twin:
-                del self._twins[key]
-            loop = self._loop
+        # The garbage collector runs this wherever it runs: on a thread that holds the lock,
+        # or on the loop's thread while it is starting and the thread starting it holds the
+        # lock and waits for it (a deadlock CI met). So it takes no lock: the twin is
+        # dropped from _twins by the next _twin, and closed on the loop now.
+        self._forgotten.append((key, twin))
+        loop = self._loop
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
                 asyncio.run_coroutine_threadsafe(twin.close(), loop)
@@ -155,6 +168,7 @@ class _Facade:
             # A copy first: a finalizer run by this very line must not change what is iterated.
             twins = [twin for _ref, twin in dict(self._twins).values()]
             self._loop, self._thread, self._twins = None, None, {}
+            self._forgotten.clear()  # their twins' closing was sent to the loop already
         if loop is None or thread is None:
             return
         if thread is threading.current_thread():

@@ -171,3 +171,22 @@ def test_a_plain_script_on_sqlite(tmp_path: Path) -> None:
         )
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == expected
+
+
+def test_a_collected_backend_is_forgotten_without_waiting_for_the_facades_lock() -> None:
+    # The finalizer of a collected backend runs wherever the garbage collector runs: CI
+    # caught it on the facade's own thread while that thread was starting, with the thread
+    # starting it holding the lock and waiting for it. Reporting a twin must never wait.
+    facade = sync._Facade()
+    url = "postgresql://postgres@127.0.0.1:5432/postgres"  # never connected
+    original = PostgresBackend(url)
+    twin = facade._twin(original)
+    assert twin is not original
+    with facade._lock:
+        reporter = threading.Thread(target=facade._forget, args=(id(original), twin))
+        reporter.start()
+        reporter.join(timeout=5)
+        assert not reporter.is_alive(), "the finalizer waited for the facade's lock"
+    del original
+    facade._twin(PostgresBackend(url))  # drops the forgotten twin
+    assert twin not in [entry[1] for entry in facade._twins.values()]
