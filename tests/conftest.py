@@ -5,6 +5,7 @@ from __future__ import annotations
 import faulthandler
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 from typing import IO
@@ -39,8 +40,35 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _hang_report = None
 
 
+_hang_deadline = 0.0
+
+
+def _arm_hang_dump() -> None:
+    """(Re)arm faulthandler's dump for the rest of the current test's time."""
+    left = max(_hang_deadline - time.monotonic(), 1.0)
+    faulthandler.dump_traceback_later(left, exit=True, file=_hang_report)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_exception_interact() -> None:
+    # pytest's faulthandler plugin cancels any pending dump when a test fails (so that a
+    # debugger is not interrupted); a timed-out test whose teardown then hangs would run on
+    # with no backstop, as one did in CI. Arm it again.
+    if _hang_deadline:
+        _arm_hang_dump()
+
+
+def _end_hung_run(nodeid: str) -> None:
+    """The last resort, from Python: faulthandler's dump was cancelled or did not end it."""
+    assert _hang_report is not None
+    print(f"\n{nodeid} still hung: ending the run from Python", file=_hang_report, flush=True)
+    faulthandler.dump_traceback(file=_hang_report, all_threads=True)
+    os._exit(1)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
+    global _hang_deadline
     report = _hang_report
     assert report is not None
     # Named from Python a little early (the dump itself comes from faulthandler's own thread,
@@ -49,14 +77,19 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
         HANG_LIMIT - 2,
         lambda: print(f"\n{item.nodeid} hung: ending the run", file=report, flush=True),
     )
-    name.daemon = True
-    name.start()
-    faulthandler.dump_traceback_later(HANG_LIMIT, exit=True, file=report)
+    last = threading.Timer(HANG_LIMIT + 15, _end_hung_run, args=(item.nodeid,))
+    for timer in (name, last):
+        timer.daemon = True
+        timer.start()
+    _hang_deadline = time.monotonic() + HANG_LIMIT
+    _arm_hang_dump()
     try:
         yield
     finally:
+        _hang_deadline = 0.0
         faulthandler.cancel_dump_traceback_later()
         name.cancel()
+        last.cancel()
 
 
 @pytest.fixture(params=BACKENDS)
