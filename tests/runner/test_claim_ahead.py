@@ -14,6 +14,7 @@ from rexecutor import Executor, Job, JobStatus, Rexecutor, _slots, runner
 from rexecutor.backend import EnqueuableJob
 from rexecutor.backends import InMemoryBackend
 from rexecutor.query import StatusIn
+from tests.support.running import counted
 from tests.support.waiting import eventually
 
 
@@ -28,17 +29,12 @@ class Short(Executor[int, None]):
     gate: ClassVar[asyncio.Event | None] = None
 
     async def execute(self, job: Job[int, None]) -> None:
-        cls = Short  # subclasses count in the same place
-        cls.active += 1
-        cls.peak = max(cls.peak, cls.active)
-        try:
-            if job.data < 0 and cls.gate is not None:
-                await cls.gate.wait()
+        with counted(Short):  # subclasses count in the same place
+            if job.data < 0 and Short.gate is not None:
+                await Short.gate.wait()
             else:
                 await asyncio.sleep(job.data / 1000)
-        finally:
-            cls.active -= 1
-        cls.ran.append(int(job.id))
+        Short.ran.append(int(job.id))
 
 
 @pytest.fixture(autouse=True)

@@ -25,6 +25,7 @@ from rexecutor import (
 )
 from rexecutor.backend import EnqueuableJob, NodeInfo
 from rexecutor.backends import InMemoryBackend
+from tests.support.running import counted
 from tests.support.waiting import eventually, wait_for_status
 
 
@@ -38,14 +39,9 @@ class Counted(Executor[int, None]):
     finished: list[int] = []
 
     async def execute(self, job: Job[int, None]) -> None:
-        cls = type(self)
-        cls.active += 1
-        cls.peak = max(cls.peak, cls.active)
-        try:
+        with counted(type(self)):
             await asyncio.sleep(job.data / 1000)
-        finally:
-            cls.active -= 1
-        cls.finished.append(int(job.id))
+        type(self).finished.append(int(job.id))
 
 
 @pytest.fixture(autouse=True)
