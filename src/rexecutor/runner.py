@@ -49,9 +49,17 @@ log = logging.getLogger("rexecutor")
 #: Jobs claimed per round trip at most, and in flight per executor when it sets no limit.
 CLAIM_BATCH = 100
 UNLIMITED_IN_FLIGHT = 1000
-#: Claim ahead (see ``_slots``) only while fewer than AHEAD_BACKLOG of the node's completions
-#: wait to be written: running jobs faster than their outcomes are stored only grows the backlog.
+#: An executor whose attempts typically take less than AHEAD_FOR seconds has the next batch
+#: claimed while the current one runs (as many jobs again as its limit, at most CLAIM_BATCH):
+#: its slots never wait for a claim's round trip. A job claimed ahead that finds no slot
+#: within AHEAD_PATIENCE seconds is handed back, so that no job waits long behind others.
+AHEAD_FOR = 0.05
+AHEAD_PATIENCE = 1.0
+#: ... and only while fewer than AHEAD_BACKLOG of the node's completions wait to be written:
+#: running jobs faster than their outcomes are stored only grows the backlog.
 AHEAD_BACKLOG = 500
+#: Weight of the latest attempt in the typical attempt's duration (a moving average).
+TYPICAL_WEIGHT = 0.1
 #: The longest a fallback outcome delays the job's next attempt.
 FALLBACK_DELAY = timedelta(hours=1)
 #: The retry delay of a job whose stored data no longer decodes (the default backoff's first).
@@ -183,6 +191,8 @@ class JobRunner:
         #: Worker threads still running attempts that are over (timed out or stopped).
         self.zombies: dict[int, asyncio.Future[Any]] = {}
         self._slots = Slots(self._limit, held=lambda: len(self.zombies))
+        #: How long this executor's attempts typically take, in seconds (None: none ran yet).
+        self.typical_attempt: float | None = None
         self._stopping = False
         self._sub = backend.subscribe([self.name])
 
@@ -216,14 +226,16 @@ class JobRunner:
                 await self._processes.close()
 
     def _ahead(self) -> int:
-        """How many jobs to claim beyond the limit (see ``_slots``): none for an executor
-        without a limit, with cross-node limits (they count claimed jobs as running), or
-        while the node's completions lag behind."""
+        """How many jobs to claim beyond the limit, to wait for the next free slot (see
+        ``AHEAD_FOR``): none for an executor without a limit, with cross-node limits (they
+        count claimed jobs as running), or whose attempts are not known to be short."""
         if self.limits is not None or self.max_concurrency is None or self._stopping:
+            return 0
+        if self.typical_attempt is None or self.typical_attempt >= AHEAD_FOR:
             return 0
         if self._acker.backlog >= AHEAD_BACKLOG:
             return 0
-        return self._slots.ahead(CLAIM_BATCH)
+        return min(self._limit, CLAIM_BATCH)
 
     async def _claim_round(self) -> float | None:
         """Claim and start what fits; returns how long to wait (None: claim again now)."""
@@ -325,7 +337,7 @@ class JobRunner:
         job_id = int(raw.id)
         reason = None
         try:
-            admitted = await self._slots.take()
+            admitted = await self._slots.take(AHEAD_PATIENCE)
         except asyncio.CancelledError:
             reason = self.registry.abort_reason(job_id)
             if reason is None:
@@ -339,7 +351,8 @@ class JobRunner:
             if self._stopping:
                 await self._hand_back([raw])
             else:
-                self._slots.waited_too_long()
+                # Attempts are not short now: claim no more ahead until they are again.
+                self.typical_attempt = max(self.typical_attempt or 0.0, AHEAD_PATIENCE)
                 released = Decision("handed_back", lifecycle.released(raw.attempt))
                 await self._write(raw, released, timedelta(0))
             return "handed_back"
@@ -353,7 +366,12 @@ class JobRunner:
 
     def _attempt_over(self, job_id: int, began: float) -> None:
         self._forget(job_id)
-        self._slots.give(time.monotonic() - began)
+        self._slots.give()
+        took = time.monotonic() - began
+        typical = self.typical_attempt
+        self.typical_attempt = (
+            took if typical is None else typical + TYPICAL_WEIGHT * (took - typical)
+        )
 
     async def _run_admitted(self, raw: Job[Any, Any]) -> str:
         lease = Lease(self._node_id, raw.attempt)

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from rexecutor import Executor, Job, JobStatus, Rexecutor, _slots, runner
+from rexecutor import Executor, Job, JobStatus, Rexecutor, runner
 from rexecutor.backend import EnqueuableJob
 from rexecutor.backends import InMemoryBackend
 from rexecutor.query import StatusIn
@@ -74,7 +74,7 @@ async def test_short_jobs_are_claimed_ahead_but_never_run_beyond_the_limit() -> 
 
 async def test_long_jobs_are_not_claimed_ahead() -> None:
     backend = InMemoryBackend()
-    await _enqueue(backend, [int(_slots.AHEAD_FOR * 1000) + 20] * 9)
+    await _enqueue(backend, [int(runner.AHEAD_FOR * 1000) + 20] * 9)
     async with Rexecutor(backend).with_executor(Short):
         most = await _most_executing_while(backend, lambda: len(Short.ran) == 9)
     assert most == 3
@@ -122,7 +122,7 @@ class Single(Short):
 async def test_a_job_claimed_ahead_that_finds_no_slot_in_time_is_handed_back_unharmed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_slots, "AHEAD_PATIENCE", 0.1)
+    monkeypatch.setattr(runner, "AHEAD_PATIENCE", 0.1)
     backend = InMemoryBackend()
     async with Rexecutor(backend).with_executor(Single):
         behind = await _short_then_blocked(backend)
@@ -149,7 +149,7 @@ async def _ready(backend: InMemoryBackend, job_id: int) -> bool:
 async def test_stopping_hands_back_the_jobs_waiting_for_a_slot(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_slots, "AHEAD_PATIENCE", 30.0)
+    monkeypatch.setattr(runner, "AHEAD_PATIENCE", 30.0)
     backend = InMemoryBackend()
     rex = Rexecutor(backend).with_executor(Single)
     await rex.start()
@@ -172,7 +172,7 @@ async def _claimed(backend: InMemoryBackend, job_id: int) -> bool:
 async def test_a_job_cancelled_while_it_waits_for_a_slot_never_runs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_slots, "AHEAD_PATIENCE", 30.0)
+    monkeypatch.setattr(runner, "AHEAD_PATIENCE", 30.0)
     backend = InMemoryBackend()
     async with Rexecutor(backend, cancel_check_interval=0.02).with_executor(Single):
         behind = await _short_then_blocked(backend)
