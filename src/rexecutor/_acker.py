@@ -52,11 +52,6 @@ class Acker:
         self.stale = 0
         self._after_write: list[Callable[[], None]] = []
 
-    @property
-    def backlog(self) -> int:
-        """Completions queued or being written."""
-        return self._unwritten
-
     def after_write(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` each time a batch of completions has been written (a limited
         runner claims again then: until the write, its finished jobs still count as

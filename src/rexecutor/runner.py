@@ -55,9 +55,6 @@ UNLIMITED_IN_FLIGHT = 1000
 #: within AHEAD_PATIENCE seconds is handed back, so that no job waits long behind others.
 AHEAD_FOR = 0.05
 AHEAD_PATIENCE = 1.0
-#: ... and only while fewer than AHEAD_BACKLOG of the node's completions wait to be written:
-#: running jobs faster than their outcomes are stored only grows the backlog.
-AHEAD_BACKLOG = 500
 #: Weight of the latest attempt in the typical attempt's duration (a moving average).
 TYPICAL_WEIGHT = 0.1
 #: The longest a fallback outcome delays the job's next attempt.
@@ -232,8 +229,6 @@ class JobRunner:
         if self.limits is not None or self.max_concurrency is None or self._stopping:
             return 0
         if self.typical_attempt is None or self.typical_attempt >= AHEAD_FOR:
-            return 0
-        if self._acker.backlog >= AHEAD_BACKLOG:
             return 0
         return min(self._limit, CLAIM_BATCH)
 

@@ -80,17 +80,6 @@ async def test_long_jobs_are_not_claimed_ahead() -> None:
     assert most == 3
 
 
-async def test_no_jobs_are_claimed_ahead_while_completions_wait_to_be_written(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(runner, "AHEAD_BACKLOG", 0)  # as if the acker were always behind
-    backend = InMemoryBackend()
-    await _enqueue(backend, [2] * 60)
-    async with Rexecutor(backend).with_executor(Short):
-        most = await _most_executing_while(backend, lambda: len(Short.ran) == 60)
-    assert most == 3
-
-
 async def test_executors_with_cross_node_limits_are_not_claimed_ahead() -> None:
     class Limited(Short):
         name = "short"
