@@ -152,13 +152,6 @@ def handed_back(attempt: int, detail: str) -> Transition:
     return snoozed(attempt, NOW, FailureRecord(ErrorType.SHUTDOWN, detail))
 
 
-def released(attempt: int) -> Transition:
-    """The node claimed the job ahead of a free slot and none came in time: it is due again
-    now, here or elsewhere, its attempt given back and nothing recorded against it (it never
-    started)."""
-    return snoozed(attempt, NOW)
-
-
 # -- decisions about stored jobs (rescue, admin) ------------------------------------------------
 
 

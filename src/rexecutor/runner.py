@@ -33,7 +33,6 @@ from rexecutor._process import (
     within,
 )
 from rexecutor._retry import DISCARD
-from rexecutor._slots import Slots
 from rexecutor.backend import Backend, FailureRecord, Lease
 from rexecutor.backoff import DEFAULT_BACKOFF
 from rexecutor.errors import ConfigurationError, RexecutorError, ValidationError
@@ -49,14 +48,6 @@ log = logging.getLogger("rexecutor")
 #: Jobs claimed per round trip at most, and in flight per executor when it sets no limit.
 CLAIM_BATCH = 100
 UNLIMITED_IN_FLIGHT = 1000
-#: An executor whose attempts typically take less than AHEAD_FOR seconds has the next batch
-#: claimed while the current one runs (as many jobs again as its limit, at most CLAIM_BATCH):
-#: its slots never wait for a claim's round trip. A job claimed ahead that finds no slot
-#: within AHEAD_PATIENCE seconds is handed back, so that no job waits long behind others.
-AHEAD_FOR = 0.05
-AHEAD_PATIENCE = 1.0
-#: Weight of the latest attempt in the typical attempt's duration (a moving average).
-TYPICAL_WEIGHT = 0.1
 #: The longest a fallback outcome delays the job's next attempt.
 FALLBACK_DELAY = timedelta(hours=1)
 #: The retry delay of a job whose stored data no longer decodes (the default backoff's first).
@@ -187,9 +178,6 @@ class JobRunner:
         self._mine: set[int] = set()
         #: Worker threads still running attempts that are over (timed out or stopped).
         self.zombies: dict[int, asyncio.Future[Any]] = {}
-        self._slots = Slots(self._limit, held=lambda: len(self.zombies))
-        #: How long this executor's attempts typically take, in seconds (None: none ran yet).
-        self.typical_attempt: float | None = None
         self._stopping = False
         self._sub = backend.subscribe([self.name])
 
@@ -222,22 +210,10 @@ class JobRunner:
             if self._processes is not None:
                 await self._processes.close()
 
-    def _ahead(self) -> int:
-        """How many jobs to claim beyond the limit, to wait for the next free slot (see
-        ``AHEAD_FOR``): none for an executor without a limit, with cross-node limits (they
-        count claimed jobs as running), or whose attempts are not known to be short."""
-        if self.limits is not None or self.max_concurrency is None or self._stopping:
-            return 0
-        if self.typical_attempt is None or self.typical_attempt >= AHEAD_FOR:
-            return 0
-        return min(self._limit, CLAIM_BATCH)
-
     async def _claim_round(self) -> float | None:
         """Claim and start what fits; returns how long to wait (None: claim again now)."""
-        ahead = self._ahead()
-        free = self._limit + ahead - self.busy
-        if free <= 0 or (self._slots.waiting and free < max(1, ahead // 2)):
-            # Full, or enough claimed ahead: a finishing job wakes the runner.
+        free = self._limit - self.busy
+        if free <= 0:
             return self._poll
         want = min(free, CLAIM_BATCH)
         began = time.monotonic()
@@ -285,8 +261,6 @@ class JobRunner:
         running jobs beyond a lowered limit finish, and no new one starts until below it."""
         before = self._limit
         self._limit = max_concurrency or self.executor.max_concurrency or UNLIMITED_IN_FLIGHT
-        self._slots.limit = self._limit
-        self._slots.admit()
         if self._limit > before:
             self._sub.notify()
 
@@ -299,10 +273,8 @@ class JobRunner:
         self._sub.notify()
 
     def stop(self) -> None:
-        """Stop claiming (running jobs go on; jobs claimed ahead that wait for a slot are
-        handed back)."""
+        """Stop claiming (running jobs go on)."""
         self._stopping = True
-        self._slots.close()
         self._sub.notify()
 
     async def close(self) -> None:
@@ -325,50 +297,8 @@ class JobRunner:
     # -- executing -------------------------------------------------------------------------
 
     async def run_claimed(self, raw: Job[Any, Any]) -> str:
-        """Run one attempt of a job this runner's node claimed, once a slot is free, then
-        record its outcome as the lifecycle decides; returns the outcome's name (see
-        :class:`Decision`). A job that gets no slot in time (or whose runner stops) is
-        handed back; one stopped while it waits is lost or handed back, as running ones are."""
-        job_id = int(raw.id)
-        reason = None
-        try:
-            admitted = await self._slots.take(AHEAD_PATIENCE)
-        except asyncio.CancelledError:
-            reason = self.registry.abort_reason(job_id)
-            if reason is None:
-                self._forget(job_id)
-                raise
-            admitted = False
-        if not admitted:
-            self._forget(job_id)
-            if reason is not None and reason != "shutdown":
-                return "lost"
-            if self._stopping:
-                await self._hand_back([raw])
-            else:
-                # Attempts are not short now: claim no more ahead until they are again.
-                self.typical_attempt = max(self.typical_attempt or 0.0, AHEAD_PATIENCE)
-                released = Decision("handed_back", lifecycle.released(raw.attempt))
-                await self._write(raw, released, timedelta(0))
-            return "handed_back"
-        return await self._run_admitted(raw)
-
-    def _forget(self, job_id: int) -> None:
-        """The job no longer runs here: free its place (and maybe a claim)."""
-        self.registry.finish(job_id)
-        self._mine.discard(job_id)
-        self._sub.notify()
-
-    def _attempt_over(self, job_id: int, began: float) -> None:
-        self._forget(job_id)
-        self._slots.give()
-        took = time.monotonic() - began
-        typical = self.typical_attempt
-        self.typical_attempt = (
-            took if typical is None else typical + TYPICAL_WEIGHT * (took - typical)
-        )
-
-    async def _run_admitted(self, raw: Job[Any, Any]) -> str:
+        """Run one attempt of a job this runner's node claimed, then record its outcome as
+        the lifecycle decides; returns the outcome's name (see :class:`Decision`)."""
         lease = Lease(self._node_id, raw.attempt)
         job_id = int(raw.id)
         started = time.monotonic()
@@ -387,7 +317,9 @@ class JobRunner:
                     raise
                 attempt = Attempt(_Abort(reason))
             finally:
-                self._attempt_over(job_id, started)
+                self.registry.finish(job_id)
+                self._mine.discard(job_id)
+                self._sub.notify()  # a slot may be free
             outcome = attempt.outcome
             failure = self._failure(outcome)
             name = await self._record(raw, lease, self.decide(raw, attempt, failure))
@@ -548,7 +480,6 @@ class JobRunner:
         if not done.cancelled():
             done.exception()  # the attempt's outcome is already recorded; nothing to report
         log.info("job %s (%s): the thread of its earlier attempt has returned", job_id, self.name)
-        self._slots.admit()
         self._sub.notify()
 
     def _failure(self, outcome: Any) -> FailureRecord | None:
