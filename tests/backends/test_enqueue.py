@@ -250,6 +250,18 @@ async def test_a_large_batch_stores_every_field_of_every_job_in_order(backend: B
     }
 
 
+async def test_a_large_batch_with_one_job_refused_stores_none_of_it(backend: Backend) -> None:
+    # PostgreSQL checks such a batch while COPY streams it: the refusal comes mid-stream.
+    jobs = [new_job(data={"i": i}) for i in range(LARGE_BATCH)]
+    jobs[-2] = new_job(data={"ratio": float("nan")})
+    with pytest.raises(ValidationError, match="NaN"):
+        await backend.enqueue_many(jobs)
+    assert await find(backend, Where.everything()) == []
+    # The backend goes on working, with a batch of the same size and path.
+    results = await backend.enqueue_many([new_job(data={"i": i}) for i in range(LARGE_BATCH)])
+    assert sorted(await find(backend, Where.everything())) == [r.job_id for r in results]
+
+
 async def test_a_large_batch_under_the_test_clock_is_stamped_with_its_time(
     backend: Backend,
 ) -> None:

@@ -13,6 +13,7 @@ import pytest
 from rexecutor.backend import Lease
 from rexecutor.backends.postgres import PostgresBackend
 from rexecutor.backends.postgres.enqueue import COPY_AT_LEAST
+from rexecutor.errors import ValidationError
 from rexecutor.job import JobStatus
 from rexecutor.query import StatusIn, Where
 from rexecutor.uniqueness import UniquenessCriteria
@@ -81,6 +82,20 @@ async def test_a_batch_stored_by_copy_joins_the_callers_transaction_and_wakes_on
     assert sorted(stored) == [r.job_id for r in results]
     notes = [n.payload async for n in admin.notifies(timeout=10, stop_after=1)]
     assert notes == ["copied"]  # one notification for the whole batch, at its commit
+
+
+async def test_a_refused_job_in_a_large_batch_leaves_the_callers_transaction_usable(
+    pg: PostgresBackend, postgres_url: str
+) -> None:
+    jobs = [new_job("copied", {"i": i}) for i in range(COPY_AT_LEAST + 20)]
+    jobs[-1] = new_job("copied", {"bad": float("inf")})
+    async with await psycopg.AsyncConnection.connect(postgres_url) as conn, conn.transaction():
+        [kept] = await pg.enqueue_many([new_job("kept")], connection=conn)
+        with pytest.raises(ValidationError, match="Infinity"):
+            await pg.enqueue_many(jobs, connection=conn)
+        # Refused before anything was sent: the transaction is not aborted.
+        assert conn.info.transaction_status is psycopg.pq.TransactionStatus.INTRANS
+    assert await find(pg, Where.everything()) == [kept.job_id]
 
 
 async def test_enqueue_many_mixing_unique_and_plain_jobs(pg: PostgresBackend) -> None:

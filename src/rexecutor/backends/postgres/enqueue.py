@@ -9,7 +9,7 @@ every enqueue that could conflict with it waits for its commit. This needs READ 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -81,7 +81,8 @@ class _Enqueuing(_Depending):
     ) -> list[EnqueueResult]:
         """Store many jobs in one transaction; results come back in the order of ``jobs``.
 
-        Jobs without uniqueness criteria go in with one multi-row INSERT; unique ones are
+        Jobs without uniqueness criteria go in with one statement (COPY from
+        ``COPY_AT_LEAST`` jobs, see docs/postgres.md, else a multi-row INSERT); unique ones are
         resolved one by one, in order, against the stored jobs and the earlier jobs of the
         batch. ``connection`` works as for :meth:`enqueue`.
         """
@@ -91,6 +92,9 @@ class _Enqueuing(_Depending):
         self, jobs: Sequence[EnqueuableJob], connection: object | None
     ) -> list[EnqueueResult]:
         limit = self.max_payload_bytes
+        if connection is None and len(jobs) >= COPY_AT_LEAST and all(map(_plain, jobs)):
+            dependencies.check_batch(jobs)
+            return await self._stream_plain(jobs, limit)
         prepared = [_Prepared.of(job, limit) for job in jobs]
         if not prepared:
             return []
@@ -110,6 +114,26 @@ class _Enqueuing(_Depending):
         except UnicodeError as exc:
             raise ValidationError(f"a value cannot be encoded for PostgreSQL: {exc}") from exc
         return results
+
+    async def _stream_plain(
+        self, jobs: Sequence[EnqueuableJob], limit: int | None
+    ) -> list[EnqueueResult]:
+        """A large batch of plain jobs in a transaction of our own: each job is checked as
+        COPY streams it, so the server stores the jobs before it meanwhile (10,000 jobs: the
+        checks' 20 ms no longer come before the COPY's 60). A job the check refuses aborts the
+        COPY and the transaction with it, so nothing of the batch is stored, as when every job
+        is checked first. A caller's transaction is never aborted that way: on a caller's
+        connection every job is checked before anything is sent."""
+        now = _db_now()
+
+        async def work(conn: Conn) -> list[int]:
+            assert isinstance(conn, psycopg.AsyncConnection)
+            checked = (_Prepared.of(job, limit) for job in jobs)
+            return await self._copy_plain(conn, checked, len(jobs), now)
+
+        ids = await self._run(work)
+        self._wake({job.executor for job in jobs})
+        return [EnqueueResult(JobId(i)) for i in ids]
 
     async def _enqueue_on(
         self, conn: Conn, prepared: list[_Prepared]
@@ -238,7 +262,7 @@ class _Enqueuing(_Depending):
             assert row is not None
             return [int(row[0])]
         if len(prepared) >= COPY_AT_LEAST and isinstance(conn, psycopg.AsyncConnection):
-            return await self._copy_plain(conn, prepared, now)
+            return await self._copy_plain(conn, prepared, len(prepared), now)
         params: dict[str, Any] = {
             "executor": [p.job.executor for p in prepared],
             "data": [p.data for p in prepared],
@@ -260,15 +284,18 @@ class _Enqueuing(_Depending):
         return sorted(int(r[0]) for r in rows)
 
     async def _copy_plain(
-        self, conn: psycopg.AsyncConnection[Any], prepared: list[_Prepared], now: datetime | None
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        prepared: Iterable[_Prepared],
+        count: int,
+        now: datetime | None,
     ) -> list[int]:
-        """Store a large batch with COPY, the server's fastest way in (10,000 jobs: 55 ms of
-        server time, against 91 ms for the INSERT). COPY returns nothing, so the identities
-        are drawn first; if the COPY fails they are skipped, as a failed INSERT skips its own."""
+        """Store a large batch (``count`` jobs) with COPY, the server's fastest way in (10,000
+        jobs: 55 ms of server time, against 91 ms for the INSERT). COPY returns nothing, so the
+        identities are drawn first; if the COPY fails they are skipped, as a failed INSERT
+        skips its own."""
         table = self._identifiers["jobs"].as_string(None)
-        row = await _fetchone(
-            conn, self._q["reserve_ids"], {"jobs": table, "n": len(prepared), "now": now}
-        )
+        row = await _fetchone(conn, self._q["reserve_ids"], {"jobs": table, "n": count, "now": now})
         assert row is not None
         ids: list[int] = sorted(row[0])
         at: datetime = row[1]
@@ -416,3 +443,8 @@ class _Enqueuing(_Depending):
         job_id, duplicate, status, executor = row
         wake = executor if status in JobStatus.READY else None
         return EnqueueResult(JobId(job_id), duplicate=bool(duplicate)), wake
+
+
+def _plain(job: EnqueuableJob) -> bool:
+    """Whether ``job`` asks for none of uniqueness, a workflow or dependencies."""
+    return job.uniqueness is None and job.workflow_id is None and not job.depends_on
