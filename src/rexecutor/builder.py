@@ -199,7 +199,8 @@ async def enqueue_many(
 ) -> list[EnqueueResult]:
     """Store many jobs, of any executors, in one round trip where the backend allows it.
 
-    Every job is validated first, so a bad one stores none. Results come in the order given.
+    A job that fails validation stores none of them (``ValidationError``). Results come in
+    the order given.
     ``connection`` joins the caller's PostgreSQL transaction, as in
     :meth:`JobBuilder.enqueue_to_backend`.
 
